@@ -1,0 +1,135 @@
+/**
+ * Loads a pipeline file: reads it, interpolates `${VAR}` / `${VAR:-default}`, parses YAML (JSON is YAML),
+ * validates against the schema and resolves environment-dependent defaults. The only door into the engine:
+ * everything behind it trusts a `PipelineConfig`.
+ */
+import { readFileSync } from 'node:fs';
+import { availableParallelism, hostname } from 'node:os';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError, type ConfigProblem } from '../errors.js';
+import { type ParsedConfig, pipelineSchema } from './schema.js';
+
+/** A validated config with every default resolved. */
+export type PipelineConfig = Omit<ParsedConfig, 'shards' | 'redis' | 'source' | 'name'> & {
+  name: string;
+  shards: number;
+  redis: ParsedConfig['redis'] & { url: string };
+  source: ParsedConfig['source'] & { consumer: string };
+};
+
+const ENV_RE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** Replaces `${VAR}` and `${VAR:-default}`; an unset variable without default is a problem, not "". */
+export function interpolate(text: string, env: NodeJS.ProcessEnv, problems: ConfigProblem[]): string {
+  return text.replace(ENV_RE, (_m, varName: string, fallback: string | undefined) => {
+    const value = env[varName];
+    if (value !== undefined && value !== '') return value;
+    if (fallback !== undefined) return fallback;
+    problems.push({
+      path: '(env)',
+      message: `environment variable ${varName} is not set`,
+      hint: `set it, or write \${${varName}:-default}`,
+    });
+    return '';
+  });
+}
+
+/** `stages[1].window.size` from zod's path array. */
+export function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else out += out === '' ? String(seg) : `.${String(seg)}`;
+  }
+  return out === '' ? '(root)' : out;
+}
+
+function problemsFrom(error: z.ZodError): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  for (const issue of error.issues) {
+    // A stage is a union: report the branch the user meant (the one named by the stage's key).
+    if (issue.code === 'invalid_union' && issue.errors.length > 0) {
+      const branches = issue.errors.filter(
+        (b) => !b.some((i) => i.code === 'unrecognized_keys' && i.path.length === 0),
+      );
+      if (branches.length === 1) {
+        for (const sub of branches[0] ?? []) {
+          out.push({ path: formatPath([...issue.path, ...sub.path]), message: sub.message });
+        }
+        continue;
+      }
+      out.push({
+        path: formatPath(issue.path),
+        message: 'not a known form',
+        hint: hintForUnion(issue.path),
+      });
+      continue;
+    }
+    const message =
+      issue.code === 'unrecognized_keys'
+        ? `unknown option(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`
+        : issue.message;
+    out.push({ path: formatPath(issue.path), message });
+  }
+  return out;
+}
+
+function hintForUnion(path: ReadonlyArray<PropertyKey>): string {
+  const last = path[0];
+  if (last === 'stages') return 'a stage is one of { filter: {...} }, { dedup: {...} }, { window: {...} }';
+  if (last === 'sink') return 'sink is { stream: name } or { type: stdout }';
+  return 'see schema/pipeline.schema.json';
+}
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Overrides for resolved defaults, e.g. from CLI flags. */
+  cpus?: number;
+}
+
+/** Parses and validates config text; throws ConfigError listing every problem. */
+export function parseConfig(text: string, source = '(inline)', opts: LoadOptions = {}): PipelineConfig {
+  const env = opts.env ?? process.env;
+  const problems: ConfigProblem[] = [];
+  const interpolated = interpolate(text, env, problems);
+  const doc = parseDocument(interpolated, { prettyErrors: true });
+  for (const e of doc.errors) {
+    problems.push({
+      path: `line ${e.linePos?.[0]?.line ?? '?'}`,
+      message: e.message.split('\n')[0] ?? e.message,
+    });
+  }
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  const raw: unknown = doc.toJS();
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError(source, [
+      { path: '(root)', message: 'expected a mapping of options', hint: 'see config/*.yaml' },
+    ]);
+  }
+  const parsed = pipelineSchema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(source, problemsFrom(parsed.error));
+  return resolve(parsed.data, env, opts.cpus ?? availableParallelism());
+}
+
+function resolve(c: ParsedConfig, env: NodeJS.ProcessEnv, cpus: number): PipelineConfig {
+  const shards = c.shards === 'auto' ? Math.min(16, Math.max(1, cpus - 1), c.keyGroups) : c.shards;
+  return {
+    ...c,
+    name: c.name ?? c.source.group,
+    shards,
+    redis: { ...c.redis, url: c.redis.url ?? env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
+    source: { ...c.source, consumer: c.source.consumer ?? env.HOSTNAME ?? hostname() },
+  };
+}
+
+/** Reads and validates a pipeline file. */
+export function loadConfig(file: string, opts: LoadOptions = {}): PipelineConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(file, [{ path: '(file)', message: `cannot read: ${(e as Error).message}` }]);
+  }
+  return parseConfig(text, file, opts);
+}

@@ -1,0 +1,58 @@
+/**
+ * The small, stable error set. Codes are part of the wire contract: dead-letter entries carry them in
+ * their `error` field as `CODE: message`, and users alert on them.
+ */
+
+/** Why an event went to the dead-letter stream. */
+export const DeadLetterCode = {
+  /** The body field is missing or cannot be decoded with the configured encoding. */
+  BadBody: 'E_BAD_BODY',
+  /** The key field is missing or empty. */
+  MissingKey: 'E_MISSING_KEY',
+  /** The event-time field is missing. */
+  MissingTime: 'E_MISSING_TIME',
+  /** The event-time field is neither epoch milliseconds nor an ISO-8601 date. */
+  BadTime: 'E_BAD_TIME',
+  /** The event-ID field is missing or not a string/number (only when a dedup stage is configured). */
+  MissingId: 'E_MISSING_ID',
+  /** An aggregated field is missing or not a finite number. */
+  BadField: 'E_BAD_FIELD',
+  /** The event belongs only to windows that have already closed. */
+  Late: 'E_LATE',
+} as const;
+export type DeadLetterCode = (typeof DeadLetterCode)[keyof typeof DeadLetterCode];
+
+/** One problem found in a pipeline file. */
+export interface ConfigProblem {
+  /** Where: `stages[1].window.size`. */
+  path: string;
+  message: string;
+  /** How to fix it, when there is more to say than the message. */
+  hint?: string;
+}
+
+export class StreamshardError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    /** True when trying again later may succeed (e.g. Redis unreachable). */
+    readonly retriable: boolean,
+  ) {
+    super(message);
+    this.name = 'StreamshardError';
+  }
+}
+
+export class ConfigError extends StreamshardError {
+  constructor(
+    readonly file: string,
+    readonly problems: ConfigProblem[],
+  ) {
+    super('E_CONFIG', `${file}: ${problems.length} problem(s)\n${formatProblems(problems)}`, false);
+    this.name = 'ConfigError';
+  }
+}
+
+export function formatProblems(problems: ConfigProblem[]): string {
+  return problems.map((p) => `  ${p.path}: ${p.message}${p.hint ? ` (hint: ${p.hint})` : ''}`).join('\n');
+}

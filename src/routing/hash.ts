@@ -1,0 +1,50 @@
+/**
+ * Key → key group → shard. The hash is FNV-1a (32-bit) over the key's UTF-8 bytes: stable across
+ * processes, versions and platforms (it is part of the checkpoint layout), and computed straight from the
+ * Buffer Redis returned, so the main thread never decodes a key to a string.
+ *
+ * Key groups are fixed for a pipeline (Flink's idea): state is checkpointed per key group, and a shard owns
+ * a contiguous range of them, so a later change of the shard count moves whole key groups, never
+ * re-hashes keys.
+ */
+
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+
+/** FNV-1a over bytes[start, end). */
+export function fnv1a(bytes: Uint8Array, start = 0, end = bytes.length): number {
+  let h = FNV_OFFSET;
+  for (let i = start; i < end; i++) {
+    h ^= bytes[i] as number;
+    h = Math.imul(h, FNV_PRIME);
+  }
+  return h >>> 0;
+}
+
+export function keyGroupOf(hash: number, keyGroups: number): number {
+  return hash % keyGroups;
+}
+
+/** Shard k owns key groups [k*G/S, (k+1)*G/S). */
+export function shardOfKeyGroup(keyGroup: number, keyGroups: number, shards: number): number {
+  return Math.floor((keyGroup * shards) / keyGroups);
+}
+
+/** The key groups a shard owns, in order. */
+export function keyGroupsOfShard(shard: number, keyGroups: number, shards: number): number[] {
+  const out: number[] = [];
+  for (let g = 0; g < keyGroups; g++) if (shardOfKeyGroup(g, keyGroups, shards) === shard) out.push(g);
+  return out;
+}
+
+const encoder = new TextEncoder();
+
+/** Convenience for tests and tools: the key group of a string key. */
+export function keyGroupOfKey(key: string, keyGroups: number): number {
+  return keyGroupOf(fnv1a(encoder.encode(key)), keyGroups);
+}
+
+/** Convenience for tests and tools: the shard of a string key. */
+export function shardOfKey(key: string, keyGroups: number, shards: number): number {
+  return shardOfKeyGroup(keyGroupOfKey(key, keyGroups), keyGroups, shards);
+}
