@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+/**
+ * The `streamshard` command line.
+ */
+import { Command } from 'commander';
+import { jsonSchema } from '../config/schema.js';
+import { registerDemo } from './demo.js';
+import { registerProduce } from './produce.js';
+import { runCommand } from './run.js';
+import { validateCommand } from './validate.js';
+
+const program = new Command()
+  .name('streamshard')
+  .description(
+    'Redis Streams processor: key-ordered worker shards, event-time windows, dedup, atomic commit + ack.',
+  )
+  .version('0.1.0')
+  .showHelpAfterError();
+
+program
+  .command('run')
+  .description('run a pipeline until SIGTERM/SIGINT (then drain, commit and exit 0)')
+  .requiredOption('-c, --config <file>', 'pipeline file (YAML or JSON)')
+  .action(async (o: { config: string }) => {
+    process.exitCode = await runCommand(o.config);
+  });
+
+program
+  .command('validate')
+  .description('check a pipeline file; prints every problem with its path, exits 1 if any')
+  .requiredOption('-c, --config <file>', 'pipeline file (YAML or JSON)')
+  .action((o: { config: string }) => {
+    process.exitCode = validateCommand(o.config);
+  });
+
+program
+  .command('schema')
+  .description('print the JSON Schema of pipeline files (for editors)')
+  .action(() => {
+    process.stdout.write(`${JSON.stringify(jsonSchema(), null, 2)}\n`);
+  });
+
+registerProduce(program);
+registerDemo(program);
+
+await program.parseAsync(process.argv);

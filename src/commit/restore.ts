@@ -1,0 +1,57 @@
+/**
+ * Loads a shard's checkpoint: for each of its key groups the open windows, the dedup memory and the
+ * stream time. Runs once per shard at start, before the shard's pending entries are re-read.
+ */
+import type { Redis } from 'ioredis';
+import type { RestoredState } from '../shard/protocol.js';
+import type { CheckpointKeys } from './checkpointKeys.js';
+
+export async function loadCheckpoint(
+  redis: Redis,
+  keys: CheckpointKeys,
+  keyGroups: number[],
+): Promise<RestoredState> {
+  const index = redis.pipeline();
+  for (const g of keyGroups) {
+    index.smembers(keys.windowIndex(g));
+    index.zrange(keys.dedup(g), '0', '-1', 'WITHSCORES');
+  }
+  index.hmget(keys.streamTime(), ...keyGroups.map(String));
+  const replies = unwrap(await index.exec());
+
+  const state: RestoredState = { windows: [], dedup: [], streamTime: null };
+  const bucketReads: Array<{ keyGroup: number; start: number }> = [];
+  keyGroups.forEach((g, i) => {
+    for (const s of replies[2 * i] as string[]) bucketReads.push({ keyGroup: g, start: Number(s) });
+    const z = replies[2 * i + 1] as string[];
+    for (let j = 0; j + 1 < z.length; j += 2)
+      state.dedup.push({ keyGroup: g, id: z[j] as string, seenAt: Number(z[j + 1]) });
+  });
+  for (const t of replies[replies.length - 1] as Array<string | null>) {
+    if (t === null) continue;
+    const n = Number(t);
+    if (state.streamTime === null || n > state.streamTime) state.streamTime = n;
+  }
+
+  if (bucketReads.length > 0) {
+    const buckets = redis.pipeline();
+    for (const b of bucketReads) buckets.hgetall(keys.window(b.keyGroup, b.start));
+    const hashes = unwrap(await buckets.exec());
+    bucketReads.forEach((b, i) => {
+      const h = hashes[i] as Record<string, string>;
+      const fields: string[] = [];
+      for (const k in h) fields.push(k, h[k] as string);
+      if (fields.length > 0) state.windows.push({ ...b, fields });
+    });
+  }
+  return state;
+}
+
+/** Pipeline results with the first error thrown. */
+export function unwrap(results: Array<[Error | null, unknown]> | null): unknown[] {
+  if (results === null) throw new Error('Redis pipeline was discarded');
+  return results.map(([err, value]) => {
+    if (err) throw err;
+    return value;
+  });
+}

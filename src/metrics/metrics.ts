@@ -1,0 +1,151 @@
+/**
+ * The metrics registry. prom-client lives on the main thread only; workers count into plain numbers and
+ * send them with each batch result (`ShardCounts`), which `recordBatch` adds here. No label carries a key
+ * or an entry: labels are `shard` (bounded by the shard count) and `reason` (the dead-letter codes).
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { ShardCounts } from '../shard/protocol.js';
+
+/** Live values the registry reads at scrape time. */
+export interface MetricsProbe {
+  /** Consumer-group pending and lag from XINFO GROUPS; null when Redis cannot be asked. */
+  groupInfo(): Promise<{ pending: number; lag: number | null } | null>;
+  inFlight(shard: number): number;
+  utilization(shard: number): number;
+  redisConnected(): boolean;
+}
+
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly eventsRead: Counter;
+  readonly eventsAcked: Counter;
+  readonly resultsWritten: Counter;
+  readonly commitRetries: Counter;
+  readonly commitSeconds: Histogram;
+  private readonly processed: Counter;
+  private readonly filtered: Counter;
+  private readonly deduplicated: Counter;
+  private readonly late: Counter;
+  private readonly deadLettered: Counter<'reason'>;
+  private readonly windowsEmitted: Counter;
+  private readonly batchSize: Histogram;
+  private readonly processingSeconds: Histogram;
+  private readonly endToEnd: Histogram;
+
+  constructor(prefix: string, shards: number, probe: MetricsProbe) {
+    const registers = [this.registry];
+    const p = prefix;
+    const counter = (name: string, help: string) => new Counter({ name: p + name, help, registers });
+    this.eventsRead = counter('events_read_total', 'Entries read from the input stream.');
+    this.processed = counter('events_processed_total', 'Entries handled by the shard workers (any outcome).');
+    this.eventsAcked = counter(
+      'events_acked_total',
+      'Entries acknowledged after their effect was committed.',
+    );
+    this.filtered = counter('events_filtered_total', 'Events dropped by a filter stage.');
+    this.deduplicated = counter(
+      'events_deduplicated_total',
+      'Events dropped as duplicates within the dedup TTL.',
+    );
+    this.late = counter('events_late_total', 'Events whose windows had all closed (also dead-lettered).');
+    this.deadLettered = new Counter({
+      name: `${p}events_dead_lettered_total`,
+      help: 'Entries written to the dead-letter stream, by error code.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.windowsEmitted = counter('windows_emitted_total', 'Window results emitted.');
+    this.resultsWritten = counter('results_written_total', 'Entries written to the sink.');
+    this.commitRetries = counter('commit_retries_total', 'Commits retried after a Redis error.');
+    this.batchSize = new Histogram({
+      name: `${p}batch_size`,
+      help: 'Events per shard batch.',
+      buckets: [1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000],
+      registers,
+    });
+    this.processingSeconds = new Histogram({
+      name: `${p}processing_seconds`,
+      help: 'Worker time per shard batch.',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.endToEnd = new Histogram({
+      name: `${p}end_to_end_latency_seconds`,
+      help: 'From event time to the commit of its effect.',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.commitSeconds = new Histogram({
+      name: `${p}commit_seconds`,
+      help: 'Duration of one atomic commit round trip.',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    new Gauge({
+      name: `${p}consumer_group_pending`,
+      help: 'Entries delivered to the group and not yet acknowledged (XINFO GROUPS).',
+      registers,
+      async collect() {
+        const info = await probe.groupInfo();
+        if (info) this.set(info.pending);
+      },
+    });
+    new Gauge({
+      name: `${p}consumer_group_lag`,
+      help: 'Entries in the stream not yet delivered to the group (XINFO GROUPS lag).',
+      registers,
+      async collect() {
+        const info = await probe.groupInfo();
+        if (info && info.lag !== null) this.set(info.lag);
+      },
+    });
+    new Gauge({
+      name: `${p}shard_in_flight_events`,
+      help: 'Events read and not yet committed, per shard.',
+      labelNames: ['shard'],
+      registers,
+      collect() {
+        for (let s = 0; s < shards; s++) this.set({ shard: String(s) }, probe.inFlight(s));
+      },
+    });
+    new Gauge({
+      name: `${p}worker_utilization`,
+      help: 'Share of time the shard worker was busy since start (0..1).',
+      labelNames: ['shard'],
+      registers,
+      collect() {
+        for (let s = 0; s < shards; s++) this.set({ shard: String(s) }, probe.utilization(s));
+      },
+    });
+    new Gauge({
+      name: `${p}redis_connected`,
+      help: '1 when the Redis connections are ready.',
+      registers,
+      collect() {
+        this.set(probe.redisConnected() ? 1 : 0);
+      },
+    });
+    collectDefaultMetrics({ register: this.registry, prefix: p });
+  }
+
+  /** Adds one shard batch's counts and timings. */
+  recordBatch(
+    batchSize: number,
+    counts: ShardCounts,
+    busyMs: number,
+    eventTimes: number[],
+    committedAt: number,
+  ): void {
+    if (batchSize > 0) this.batchSize.observe(batchSize);
+    this.processingSeconds.observe(busyMs / 1000);
+    this.processed.inc(counts.processed);
+    if (counts.filtered) this.filtered.inc(counts.filtered);
+    if (counts.deduplicated) this.deduplicated.inc(counts.deduplicated);
+    if (counts.late) this.late.inc(counts.late);
+    if (counts.windowsEmitted) this.windowsEmitted.inc(counts.windowsEmitted);
+    for (const reason in counts.deadLettered) this.deadLettered.inc({ reason }, counts.deadLettered[reason]);
+    for (const t of eventTimes) this.endToEnd.observe(Math.max(0, committedAt - t) / 1000);
+  }
+}

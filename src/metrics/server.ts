@@ -1,0 +1,63 @@
+/**
+ * The HTTP endpoint Prometheus and the orchestrator talk to:
+ *   GET /metrics  Prometheus text format
+ *   GET /healthz  200 while the process is alive and its event loop answers
+ *   GET /readyz   200 when Redis is connected, the group exists and every shard worker is up; 503 otherwise,
+ *                 with the failing checks in the JSON body
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+
+export type ReadinessCheck = () => Record<string, boolean>;
+
+export interface HttpEndpoint {
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startHttp(
+  registry: Registry,
+  ready: ReadinessCheck,
+  host: string,
+  port: number,
+): Promise<HttpEndpoint> {
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (path === '/metrics') {
+      registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+        (e: Error) =>
+          res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${e.message}\n`),
+      );
+    } else if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}\n');
+    } else if (path === '/readyz') {
+      const checks = ready();
+      const ok = Object.values(checks).every(Boolean);
+      res
+        .writeHead(ok ? 200 : 503, { 'content-type': 'application/json' })
+        .end(`${JSON.stringify({ status: ok ? 'ready' : 'not ready', checks })}\n`);
+    } else {
+      res
+        .writeHead(404, { 'content-type': 'text/plain' })
+        .end('not found: try /metrics, /healthz, /readyz\n');
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

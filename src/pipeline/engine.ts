@@ -1,0 +1,393 @@
+/**
+ * The engine: the main thread's loop. It trusts its config (validated at the door by `Pipeline`).
+ *
+ *   read (blocking connection) → route into per-shard open batches → flush a batch when it holds
+ *   `commit.maxEvents` or its oldest entry waited `commit.maxDelay` → worker → commit (in order per shard)
+ *
+ * Reading pauses while any shard has `maxInFlightPerShard` events read but not committed (backpressure),
+ * so memory is bounded by shards × maxInFlightPerShard + one read, whatever the backlog.
+ */
+import type { Redis } from 'ioredis';
+import { CheckpointKeys } from '../commit/checkpointKeys.js';
+import { Committer } from '../commit/committer.js';
+import { loadCheckpoint } from '../commit/restore.js';
+import type { PipelineConfig } from '../config/load.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { connectRedis } from '../redis/connect.js';
+import type { RawEntry } from '../routing/batchCodec.js';
+import { keyGroupsOfShard } from '../routing/hash.js';
+import { Router } from '../routing/router.js';
+import type { ShardOutput } from '../shard/protocol.js';
+import { createSink } from '../sink/sink.js';
+import { fieldOf, RedisSource } from '../source/redisSource.js';
+import type { Logger } from '../util/log.js';
+import { Lane } from './lane.js';
+
+export class Engine {
+  private readonly reader: Redis;
+  readonly redis: Redis;
+  private readonly source: RedisSource;
+  private readonly router: Router;
+  private readonly committer: Committer;
+  private readonly keys: CheckpointKeys;
+  private readonly shardKeyGroups: number[][];
+  private lanes: Lane[] = [];
+  private running = false;
+  private stopping = false;
+  private readLoop: Promise<void> = Promise.resolve();
+  private flushTimer: NodeJS.Timeout | null = null;
+  private tickTimer: NodeJS.Timeout | null = null;
+  private wakeReader: (() => void) | null = null;
+  private failure: Error | null = null;
+  private groupPresent = false;
+  private connected = { reader: false, main: false };
+  private groupInfoCache: {
+    at: number;
+    value: Promise<{ pending: number; lag: number | null } | null>;
+  } | null = null;
+  /** Called once if the engine hits an unrecoverable error (a worker crashed, a bug). */
+  onFatal: (e: Error) => void = () => {};
+
+  constructor(
+    private readonly config: PipelineConfig,
+    private readonly metrics: Metrics | null,
+    private readonly log: Logger,
+  ) {
+    const c = config;
+    const conn = (name: string, which: 'reader' | 'main') =>
+      connectRedis({
+        url: c.redis.url,
+        name: `streamshard:${c.name}:${which}`,
+        connectTimeoutMs: c.redis.connectTimeout,
+        onState: (state, err) => {
+          const was = this.connected[which];
+          this.connected[which] = state === 'ready';
+          if (was && state === 'down')
+            log.warn({ connection: name, err: err?.message }, 'redis connection lost');
+          if (!was && state === 'ready' && this.running)
+            log.info({ connection: name }, 'redis connection restored');
+        },
+      });
+    this.reader = conn('reader', 'reader');
+    this.redis = conn('main', 'main');
+    this.source = new RedisSource(this.reader, {
+      stream: c.source.stream,
+      group: c.source.group,
+      consumer: c.source.consumer,
+      batchSize: c.source.batchSize,
+      blockMs: c.source.block,
+      createGroup: c.source.createGroup,
+      startId: c.source.startId,
+    });
+    this.router = new Router(c.key.field, c.keyGroups, c.shards);
+    this.keys = new CheckpointKeys(c.redis.keyPrefix, c.source.stream, c.source.group);
+    this.shardKeyGroups = Array.from({ length: c.shards }, (_, s) =>
+      keyGroupsOfShard(s, c.keyGroups, c.shards),
+    );
+    this.committer = new Committer(
+      this.redis,
+      this.keys,
+      createSink(c),
+      {
+        stream: c.source.stream,
+        group: c.source.group,
+        deadLetterStream: c.deadLetter.stream,
+        deadLetterMaxLen: c.deadLetter.maxLen,
+      },
+      this.shardKeyGroups,
+    );
+  }
+
+  /** Connects, restores every shard from its checkpoint, then starts reading (own pending entries first). */
+  async start(): Promise<void> {
+    const c = this.config;
+    await Promise.all([this.reader.connect(), this.redis.connect()]);
+    await this.source.ensureGroup();
+    this.groupPresent = true;
+    await this.checkOutputKeys();
+    for (let s = 0; s < c.shards; s++) {
+      const lane = new Lane(s);
+      this.lanes.push(lane);
+      const restored = await loadCheckpoint(this.redis, this.keys, this.shardKeyGroups[s] as number[]);
+      await lane.init(c, restored);
+      this.log.info(
+        {
+          shard: s,
+          openWindows: restored.windows.length,
+          dedupIds: restored.dedup.length,
+          streamTime: restored.streamTime,
+        },
+        'shard restored',
+      );
+    }
+    this.running = true;
+    this.readLoop = this.runReadLoop();
+    const idleClose = windowIdleClose(c);
+    if (idleClose > 0) {
+      this.tickTimer = setInterval(() => this.tickQuietLanes(), Math.max(20, Math.min(1000, idleClose / 4)));
+    }
+  }
+
+  /** A sink or dead-letter key of another type would make XADD fail inside the commit: refuse at start. */
+  private async checkOutputKeys(): Promise<void> {
+    const c = this.config;
+    const keys = [c.deadLetter.stream, ...(c.sink.type === 'stream' ? [c.sink.stream] : [])];
+    for (const k of keys) {
+      const type = await this.redis.type(k);
+      if (type !== 'none' && type !== 'stream')
+        throw new Error(`output key "${k}" exists and is a ${type}, not a stream`);
+    }
+  }
+
+  private async runReadLoop(): Promise<void> {
+    const c = this.config;
+    let failures = 0;
+    while (this.running) {
+      if (!this.hasCapacity()) {
+        await new Promise<void>((resolve) => {
+          this.wakeReader = resolve;
+        });
+        continue;
+      }
+      let read: Awaited<ReturnType<RedisSource['read']>>;
+      try {
+        read = await this.source.read();
+        failures = 0;
+      } catch (e) {
+        if (!this.running) break;
+        failures++;
+        const msg = (e as Error).message;
+        this.log.warn({ err: msg, attempt: failures }, 'read failed; retrying');
+        if (msg.includes('NOGROUP')) {
+          this.groupPresent = false;
+          await this.source.ensureGroup().then(
+            () => {
+              this.groupPresent = true;
+            },
+            () => {},
+          );
+        }
+        await sleep(Math.min(2000, 50 * 2 ** Math.min(failures, 6)));
+        continue;
+      }
+      const now = Date.now();
+      const n = read.entries.length;
+      if (n > 0) {
+        this.metrics?.eventsRead.inc(n);
+        this.router.route(
+          read.entries,
+          this.lanes.map((l) => l.batch),
+          now,
+        );
+      }
+      if (read.deleted.length > 0) await this.ackDeleted(read.deleted);
+      for (const lane of this.lanes) {
+        // An empty read means the stream is drained for now: do not make the last events wait.
+        if (lane.batch.size >= c.commit.maxEvents || (n === 0 && lane.batch.size > 0)) this.flush(lane);
+      }
+      this.scheduleFlush();
+    }
+  }
+
+  private async ackDeleted(ids: Buffer[]): Promise<void> {
+    await this.redis.xack(this.config.source.stream, this.config.source.group, ...ids);
+    this.metrics?.eventsAcked.inc(ids.length);
+    this.log.warn({ count: ids.length }, 'acked pending entries that were deleted from the stream');
+  }
+
+  private hasCapacity(): boolean {
+    const max = this.config.maxInFlightPerShard;
+    for (const l of this.lanes) if (l.inFlight + l.batch.size >= max) return false;
+    return true;
+  }
+
+  private signalCapacity(): void {
+    const wake = this.wakeReader;
+    if (wake !== null && (this.hasCapacity() || !this.running)) {
+      this.wakeReader = null;
+      wake();
+    }
+  }
+
+  /** One timer for all lanes: fires when the oldest open batch reaches `commit.maxDelay`. */
+  private scheduleFlush(): void {
+    if (this.flushTimer !== null) return;
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const l of this.lanes) if (l.batch.size > 0 && l.batch.since < oldest) oldest = l.batch.since;
+    if (oldest === Number.POSITIVE_INFINITY) return;
+    const delay = Math.max(0, oldest + this.config.commit.maxDelay - Date.now());
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = null;
+      const now = Date.now();
+      for (const l of this.lanes) {
+        if (l.batch.size > 0 && now - l.batch.since >= this.config.commit.maxDelay) this.flush(l);
+      }
+      this.scheduleFlush();
+    }, delay);
+  }
+
+  private flush(lane: Lane): void {
+    if (lane.batch.size === 0 || this.failure !== null) return;
+    const { entries, output } = lane.dispatch(Date.now());
+    lane.enqueue(
+      () => this.commitOutput(lane, entries, output),
+      (e) => this.fail(e),
+    );
+  }
+
+  private tickQuietLanes(): void {
+    if (!this.running || this.failure !== null) return;
+    for (const lane of this.lanes) {
+      if (!lane.idle || lane.openWindows === 0) continue;
+      lane.tickQueued = true;
+      const output = lane.tick(Date.now());
+      lane.enqueue(
+        () => this.commitOutput(lane, [], output).finally(() => (lane.tickQueued = false)),
+        (e) => this.fail(e),
+      );
+    }
+  }
+
+  private async commitOutput(lane: Lane, entries: RawEntry[], pending: Promise<ShardOutput>): Promise<void> {
+    const out = await pending;
+    if (this.failure !== null) return; // after a failure nothing more is acked: order would break
+    if (entries.length > 0 || hasEffects(out)) await this.commitWithRetry(lane.shard, entries, out);
+    lane.openWindows = out.openWindows;
+    lane.inFlight -= entries.length;
+    const m = this.metrics;
+    if (m !== null) {
+      m.recordBatch(entries.length, out.counts, out.busyMs, out.eventTimes, Date.now());
+      m.eventsAcked.inc(entries.length);
+      m.resultsWritten.inc(out.results.length + out.passThrough.length);
+    }
+    this.signalCapacity();
+  }
+
+  private async commitWithRetry(shard: number, entries: RawEntry[], out: ShardOutput): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const t0 = performance.now();
+      try {
+        await this.committer.commit(shard, entries, out);
+        this.metrics?.commitSeconds.observe((performance.now() - t0) / 1000);
+        return;
+      } catch (e) {
+        if (this.stopping && this.pastDeadline()) throw e;
+        this.metrics?.commitRetries.inc();
+        this.log.warn({ shard, attempt, err: (e as Error).message }, 'commit failed; retrying');
+        await sleep(Math.min(2000, 50 * 2 ** Math.min(attempt, 6)));
+      }
+    }
+  }
+
+  private deadline = Number.POSITIVE_INFINITY;
+  private pastDeadline(): boolean {
+    return Date.now() > this.deadline;
+  }
+
+  private fail(e: unknown): void {
+    if (this.failure !== null) return;
+    this.failure = e instanceof Error ? e : new Error(String(e));
+    this.log.error({ err: this.failure.message, stack: this.failure.stack }, 'pipeline failed');
+    this.onFatal(this.failure);
+  }
+
+  /**
+   * Graceful stop: stop reading, process and commit everything already read, close workers and
+   * connections. Whatever is not committed by `timeoutMs` stays pending for the next start.
+   */
+  async stop(timeoutMs: number): Promise<{ clean: boolean }> {
+    if (this.stopping) return { clean: false };
+    this.stopping = true;
+    this.deadline = Date.now() + timeoutMs;
+    this.running = false;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    this.signalCapacity();
+    // A blocking read in flight ends within `block` ms; entries it returns are flushed below.
+    const readDone = await withTimeout(this.readLoop, Math.min(timeoutMs, this.config.source.block + 1000));
+    if (!readDone) this.reader.disconnect();
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    for (const lane of this.lanes) this.flush(lane);
+    const drained = await withTimeout(
+      Promise.all(this.lanes.map((l) => l.drained())),
+      Math.max(0, this.deadline - Date.now()),
+    );
+    await Promise.all(this.lanes.map((l) => l.close()));
+    this.reader.disconnect();
+    await this.redis.quit().catch(() => this.redis.disconnect());
+    return { clean: drained && this.failure === null };
+  }
+
+  /** Readiness checks for /readyz. */
+  readiness(): Record<string, boolean> {
+    return {
+      redis: this.connected.reader && this.connected.main,
+      group: this.groupPresent,
+      workers: this.running && this.failure === null && this.lanes.length === this.config.shards,
+    };
+  }
+
+  inFlight(shard: number): number {
+    const l = this.lanes[shard];
+    return l ? l.inFlight + l.batch.size : 0;
+  }
+
+  utilization(shard: number): number {
+    return this.lanes[shard]?.utilization() ?? 0;
+  }
+
+  /** XINFO GROUPS for this group, cached for 1 s (several gauges read it per scrape). */
+  groupInfo(): Promise<{ pending: number; lag: number | null } | null> {
+    const now = Date.now();
+    if (this.groupInfoCache && now - this.groupInfoCache.at < 1000) return this.groupInfoCache.value;
+    const value = this.redis.xinfo('GROUPS', this.config.source.stream).then(
+      (groups) => {
+        const g = (groups as unknown[]).find((x) => fieldOf(x, 'name') === this.config.source.group);
+        if (g === undefined) return null;
+        const lag = fieldOf(g, 'lag');
+        return {
+          pending: Number(fieldOf(g, 'pending')),
+          lag: lag === null || lag === undefined ? null : Number(lag),
+        };
+      },
+      () => null,
+    );
+    this.groupInfoCache = { at: now, value };
+    return value;
+  }
+}
+
+function hasEffects(o: ShardOutput): boolean {
+  const s = o.state;
+  return (
+    o.results.length > 0 ||
+    o.deadLetters.length > 0 ||
+    s.windowWrites.length > 0 ||
+    s.windowsClosed.length > 0 ||
+    s.windowsOpened.length > 0 ||
+    s.dedupAdds.length > 0 ||
+    s.dedupRemovals.length > 0 ||
+    s.dedupExpireUpTo !== null ||
+    s.streamTime !== null
+  );
+}
+
+function windowIdleClose(c: PipelineConfig): number {
+  for (const s of c.stages) if ('window' in s) return s.window.idleClose;
+  return 0;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** True if `p` settled within `ms`. */
+async function withTimeout(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((r) => {
+    timer = setTimeout(() => r(false), ms);
+  });
+  const done = await Promise.race([p.then(() => true as const), timeout]);
+  clearTimeout(timer);
+  return done;
+}

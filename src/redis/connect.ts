@@ -1,0 +1,32 @@
+/**
+ * Redis connections. Every connection speaks RESP2 explicitly (ioredis 6 defaults to RESP3) and never
+ * auto-pipelines. A blocking XREADGROUP holds its connection for up to `block` ms, so the reader gets a
+ * connection of its own; commits and metrics share the other.
+ */
+import { Redis } from 'ioredis';
+
+export interface ConnectOptions {
+  url: string;
+  /** Shown in CLIENT LIST, e.g. `streamshard:reader`. */
+  name: string;
+  connectTimeoutMs: number;
+  /** Called on connection state changes (for readiness and logs). */
+  onState?: (state: 'ready' | 'down', error?: Error) => void;
+}
+
+export function connectRedis(opts: ConnectOptions): Redis {
+  const redis = new Redis(opts.url, {
+    protocol: 2,
+    enableAutoPipelining: false,
+    connectionName: opts.name,
+    connectTimeout: opts.connectTimeoutMs,
+    // Reconnect forever with capped exponential backoff; callers decide what a failed command means.
+    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    maxRetriesPerRequest: null,
+    lazyConnect: true,
+  });
+  redis.on('ready', () => opts.onState?.('ready'));
+  redis.on('close', () => opts.onState?.('down'));
+  redis.on('error', (e: Error) => opts.onState?.('down', e));
+  return redis;
+}

@@ -1,0 +1,112 @@
+/**
+ * One shard batch as ONE ArrayBuffer, so that handing it to a worker is a transfer (zero-copy), not a
+ * structured clone of hundreds of Buffers (Buffers from Node's shared pool cannot be transferred).
+ *
+ *   batch  := count:u32  entry*
+ *   entry  := keyGroup:u16  keyField:u16  idLen:u16  id  nFields:u16  (len:u32 bytes)*
+ *
+ * `keyField` is the index (in the field list) of the value holding the key, 0xFFFF when absent; the main
+ * thread found it while routing, so the worker does not search again. Names and values alternate.
+ */
+
+export const NO_KEY = 0xffff;
+
+/** An entry as the main thread holds it: Buffers straight from the Redis reply. */
+export interface RawEntry {
+  id: Buffer;
+  fields: Buffer[];
+}
+
+/** Bytes one entry takes in a batch. */
+export function entrySize(e: RawEntry): number {
+  let n = 8 + e.id.length;
+  for (const f of e.fields) n += 4 + f.length;
+  return n;
+}
+
+/** Writes entries into a fresh ArrayBuffer of exactly `size` bytes (the sum of entrySize + 4). */
+export function packBatch(
+  entries: RawEntry[],
+  keyGroups: Uint16Array,
+  keyFields: Uint16Array,
+  size: number,
+): ArrayBuffer {
+  const buf = new ArrayBuffer(size);
+  const view = new DataView(buf);
+  const bytes = new Uint8Array(buf);
+  view.setUint32(0, entries.length, true);
+  let o = 4;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i] as RawEntry;
+    view.setUint16(o, keyGroups[i] as number, true);
+    view.setUint16(o + 2, keyFields[i] as number, true);
+    view.setUint16(o + 4, e.id.length, true);
+    bytes.set(e.id, o + 6);
+    o += 6 + e.id.length;
+    view.setUint16(o, e.fields.length, true);
+    o += 2;
+    for (const f of e.fields) {
+      view.setUint32(o, f.length, true);
+      bytes.set(f, o + 4);
+      o += 4 + f.length;
+    }
+  }
+  return buf;
+}
+
+/** A cursor over a packed batch: no allocation per entry beyond the field views it hands out. */
+export class BatchReader {
+  readonly count: number;
+  private readonly view: DataView;
+  private readonly bytes: Uint8Array;
+  private offset = 4;
+  /** Index of the current entry in the batch. */
+  index = -1;
+  keyGroup = 0;
+  keyField = NO_KEY;
+  idStart = 0;
+  idEnd = 0;
+  /** Field values of the current entry: names at even, values at odd indexes. */
+  readonly fields: Uint8Array[] = [];
+
+  constructor(buf: ArrayBuffer) {
+    this.view = new DataView(buf);
+    this.bytes = new Uint8Array(buf);
+    this.count = this.view.getUint32(0, true);
+  }
+
+  /** Moves to the next entry; false at the end. */
+  next(): boolean {
+    if (this.index + 1 >= this.count) return false;
+    this.index++;
+    const v = this.view;
+    let o = this.offset;
+    this.keyGroup = v.getUint16(o, true);
+    this.keyField = v.getUint16(o + 2, true);
+    const idLen = v.getUint16(o + 4, true);
+    this.idStart = o + 6;
+    this.idEnd = o + 6 + idLen;
+    o = this.idEnd;
+    const n = v.getUint16(o, true);
+    o += 2;
+    this.fields.length = n;
+    for (let i = 0; i < n; i++) {
+      const len = v.getUint32(o, true);
+      this.fields[i] = this.bytes.subarray(o + 4, o + 4 + len);
+      o += 4 + len;
+    }
+    this.offset = o;
+    return true;
+  }
+
+  id(): string {
+    return latin1(this.bytes, this.idStart, this.idEnd);
+  }
+}
+
+/** Stream IDs and field names are ASCII: decode without TextDecoder's per-call overhead. */
+export function latin1(bytes: Uint8Array, start: number, end: number): string {
+  let s = '';
+  for (let i = start; i < end; i++) s += String.fromCharCode(bytes[i] as number);
+  return s;
+}

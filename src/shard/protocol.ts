@@ -1,0 +1,95 @@
+/**
+ * Messages between the main thread and a shard worker. Plain data only (structured clone), with the batch
+ * itself as a transferred ArrayBuffer. The worker never sees Redis: it gets bytes and its restored state,
+ * and answers with what to write; the main thread turns that into one atomic commit.
+ */
+import type { PipelineConfig } from '../config/load.js';
+
+/** A shard's state as loaded from its checkpoint keys. */
+export interface RestoredState {
+  /** Per open window bucket: its key group, start, and `[key, encodedAggregate, …]`. */
+  windows: Array<{ keyGroup: number; start: number; fields: string[] }>;
+  /** Remembered event IDs with the stream time they were seen at, any order. */
+  dedup: Array<{ keyGroup: number; id: string; seenAt: number }>;
+  /** Highest stream time stored for the shard's key groups, or null for a fresh shard. */
+  streamTime: number | null;
+}
+
+export interface InitTask {
+  kind: 'init';
+  config: PipelineConfig;
+  shard: number;
+  restored: RestoredState;
+}
+
+export interface BatchTask {
+  kind: 'batch';
+  buf: ArrayBuffer;
+  /** Wall-clock ms when the batch was dispatched (for idle tracking). */
+  now: number;
+}
+
+export interface TickTask {
+  kind: 'tick';
+  now: number;
+}
+
+export type ShardTask = InitTask | BatchTask | TickTask;
+
+export interface InitResult {
+  /** Open window buckets after restoring the checkpoint. */
+  openWindows: number;
+}
+
+/** Counts of one batch, sent as deltas; the main thread adds them to prom-client metrics. */
+export interface ShardCounts {
+  processed: number;
+  filtered: number;
+  deduplicated: number;
+  late: number;
+  windowsEmitted: number;
+  /** Dead-lettered events by error code. */
+  deadLettered: Record<string, number>;
+}
+
+/** Checkpoint changes of one batch: exactly what the commit writes besides results and acks. */
+export interface StateDelta {
+  /** HSET window bucket: `[key, encodedAggregate, …]` of the keys that changed. */
+  windowWrites: Array<{ keyGroup: number; start: number; fields: string[] }>;
+  /** Window buckets that became open (SADD to the key group's index). */
+  windowsOpened: Array<{ keyGroup: number; start: number }>;
+  /** Window buckets that closed (DEL the bucket, SREM from the index). */
+  windowsClosed: Array<{ keyGroup: number; start: number }>;
+  /** ZADD remembered IDs: `[seenAt, id, …]` per key group. */
+  dedupAdds: Array<{ keyGroup: number; scoreMembers: Array<number | string> }>;
+  /** ZREM IDs forgotten because of maxEntries. */
+  dedupRemovals: Array<{ keyGroup: number; ids: string[] }>;
+  /** ZREMRANGEBYSCORE up to this score (inclusive) on these key groups: IDs past their TTL. */
+  dedupExpireUpTo: number | null;
+  dedupExpireGroups: number[];
+  /** The shard's stream time when it changed in this batch; written for each of its key groups. */
+  streamTime: number | null;
+}
+
+export interface DeadLetter {
+  /** Index of the entry in the batch. */
+  index: number;
+  /** `CODE: message`. */
+  error: string;
+}
+
+export interface ShardOutput {
+  /** Window results as flat field/value lists, in emission order. */
+  results: string[][];
+  /** Pass-through mode (no window stage): indexes of the batch entries to copy to the sink, in order. */
+  passThrough: number[];
+  deadLetters: DeadLetter[];
+  state: StateDelta;
+  counts: ShardCounts;
+  /** Event times (epoch ms) of the events that reached the last stage, for end-to-end latency. */
+  eventTimes: number[];
+  /** Open window buckets after this batch (the main thread keeps ticking a quiet shard while > 0). */
+  openWindows: number;
+  /** Milliseconds the worker spent on the task. */
+  busyMs: number;
+}

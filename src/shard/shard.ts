@@ -1,0 +1,208 @@
+/**
+ * One shard: owns the state of its key groups and applies batches in order. Pure computation — no I/O,
+ * no clock of its own (wall time arrives with each task), so it is unit-testable without a worker or Redis.
+ *
+ * Per event: decode/validate → stages in config order (filter, dedup) → window (or pass-through).
+ */
+import type { PipelineConfig } from '../config/load.js';
+import type { Aggregate } from '../config/schema.js';
+import { DeadLetterCode } from '../errors.js';
+import { BatchReader } from '../routing/batchCodec.js';
+import type { DeadLetter, RestoredState, ShardCounts, ShardOutput, StateDelta } from './protocol.js';
+import { EventDecoder } from './stages/decode.js';
+import { DedupStage } from './stages/dedup.js';
+import { compileFilter, type Predicate } from './stages/filter.js';
+import { WindowStage } from './stages/window.js';
+
+type Step = { kind: 'filter'; pred: Predicate } | { kind: 'dedup'; dedup: DedupStage };
+
+export class Shard {
+  private readonly decoder: EventDecoder;
+  private readonly steps: Step[] = [];
+  private readonly dedup: DedupStage | null = null;
+  private readonly window: WindowStage | null = null;
+  private readonly idleClose: number;
+  private streamTime = Number.NEGATIVE_INFINITY;
+  private streamTimeChanged = false;
+  /** Wall time and stream time at the last event, for idle closing. */
+  private lastEventWall = 0;
+  private streamTimeAtLastEvent = Number.NEGATIVE_INFINITY;
+
+  constructor(config: PipelineConfig, restored?: RestoredState) {
+    let aggregates: Aggregate[] = [];
+    let idleClose = 0;
+    for (const s of config.stages) {
+      if ('filter' in s) this.steps.push({ kind: 'filter', pred: compileFilter(s.filter) });
+      else if ('dedup' in s) {
+        this.dedup = new DedupStage(s.dedup);
+        this.steps.push({ kind: 'dedup', dedup: this.dedup });
+      } else {
+        this.window = new WindowStage(s.window);
+        aggregates = s.window.aggregates;
+        idleClose = s.window.idleClose;
+      }
+    }
+    this.idleClose = idleClose;
+    this.decoder = new EventDecoder({ body: config.body, needId: this.dedup !== null, aggregates });
+    if (restored) this.restore(restored);
+  }
+
+  get openWindows(): number {
+    return this.window?.openBuckets ?? 0;
+  }
+
+  private restore(r: RestoredState): void {
+    if (r.streamTime !== null) {
+      this.streamTime = r.streamTime;
+      this.streamTimeAtLastEvent = r.streamTime;
+    }
+    if (this.window) for (const w of r.windows) this.window.restore(w.keyGroup, w.start, w.fields);
+    this.dedup?.restore(r.dedup);
+  }
+
+  /** Applies one packed batch. */
+  processBatch(buf: ArrayBuffer, now: number): ShardOutput {
+    const t0 = performance.now();
+    const out = emptyOutput();
+    const r = new BatchReader(buf);
+    const ev = this.decoder.event;
+    const counts = out.counts;
+    while (r.next()) {
+      counts.processed++;
+      const failure = this.decoder.decode(r);
+      if (failure !== null) {
+        this.deadLetter(out.deadLetters, counts, r.index, failure.code, failure.message);
+        continue;
+      }
+      if (ev.ts > this.streamTime) {
+        this.streamTime = ev.ts;
+        this.streamTimeChanged = true;
+      }
+      if (!this.passesSteps(r.keyGroup, counts)) continue;
+      if (this.window === null) {
+        out.passThrough.push(r.index);
+        out.eventTimes.push(ev.ts);
+        continue;
+      }
+      if (!this.window.add(ev.key, r.keyGroup, ev.ts, ev.values, this.streamTime)) {
+        counts.late++;
+        this.deadLetter(
+          out.deadLetters,
+          counts,
+          r.index,
+          DeadLetterCode.Late,
+          lateMessage(ev.ts, this.streamTime),
+        );
+        continue;
+      }
+      out.eventTimes.push(ev.ts);
+    }
+    if (r.count > 0) {
+      this.lastEventWall = now;
+      this.streamTimeAtLastEvent = this.streamTime;
+    }
+    this.finish(out);
+    out.busyMs = performance.now() - t0;
+    return out;
+  }
+
+  /**
+   * Called when the shard has been quiet: once `idleClose` ms of wall time have passed since its last
+   * event, stream time follows the wall clock, so due windows close without new events.
+   */
+  tick(now: number): ShardOutput {
+    const t0 = performance.now();
+    const out = emptyOutput();
+    if (this.lastEventWall === 0) this.lastEventWall = now; // restored or fresh: quiet time starts now
+    if (this.window !== null && this.idleClose > 0) {
+      const quiet = now - this.lastEventWall;
+      if (quiet >= this.idleClose) {
+        const advanced = this.streamTimeAtLastEvent + quiet;
+        if (advanced > this.streamTime) {
+          this.streamTime = advanced;
+          this.streamTimeChanged = true;
+        }
+      }
+    }
+    this.finish(out);
+    out.busyMs = performance.now() - t0;
+    return out;
+  }
+
+  private passesSteps(keyGroup: number, counts: ShardCounts): boolean {
+    const ev = this.decoder.event;
+    for (const s of this.steps) {
+      if (s.kind === 'filter') {
+        if (!s.pred(ev.body)) {
+          counts.filtered++;
+          return false;
+        }
+      } else if (!s.dedup.admit(ev.id, keyGroup, this.streamTime)) {
+        counts.deduplicated++;
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private deadLetter(
+    list: DeadLetter[],
+    counts: ShardCounts,
+    index: number,
+    code: string,
+    message: string,
+  ): void {
+    list.push({ index, error: `${code}: ${message}` });
+    counts.deadLettered[code] = (counts.deadLettered[code] ?? 0) + 1;
+  }
+
+  /** Closes due windows and collects the checkpoint delta. */
+  private finish(out: ShardOutput): void {
+    const state = out.state;
+    if (this.window !== null) {
+      out.counts.windowsEmitted = this.window.closeDue(this.streamTime, out.results);
+      const w = this.window.drain();
+      state.windowWrites = w.writes;
+      state.windowsOpened = w.opened;
+      state.windowsClosed = w.closed;
+      out.openWindows = this.window.openBuckets;
+    }
+    if (this.dedup !== null) {
+      const d = this.dedup.drain(this.streamTime);
+      state.dedupAdds = d.adds;
+      state.dedupRemovals = d.removals;
+      state.dedupExpireUpTo = d.expireUpTo;
+      state.dedupExpireGroups = d.expireGroups;
+    }
+    if (this.streamTimeChanged) {
+      state.streamTime = this.streamTime;
+      this.streamTimeChanged = false;
+    }
+  }
+}
+
+function lateMessage(ts: number, streamTime: number): string {
+  return `late: every window of event time ${ts} closed (stream time ${streamTime})`;
+}
+
+function emptyOutput(): ShardOutput {
+  return {
+    results: [],
+    passThrough: [],
+    deadLetters: [],
+    state: {
+      windowWrites: [],
+      windowsOpened: [],
+      windowsClosed: [],
+      dedupAdds: [],
+      dedupRemovals: [],
+      dedupExpireUpTo: null,
+      dedupExpireGroups: [],
+      streamTime: null,
+    } satisfies StateDelta,
+    counts: { processed: 0, filtered: 0, deduplicated: 0, late: 0, windowsEmitted: 0, deadLettered: {} },
+    eventTimes: [],
+    openWindows: 0,
+    busyMs: 0,
+  };
+}
