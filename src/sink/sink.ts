@@ -2,12 +2,12 @@
  * Where results go. A stream sink adds its writes to the shard batch's atomic commit, so a result exists
  * iff its input is acked. The stdout sink prints before the commit (at-least-once): for trying things out.
  */
-import type { ChainableCommander } from 'ioredis';
+import type { OpList } from '../commit/applyOps.js';
 import type { PipelineConfig } from '../config/load.js';
 
 export interface Sink {
   /** Appends the writes of results (flat field lists) and pass-through entries to a commit. */
-  write(tx: ChainableCommander, results: string[][], passThrough: Buffer[][]): void;
+  write(ops: OpList, results: string[][], passThrough: Buffer[][]): void;
 }
 
 /** `XADD key [MAXLEN ~ n] * fields…` arguments before the fields. */
@@ -22,14 +22,14 @@ class StreamSink implements Sink {
     this.head = xaddHead(stream, maxLen);
   }
 
-  write(tx: ChainableCommander, results: string[][], passThrough: Buffer[][]): void {
-    for (const r of results) tx.call('XADD', ...this.head, ...r);
-    for (const fields of passThrough) tx.call('XADD', ...this.head, ...fields);
+  write(ops: OpList, results: string[][], passThrough: Buffer[][]): void {
+    for (const r of results) ops.op('XADD', this.head, r);
+    for (const fields of passThrough) ops.op('XADD', this.head, fields);
   }
 }
 
 class StdoutSink implements Sink {
-  write(_tx: ChainableCommander, results: string[][], passThrough: Buffer[][]): void {
+  write(_ops: OpList, results: string[][], passThrough: Buffer[][]): void {
     let text = '';
     for (const r of results) text += `${JSON.stringify(toObject(r))}\n`;
     for (const f of passThrough) text += `${JSON.stringify(toObject(f.map((b) => b.toString('utf8'))))}\n`;
