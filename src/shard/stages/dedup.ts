@@ -29,7 +29,11 @@ export class DedupStage {
     return this.seen.size;
   }
 
-  /** Restores remembered IDs (any order); does not record checkpoint changes. */
+  /**
+   * Restores remembered IDs (any order); does not record checkpoint changes. IDs stamped with the same
+   * stream time come back in key-group order, not first-seen order: only when `maxEntries` is reached can
+   * that make a restored shard forget a different one of them than an uninterrupted shard would.
+   */
   restore(entries: Array<{ keyGroup: number; id: string; seenAt: number }>): void {
     const sorted = [...entries].sort((a, b) => a.seenAt - b.seenAt);
     for (const e of sorted) this.seen.set(e.id, { seenAt: e.seenAt, keyGroup: e.keyGroup });
