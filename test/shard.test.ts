@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { type PipelineConfig, parseConfig } from '../src/config/load.js';
 import { BatchReader, entrySize, NO_KEY, packBatch, type RawEntry } from '../src/routing/batchCodec.js';
 import { fnv1a, keyGroupOfKey, keyGroupsOfShard, shardOfKey } from '../src/routing/hash.js';
-import type { RestoredState, ShardOutput } from '../src/shard/protocol.js';
+import type { BatchResult, RestoredState } from '../src/shard/protocol.js';
 import { Shard } from '../src/shard/shard.js';
 
 const KEY_GROUPS = 16;
@@ -247,7 +247,7 @@ class CheckpointModel {
   dedup = new Map<number, Map<string, number>>();
   streamTime = new Map<number, number>();
 
-  apply(out: ShardOutput, keyGroups: number[]): void {
+  apply(out: BatchResult, keyGroups: number[]): void {
     const s = out.state;
     for (const w of s.windowWrites) {
       const h = this.windows.get(`${w.keyGroup}:${w.start}`) ?? new Map<string, string>();
@@ -312,14 +312,14 @@ describe('checkpoint', () => {
     const all = Array.from({ length: KEY_GROUPS }, (_, i) => i);
     const model = new CheckpointModel();
     let shard = new Shard(cfg);
-    const got: ShardOutput[] = [];
+    const got: BatchResult[] = [];
     packedAgain.forEach((b, i) => {
       if (i % 7 === 3) shard = new Shard(cfg, model.restored()); // "crash" and restore before this batch
       const out = shard.processBatch(b, i + 1);
       model.apply(out, all);
       got.push(out);
     });
-    const summary = (outs: ShardOutput[]) =>
+    const summary = (outs: BatchResult[]) =>
       // Within one window the order of keys is not specified (a restored bucket is filled per key group).
       outs.map((o) => ({
         results: o.results.map((r) => r.join(',')).sort(),

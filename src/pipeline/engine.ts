@@ -8,17 +8,16 @@
  * so memory is bounded by shards × maxInFlightPerShard + one read, whatever the backlog.
  */
 import type { Redis } from 'ioredis';
+import { applyOps } from '../commit/applyOps.js';
 import { CheckpointKeys } from '../commit/checkpointKeys.js';
-import { Committer } from '../commit/committer.js';
 import { loadCheckpoint } from '../commit/restore.js';
 import type { PipelineConfig } from '../config/load.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { connectRedis } from '../redis/connect.js';
-import type { RawEntry } from '../routing/batchCodec.js';
 import { keyGroupsOfShard } from '../routing/hash.js';
 import { Router } from '../routing/router.js';
 import type { ShardOutput } from '../shard/protocol.js';
-import { createSink } from '../sink/sink.js';
+import { printRecords } from '../sink/sink.js';
 import { fieldOf, RedisSource } from '../source/redisSource.js';
 import type { Logger } from '../util/log.js';
 import { Lane } from './lane.js';
@@ -28,7 +27,6 @@ export class Engine {
   readonly redis: Redis;
   private readonly source: RedisSource;
   private readonly router: Router;
-  private readonly committer: Committer;
   private readonly keys: CheckpointKeys;
   private readonly shardKeyGroups: number[][];
   private lanes: Lane[] = [];
@@ -83,18 +81,6 @@ export class Engine {
     this.keys = new CheckpointKeys(c.redis.keyPrefix, c.source.stream, c.source.group);
     this.shardKeyGroups = Array.from({ length: c.shards }, (_, s) =>
       keyGroupsOfShard(s, c.keyGroups, c.shards),
-    );
-    this.committer = new Committer(
-      this.redis,
-      this.keys,
-      createSink(c),
-      {
-        stream: c.source.stream,
-        group: c.source.group,
-        deadLetterStream: c.deadLetter.stream,
-        deadLetterMaxLen: c.deadLetter.maxLen,
-      },
-      this.shardKeyGroups,
     );
   }
 
@@ -228,9 +214,9 @@ export class Engine {
 
   private flush(lane: Lane): void {
     if (lane.batch.size === 0 || this.failure !== null) return;
-    const { entries, output } = lane.dispatch(Date.now());
+    const { count, output } = lane.dispatch(Date.now());
     lane.enqueue(
-      () => this.commitOutput(lane, entries, output),
+      () => this.commitOutput(lane, count, output),
       (e) => this.fail(e),
     );
   }
@@ -242,32 +228,33 @@ export class Engine {
       lane.tickQueued = true;
       const output = lane.tick(Date.now());
       lane.enqueue(
-        () => this.commitOutput(lane, [], output).finally(() => (lane.tickQueued = false)),
+        () => this.commitOutput(lane, 0, output).finally(() => (lane.tickQueued = false)),
         (e) => this.fail(e),
       );
     }
   }
 
-  private async commitOutput(lane: Lane, entries: RawEntry[], pending: Promise<ShardOutput>): Promise<void> {
+  private async commitOutput(lane: Lane, count: number, pending: Promise<ShardOutput>): Promise<void> {
     const out = await pending;
     if (this.failure !== null) return; // after a failure nothing more is acked: order would break
-    if (entries.length > 0 || hasEffects(out)) await this.commitWithRetry(lane.shard, entries, out);
+    if (out.printed.length > 0) printRecords(out.printed);
+    if (out.commit !== null) await this.commitWithRetry(lane.shard, out.commit);
     lane.openWindows = out.openWindows;
-    lane.inFlight -= entries.length;
+    lane.inFlight -= count;
     const m = this.metrics;
     if (m !== null) {
-      m.recordBatch(entries.length, out.counts, out.busyMs, out.eventTimes, Date.now());
-      m.eventsAcked.inc(entries.length);
-      m.resultsWritten.inc(out.results.length + out.passThrough.length);
+      m.recordBatch(count, out.counts, out.busyMs, out.eventTimes, Date.now());
+      m.eventsAcked.inc(out.acked);
+      m.resultsWritten.inc(out.resultsWritten);
     }
     this.signalCapacity();
   }
 
-  private async commitWithRetry(shard: number, entries: RawEntry[], out: ShardOutput): Promise<void> {
+  private async commitWithRetry(shard: number, commit: Uint8Array): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       const t0 = performance.now();
       try {
-        await this.committer.commit(shard, entries, out);
+        await applyOps(this.redis, commit);
         this.metrics?.commitSeconds.observe((performance.now() - t0) / 1000);
         return;
       } catch (e) {
@@ -355,21 +342,6 @@ export class Engine {
     this.groupInfoCache = { at: now, value };
     return value;
   }
-}
-
-function hasEffects(o: ShardOutput): boolean {
-  const s = o.state;
-  return (
-    o.results.length > 0 ||
-    o.deadLetters.length > 0 ||
-    s.windowWrites.length > 0 ||
-    s.windowsClosed.length > 0 ||
-    s.windowsOpened.length > 0 ||
-    s.dedupAdds.length > 0 ||
-    s.dedupRemovals.length > 0 ||
-    s.dedupExpireUpTo !== null ||
-    s.streamTime !== null
-  );
 }
 
 function windowIdleClose(c: PipelineConfig): number {

@@ -10,7 +10,6 @@
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { PipelineConfig } from '../config/load.js';
-import type { RawEntry } from '../routing/batchCodec.js';
 import { OpenBatch } from '../routing/router.js';
 import type { InitResult, RestoredState, ShardOutput, ShardTask } from '../shard/protocol.js';
 
@@ -49,12 +48,12 @@ export class Lane {
     this.openWindows = r.openWindows;
   }
 
-  /** Sends the open batch to the worker; returns its entries and the pending output. */
-  dispatch(now: number): { entries: RawEntry[]; output: Promise<ShardOutput> } {
-    const { entries, buf } = this.batch.take();
-    this.inFlight += entries.length;
+  /** Sends the open batch to the worker; returns its size and the pending output. */
+  dispatch(now: number): { count: number; output: Promise<ShardOutput> } {
+    const { count, buf } = this.batch.take();
+    this.inFlight += count;
     const output = this.submit(() => this.pool.run({ kind: 'batch', buf, now }, { transferList: [buf] }));
-    return { entries, output };
+    return { count, output };
   }
 
   tick(now: number): Promise<ShardOutput> {

@@ -99,6 +99,11 @@ export class BatchReader {
     return true;
   }
 
+  /** The current entry's ID bytes (a view: valid while the batch buffer is). */
+  idBytes(): Uint8Array {
+    return this.bytes.subarray(this.idStart, this.idEnd);
+  }
+
   id(): string {
     return latin1(this.bytes, this.idStart, this.idEnd);
   }

@@ -19,21 +19,21 @@ export class OpenBatch {
     return this.entries.length;
   }
 
-  /** Packs and resets; returns the entries (kept for the commit) and the transferable buffer. */
-  take(): { entries: RawEntry[]; buf: ArrayBuffer } {
+  /** Packs and resets; returns the entry count and the transferable buffer. */
+  take(): { count: number; buf: ArrayBuffer } {
     const buf = packBatch(
       this.entries,
       Uint16Array.from(this.keyGroups),
       Uint16Array.from(this.keyFields),
       this.bytes,
     );
-    const entries = this.entries;
+    const count = this.entries.length;
     this.entries = [];
     this.keyGroups = [];
     this.keyFields = [];
     this.bytes = 4;
     this.since = 0;
-    return { entries, buf };
+    return { count, buf };
   }
 }
 

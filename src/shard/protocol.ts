@@ -78,7 +78,11 @@ export interface DeadLetter {
   error: string;
 }
 
-export interface ShardOutput {
+/**
+ * What a shard computed for one batch, inside the worker. The worker turns it into the commit (see
+ * commit/commitBuilder.ts); only `ShardOutput` crosses the thread boundary.
+ */
+export interface BatchResult {
   /** Window results as flat field/value lists, in emission order. */
   results: string[][];
   /** Pass-through mode (no window stage): indexes of the batch entries to copy to the sink, in order. */
@@ -86,10 +90,30 @@ export interface ShardOutput {
   deadLetters: DeadLetter[];
   state: StateDelta;
   counts: ShardCounts;
+  /** Entry IDs of the batch (views into the batch buffer), all to be acked by the commit. */
+  entryIds: Uint8Array[];
+  /** Field lists of the batch's entries (views), for dead-letter and pass-through copies. */
+  entryFields: Uint8Array[][];
   /** Event times (epoch ms) of the events that reached the last stage, for end-to-end latency. */
+  eventTimes: number[];
+  /** Open window buckets after this batch. */
+  openWindows: number;
+}
+
+/** What a worker answers for a batch or tick. */
+export interface ShardOutput {
+  /** The encoded commit (results, dead letters, checkpoint delta, XACK), or null when there is nothing to write. */
+  commit: Uint8Array | null;
+  /** For `sink: stdout` only: the records to print (window results, or pass-through fields as text). */
+  printed: string[][];
+  /** Entries the commit acks. */
+  acked: number;
+  /** Results (window results or pass-through copies) the commit writes. */
+  resultsWritten: number;
+  counts: ShardCounts;
   eventTimes: number[];
   /** Open window buckets after this batch (the main thread keeps ticking a quiet shard while > 0). */
   openWindows: number;
-  /** Milliseconds the worker spent on the task. */
+  /** Milliseconds the worker spent on the task, encoding included. */
   busyMs: number;
 }

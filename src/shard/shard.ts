@@ -8,7 +8,7 @@ import type { PipelineConfig } from '../config/load.js';
 import type { Aggregate } from '../config/schema.js';
 import { DeadLetterCode } from '../errors.js';
 import { BatchReader } from '../routing/batchCodec.js';
-import type { DeadLetter, RestoredState, ShardCounts, ShardOutput, StateDelta } from './protocol.js';
+import type { BatchResult, RestoredState, ShardCounts, StateDelta } from './protocol.js';
 import { EventDecoder } from './stages/decode.js';
 import { DedupStage } from './stages/dedup.js';
 import { compileFilter, type Predicate } from './stages/filter.js';
@@ -61,17 +61,17 @@ export class Shard {
   }
 
   /** Applies one packed batch. */
-  processBatch(buf: ArrayBuffer, now: number): ShardOutput {
-    const t0 = performance.now();
+  processBatch(buf: ArrayBuffer, now: number): BatchResult {
     const out = emptyOutput();
     const r = new BatchReader(buf);
     const ev = this.decoder.event;
     const counts = out.counts;
     while (r.next()) {
       counts.processed++;
+      out.entryIds.push(r.idBytes());
       const failure = this.decoder.decode(r);
       if (failure !== null) {
-        this.deadLetter(out.deadLetters, counts, r.index, failure.code, failure.message);
+        this.deadLetter(out, r, failure.code, failure.message);
         continue;
       }
       if (ev.ts > this.streamTime) {
@@ -81,18 +81,13 @@ export class Shard {
       if (!this.passesSteps(r.keyGroup, counts)) continue;
       if (this.window === null) {
         out.passThrough.push(r.index);
+        out.entryFields[r.index] = r.fields.slice();
         out.eventTimes.push(ev.ts);
         continue;
       }
       if (!this.window.add(ev.key, r.keyGroup, ev.ts, ev.values, this.streamTime)) {
         counts.late++;
-        this.deadLetter(
-          out.deadLetters,
-          counts,
-          r.index,
-          DeadLetterCode.Late,
-          lateMessage(ev.ts, this.streamTime),
-        );
+        this.deadLetter(out, r, DeadLetterCode.Late, lateMessage(ev.ts, this.streamTime));
         continue;
       }
       out.eventTimes.push(ev.ts);
@@ -102,7 +97,6 @@ export class Shard {
       this.streamTimeAtLastEvent = this.streamTime;
     }
     this.finish(out);
-    out.busyMs = performance.now() - t0;
     return out;
   }
 
@@ -110,8 +104,7 @@ export class Shard {
    * Called when the shard has been quiet: once `idleClose` ms of wall time have passed since its last
    * event, stream time follows the wall clock, so due windows close without new events.
    */
-  tick(now: number): ShardOutput {
-    const t0 = performance.now();
+  tick(now: number): BatchResult {
     const out = emptyOutput();
     if (this.lastEventWall === 0) this.lastEventWall = now; // restored or fresh: quiet time starts now
     if (this.window !== null && this.idleClose > 0) {
@@ -125,7 +118,6 @@ export class Shard {
       }
     }
     this.finish(out);
-    out.busyMs = performance.now() - t0;
     return out;
   }
 
@@ -145,19 +137,14 @@ export class Shard {
     return true;
   }
 
-  private deadLetter(
-    list: DeadLetter[],
-    counts: ShardCounts,
-    index: number,
-    code: string,
-    message: string,
-  ): void {
-    list.push({ index, error: `${code}: ${message}` });
-    counts.deadLettered[code] = (counts.deadLettered[code] ?? 0) + 1;
+  private deadLetter(out: BatchResult, r: BatchReader, code: string, message: string): void {
+    out.deadLetters.push({ index: r.index, error: `${code}: ${message}` });
+    out.entryFields[r.index] = r.fields.slice();
+    out.counts.deadLettered[code] = (out.counts.deadLettered[code] ?? 0) + 1;
   }
 
   /** Closes due windows and collects the checkpoint delta. */
-  private finish(out: ShardOutput): void {
+  private finish(out: BatchResult): void {
     const state = out.state;
     if (this.window !== null) {
       out.counts.windowsEmitted = this.window.closeDue(this.streamTime, out.results);
@@ -185,7 +172,7 @@ function lateMessage(ts: number, streamTime: number): string {
   return `late: every window of event time ${ts} closed (stream time ${streamTime})`;
 }
 
-function emptyOutput(): ShardOutput {
+function emptyOutput(): BatchResult {
   return {
     results: [],
     passThrough: [],
@@ -201,8 +188,9 @@ function emptyOutput(): ShardOutput {
       streamTime: null,
     } satisfies StateDelta,
     counts: { processed: 0, filtered: 0, deduplicated: 0, late: 0, windowsEmitted: 0, deadLettered: {} },
+    entryIds: [],
+    entryFields: [],
     eventTimes: [],
     openWindows: 0,
-    busyMs: 0,
   };
 }

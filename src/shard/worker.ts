@@ -1,22 +1,53 @@
 /**
  * The piscina worker entry. Each shard has its own single-thread pool, so this module's state is the
- * state of exactly one shard, and piscina's FIFO queue keeps that shard's batches in order.
+ * state of exactly one shard. It applies a batch (or an idle tick) and answers with the encoded commit.
  */
-import type { InitResult, ShardOutput, ShardTask } from './protocol.js';
+import { CommitBuilder } from '../commit/commitBuilder.js';
+import type { BatchResult, InitResult, ShardOutput, ShardTask } from './protocol.js';
 import { Shard } from './shard.js';
 
 let shard: Shard | null = null;
+let builder: CommitBuilder | null = null;
+let stdout = false;
 
 export default function run(task: ShardTask): ShardOutput | InitResult {
   switch (task.kind) {
     case 'init':
       shard = new Shard(task.config, task.restored);
+      builder = new CommitBuilder(task.config, task.shard);
+      stdout = task.config.sink.type === 'stdout';
       return { openWindows: shard.openWindows };
-    case 'batch':
-      return current().processBatch(task.buf, task.now);
-    case 'tick':
-      return current().tick(task.now);
+    case 'batch': {
+      const t0 = performance.now();
+      return answer(current().processBatch(task.buf, task.now), t0);
+    }
+    case 'tick': {
+      const t0 = performance.now();
+      return answer(current().tick(task.now), t0);
+    }
   }
+}
+
+function answer(r: BatchResult, t0: number): ShardOutput {
+  const commit = (builder as CommitBuilder).build(r);
+  return {
+    commit,
+    printed: stdout ? printable(r) : [],
+    acked: r.entryIds.length,
+    resultsWritten: r.results.length + r.passThrough.length,
+    counts: r.counts,
+    eventTimes: r.eventTimes,
+    openWindows: r.openWindows,
+    busyMs: performance.now() - t0,
+  };
+}
+
+const utf8 = new TextDecoder();
+
+function printable(r: BatchResult): string[][] {
+  const out = r.results.slice();
+  for (const i of r.passThrough) out.push((r.entryFields[i] as Uint8Array[]).map((f) => utf8.decode(f)));
+  return out;
 }
 
 function current(): Shard {
