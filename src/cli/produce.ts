@@ -154,7 +154,9 @@ async function connect(url: string): Promise<Redis> {
     await redis.connect();
   } catch (err) {
     redis.disconnect();
-    throw new Error(`cannot connect to Redis at ${url}: ${(lastError ?? (err as Error)).message}`);
+    throw new Error(`cannot connect to Redis at ${url}: ${(lastError ?? (err as Error)).message}`, {
+      cause: err,
+    });
   }
   return redis;
 }

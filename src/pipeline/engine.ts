@@ -60,7 +60,7 @@ export class Engine {
         onState: (state, err) => {
           const was = this.connected[which];
           this.connected[which] = state === 'ready';
-          if (was && state === 'down')
+          if (was && state === 'down' && !this.stopping)
             log.warn({ connection: name, err: err?.message }, 'redis connection lost');
           if (!was && state === 'ready' && this.running)
             log.info({ connection: name }, 'redis connection restored');

@@ -82,7 +82,7 @@ function scriptSender(redis: Redis, stream: string, maxLen: number | undefined):
     } catch (err) {
       // NOSCRIPT means nothing ran (first use, SCRIPT FLUSH, failover): EVAL once, which also caches it.
       if (!(err instanceof Error && err.message.startsWith('NOSCRIPT'))) {
-        throw new Error(`XADD ${stream}: ${(err as Error).message}`);
+        throw new Error(`XADD ${stream}: ${(err as Error).message}`, { cause: err });
       }
       await redis.eval(XADD_MANY_1, 1, stream, ...args);
     }

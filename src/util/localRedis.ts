@@ -114,7 +114,9 @@ export async function ensureRedisServer(log: (msg: string) => void = noop): Prom
     try {
       await installWithApt(log);
     } catch (err) {
-      throw new Error(`installing redis-server failed (${(err as Error).message}); ${INSTALL_HINT}`);
+      throw new Error(`installing redis-server failed (${(err as Error).message}); ${INSTALL_HINT}`, {
+        cause: err,
+      });
     }
     bin = await findOnPath('redis-server');
     if (!bin) throw new Error(`redis-server still not found after apt-get install; ${INSTALL_HINT}`);

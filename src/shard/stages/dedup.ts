@@ -1,8 +1,15 @@
 /**
  * Dedup by event ID, with a TTL in *stream time* (not wall time) so that a replay after a crash makes the
- * same decisions as the first run. Memory is a Map in insertion order: since an ID is stamped with the
- * shard's stream time (monotone) when inserted, insertion order is also expiry order, so expiring and
- * enforcing `maxEntries` both pop from the head of the Map, O(1) each.
+ * same decisions as the first run. An ID is stamped with the shard's stream time (monotone) when
+ * remembered, so remembering order is also expiry order:
+ *
+ *   seen:   Map id → { seenAt, keyGroup, seq }          O(1) lookup
+ *   order:  [ id₁ id₂ id₃ … ]  (+ seq of each), head →   oldest first; expiring and enforcing maxEntries
+ *                                                        pop from the head, O(1) amortised
+ *
+ * Why a separate queue: popping the oldest entry of a JS Map via `entries().next()` walks over the holes
+ * earlier deletions left at its front — measured to make a full 200k-entry memory ~10× slower per event.
+ * A re-remembered ID gets a new `seq`; its old queue slot is then stale and skipped.
  *
  * Every change is recorded per key group for the checkpoint (ZADD / ZREM on `…:d:<keyGroup>`).
  */
@@ -11,13 +18,18 @@ import type { DedupConfig } from '../../config/schema.js';
 interface Seen {
   seenAt: number;
   keyGroup: number;
+  seq: number;
 }
 
 export class DedupStage {
   private readonly seen = new Map<string, Seen>();
+  private order: string[] = [];
+  private orderSeq: number[] = [];
+  private head = 0;
+  private seq = 0;
   private readonly ttl: number;
   private readonly maxEntries: number;
-  // IDs added or evicted since the last drain, with their key group; drain() writes their final state.
+  // IDs remembered or forgotten since the last drain, with their key group; drain() writes their final state.
   private touched = new Map<string, number>();
 
   constructor(cfg: DedupConfig) {
@@ -36,28 +48,57 @@ export class DedupStage {
    */
   restore(entries: Array<{ keyGroup: number; id: string; seenAt: number }>): void {
     const sorted = [...entries].sort((a, b) => a.seenAt - b.seenAt);
-    for (const e of sorted) this.seen.set(e.id, { seenAt: e.seenAt, keyGroup: e.keyGroup });
+    for (const e of sorted) this.remember(e.id, e.keyGroup, e.seenAt);
   }
 
   /** True when the event is new (and remembers it); false for a duplicate within the TTL. */
   admit(id: string, keyGroup: number, streamTime: number): boolean {
     const prev = this.seen.get(id);
-    if (prev !== undefined) {
-      if (streamTime - prev.seenAt < this.ttl) return false;
-      this.seen.delete(id); // expired: re-insert at the tail with a fresh stamp
-    }
-    this.seen.set(id, { seenAt: streamTime, keyGroup });
+    if (prev !== undefined && streamTime - prev.seenAt < this.ttl) return false;
+    this.remember(id, keyGroup, streamTime); // new, or expired: re-stamped and moved to the tail
     this.touched.set(id, keyGroup);
-    if (this.seen.size > this.maxEntries) this.evictOldest();
+    while (this.seen.size > this.maxEntries) this.forgetOldest();
     return true;
   }
 
-  private evictOldest(): void {
-    const first = this.seen.entries().next();
-    if (first.done) return;
-    const [id, s] = first.value;
-    this.seen.delete(id);
-    this.touched.set(id, s.keyGroup);
+  private remember(id: string, keyGroup: number, seenAt: number): void {
+    const seq = ++this.seq;
+    const prev = this.seen.get(id);
+    if (prev === undefined) this.seen.set(id, { seenAt, keyGroup, seq });
+    else {
+      prev.seenAt = seenAt;
+      prev.keyGroup = keyGroup;
+      prev.seq = seq;
+    }
+    this.order.push(id);
+    this.orderSeq.push(seq);
+  }
+
+  /** The oldest live entry of the queue (skipping stale slots), or undefined. */
+  private peek(): { id: string; s: Seen } | undefined {
+    while (this.head < this.order.length) {
+      const id = this.order[this.head] as string;
+      const s = this.seen.get(id);
+      if (s !== undefined && s.seq === this.orderSeq[this.head]) return { id, s };
+      this.head++;
+    }
+    return undefined;
+  }
+
+  private forgetOldest(): void {
+    const oldest = this.peek();
+    if (oldest === undefined) return;
+    this.seen.delete(oldest.id);
+    this.head++;
+    this.touched.set(oldest.id, oldest.s.keyGroup);
+  }
+
+  /** Drops the consumed front of the queue once it is most of it (amortised O(1) per entry). */
+  private compact(): void {
+    if (this.head < 4096 || this.head * 2 < this.order.length) return;
+    this.order = this.order.slice(this.head);
+    this.orderSeq = this.orderSeq.slice(this.head);
+    this.head = 0;
   }
 
   /**
@@ -72,11 +113,12 @@ export class DedupStage {
   } {
     const expireUpTo = streamTime - this.ttl;
     const groups = new Set<number>();
-    for (const [id, s] of this.seen) {
-      if (s.seenAt > expireUpTo) break;
-      this.seen.delete(id);
-      groups.add(s.keyGroup);
+    for (let o = this.peek(); o !== undefined && o.s.seenAt <= expireUpTo; o = this.peek()) {
+      this.seen.delete(o.id);
+      this.head++;
+      groups.add(o.s.keyGroup);
     }
+    this.compact();
     const adds = new Map<number, Array<number | string>>();
     const removals = new Map<number, string[]>();
     for (const [id, keyGroup] of this.touched) {
@@ -85,13 +127,12 @@ export class DedupStage {
       else pushTo(removals, keyGroup, id);
     }
     this.touched.clear();
-    const out = {
+    return {
       adds: [...adds].map(([keyGroup, scoreMembers]) => ({ keyGroup, scoreMembers })),
       removals: [...removals].map(([keyGroup, ids]) => ({ keyGroup, ids })),
       expireUpTo: groups.size > 0 ? expireUpTo : null,
       expireGroups: [...groups],
     };
-    return out;
   }
 }
 
