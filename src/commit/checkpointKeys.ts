@@ -6,9 +6,13 @@
  *   <ns>:w:<kg>:<start>   HASH  key → "count,slot1,slot2,…" for the window starting at <start>
  *   <ns>:d:<kg>           ZSET  event ID → stream time it was first seen (dedup memory)
  *   <ns>:st               HASH  kg → stream time of the shard that owned kg
+ *   <ns>:meta             HASH  fingerprint → what the checkpoint's layout depends on (key groups, windows)
  *
  * `<ns>` is `<keyPrefix>:<source stream>:<group>`: one namespace per pipeline (group on a stream).
  */
+import type { Redis } from 'ioredis';
+import type { PipelineConfig } from '../config/load.js';
+
 export class CheckpointKeys {
   readonly ns: string;
 
@@ -30,5 +34,43 @@ export class CheckpointKeys {
 
   streamTime(): string {
     return `${this.ns}:st`;
+  }
+
+  meta(): string {
+    return `${this.ns}:meta`;
+  }
+}
+
+/**
+ * What the stored state means depends on the key-group count (which key group a key is in) and on the
+ * window stage (bucket starts, aggregate slots). A checkpoint written under other settings would be
+ * misread, so the first start records them and every later start compares.
+ */
+export function fingerprintOf(c: PipelineConfig): string {
+  const w = c.stages.find((s) => 'window' in s);
+  const window =
+    w && 'window' in w
+      ? {
+          type: w.window.type,
+          size: w.window.size,
+          advance: w.window.advance ?? w.window.size,
+          aggregates: w.window.aggregates,
+        }
+      : null;
+  return JSON.stringify({ keyGroups: c.keyGroups, window });
+}
+
+export async function checkFingerprint(redis: Redis, keys: CheckpointKeys, c: PipelineConfig): Promise<void> {
+  const want = fingerprintOf(c);
+  const stored = await redis.hget(keys.meta(), 'fingerprint');
+  if (stored === null) {
+    await redis.hset(keys.meta(), 'fingerprint', want);
+    return;
+  }
+  if (stored !== want) {
+    throw new Error(
+      `the checkpoint under ${keys.ns}:* was written with other keyGroups or window settings (${stored}); ` +
+        `now ${want}. Use a new source.group (or delete those keys) to start over with the new settings.`,
+    );
   }
 }

@@ -212,7 +212,7 @@ const sinkSchema = z
 
 const configSchema = z
   .object({
-    /** A name for logs and metrics. @defaultValue the group name */
+    /** A name for logs and Redis client names. @defaultValue the group name */
     name: name('A name for logs.').optional(),
     redis: redisSchema.default({ connectTimeout: 10_000, keyPrefix: 'streamshard' }),
     source: sourceSchema,

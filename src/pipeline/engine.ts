@@ -9,7 +9,7 @@
  */
 import type { Redis } from 'ioredis';
 import { applyOps } from '../commit/applyOps.js';
-import { CheckpointKeys } from '../commit/checkpointKeys.js';
+import { CheckpointKeys, checkFingerprint } from '../commit/checkpointKeys.js';
 import { loadCheckpoint } from '../commit/restore.js';
 import type { PipelineConfig } from '../config/load.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -21,6 +21,9 @@ import { printRecords } from '../sink/sink.js';
 import { fieldOf, RedisSource } from '../source/redisSource.js';
 import type { Logger } from '../util/log.js';
 import { Lane } from './lane.js';
+
+/** Error replies to a commit before the pipeline gives up (connection errors are retried forever). */
+const MAX_COMMIT_REFUSALS = 5;
 
 export class Engine {
   private readonly reader: Redis;
@@ -87,7 +90,16 @@ export class Engine {
   /** Connects, restores every shard from its checkpoint, then starts reading (own pending entries first). */
   async start(): Promise<void> {
     const c = this.config;
-    await Promise.all([this.reader.connect(), this.redis.connect()]);
+    try {
+      await Promise.all([this.reader.connect(), this.redis.connect()]);
+    } catch (e) {
+      this.reader.disconnect();
+      this.redis.disconnect();
+      throw new Error(`cannot connect to Redis at ${redactUrl(c.redis.url)}: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+    await checkFingerprint(this.redis, this.keys, c);
     await this.source.ensureGroup();
     this.groupPresent = true;
     await this.checkOutputKeys();
@@ -250,7 +262,13 @@ export class Engine {
     this.signalCapacity();
   }
 
+  /**
+   * Retries a commit until it is applied. Connection errors are retried for as long as it takes (Redis
+   * restarts, failovers); an error *reply* means Redis refused the writes (wrong key type, out of memory,
+   * a bug) and is retried a few times only, then fails the pipeline: its entries stay pending.
+   */
   private async commitWithRetry(shard: number, commit: Uint8Array): Promise<void> {
+    let refusals = 0;
     for (let attempt = 1; ; attempt++) {
       const t0 = performance.now();
       try {
@@ -258,9 +276,13 @@ export class Engine {
         this.metrics?.commitSeconds.observe((performance.now() - t0) / 1000);
         return;
       } catch (e) {
-        if (this.stopping && this.pastDeadline()) throw e;
+        const err = e as Error;
+        if (this.stopping && this.pastDeadline()) throw err;
+        if (err.name === 'ReplyError' && ++refusals >= MAX_COMMIT_REFUSALS) {
+          throw new Error(`commit refused by Redis ${refusals} times: ${err.message}`, { cause: e });
+        }
         this.metrics?.commitRetries.inc();
-        this.log.warn({ shard, attempt, err: (e as Error).message }, 'commit failed; retrying');
+        this.log.warn({ shard, attempt, err: err.message }, 'commit failed; retrying');
         await sleep(Math.min(2000, 50 * 2 ** Math.min(attempt, 6)));
       }
     }
@@ -342,6 +364,11 @@ export class Engine {
     this.groupInfoCache = { at: now, value };
     return value;
   }
+}
+
+/** The URL without its password, for messages. */
+function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 }
 
 function windowIdleClose(c: PipelineConfig): number {
