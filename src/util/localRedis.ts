@@ -23,6 +23,8 @@ export interface LocalRedis {
   dir: string;
   /** SIGTERM, wait for exit (SIGKILL after 5 s), remove {@link LocalRedis.dir}. Safe to call twice. */
   stop(): Promise<void>;
+  /** Stops the server (SIGTERM: it writes its AOF) and starts it again on the same port and directory. */
+  restart(): Promise<void>;
 }
 
 export interface LocalRedisOptions {
@@ -240,7 +242,7 @@ export async function startLocalRedis(opts: LocalRedisOptions = {}): Promise<Loc
     const res = await tryStart(bin, port, dir, opts.appendOnly ?? false);
     if (res.ok) {
       log(`redis-server listening on 127.0.0.1:${port} (dir ${dir})`);
-      return running(res.child, port, dir);
+      return running(res.child, port, dir, bin, opts.appendOnly ?? false);
     }
     lastReason = res.reason;
     if (!res.portInUse) break;
@@ -250,7 +252,14 @@ export async function startLocalRedis(opts: LocalRedisOptions = {}): Promise<Loc
   throw new Error(`redis-server did not start:\n${lastReason}`);
 }
 
-function running(child: ChildProcess, port: number, dir: string): LocalRedis {
+function running(
+  first: ChildProcess,
+  port: number,
+  dir: string,
+  bin: string,
+  appendOnly: boolean,
+): LocalRedis {
+  let child = first;
   // 'exit' handlers must be synchronous: SIGKILL and a best-effort rmSync are all we can still do there.
   const killOnExit = (): void => {
     child.kill('SIGKILL');
@@ -262,13 +271,16 @@ function running(child: ChildProcess, port: number, dir: string): LocalRedis {
   };
   process.once('exit', killOnExit);
   child.unref();
-  let stopping: Promise<void> | undefined;
-  const stop = async (): Promise<void> => {
+  const terminate = async (): Promise<void> => {
     const done = exited(child);
     child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
     await done;
     clearTimeout(timer);
+  };
+  let stopping: Promise<void> | undefined;
+  const stop = async (): Promise<void> => {
+    await terminate();
     process.removeListener('exit', killOnExit);
     await rm(dir, { recursive: true, force: true });
   };
@@ -279,6 +291,13 @@ function running(child: ChildProcess, port: number, dir: string): LocalRedis {
     stop: () => {
       stopping ??= stop();
       return stopping;
+    },
+    restart: async () => {
+      await terminate();
+      const res = await tryStart(bin, port, dir, appendOnly);
+      if (!res.ok) throw new Error(`redis-server did not restart on port ${port}:\n${res.reason}`);
+      child = res.child;
+      child.unref();
     },
   };
 }

@@ -1,0 +1,298 @@
+/**
+ * Runs the real CLI (`dist/src/cli/main.js run`) as a child process against the test Redis, and reads
+ * streams and consumer-group state back. Every child started here is tracked so that `stopAllPipelines()`
+ * (call it in afterEach) kills whatever a failed test left running.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Redis } from 'ioredis';
+import { onTestFailed } from 'vitest';
+import { redisUrl, uniqueName } from './redis.js';
+import type { StreamEntry } from './reference.js';
+
+export const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
+export const CLI = join(ROOT, 'dist/src/cli/main.js');
+
+export interface RunningPipeline {
+  metricsPort: number;
+  /** Sends the signal and resolves with the exit code (null when killed by a signal). */
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
+  /** SIGKILL, resolved once the process is gone. */
+  kill9(): Promise<void>;
+  /** stderr lines so far. */
+  logs(): string[];
+  exited: Promise<number | null>;
+  /** True until the process has exited. */
+  running(): boolean;
+  pid: number;
+}
+
+const children = new Set<ChildProcess>();
+const tempDirs: string[] = [];
+
+function trackExit(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolveExit) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolveExit(child.exitCode);
+    else child.once('exit', (code) => resolveExit(code));
+  });
+}
+
+/** Starts `run -c <tmp file>` and resolves once it has logged "ready". */
+export async function startPipeline(
+  configYaml: string,
+  env: Record<string, string> = {},
+  readyTimeoutMs = 30_000,
+): Promise<RunningPipeline> {
+  const dir = mkdtempSync(join(tmpdir(), 'streamshard-test-'));
+  tempDirs.push(dir);
+  const file = join(dir, 'pipeline.yaml');
+  writeFileSync(file, configYaml);
+  const child = spawn(process.execPath, [CLI, 'run', '-c', file], {
+    env: { ...process.env, REDIS_URL: redisUrl(), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  const exited = trackExit(child).finally(() => children.delete(child));
+  const lines: string[] = [];
+  let partial = '';
+  let onLine: ((line: string) => void) | undefined;
+  child.stdout?.resume(); // results of a stdout sink are not read here; keep the pipe flowing
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (chunk: string) => {
+    partial += chunk;
+    const parts = partial.split('\n');
+    partial = parts.pop() ?? '';
+    for (const line of parts) {
+      lines.push(line);
+      onLine?.(line);
+    }
+  });
+
+  try {
+    // a failing test shows what the pipeline said
+    onTestFailed(() => {
+      console.error(
+        `--- pipeline pid ${child.pid}, last 40 stderr lines ---\n${lines.slice(-40).join('\n')}`,
+      );
+    });
+  } catch {
+    // not inside a test (e.g. beforeAll): nothing to hook into
+  }
+
+  const metricsPort = await new Promise<number>((resolveReady, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`pipeline not ready after ${readyTimeoutMs} ms; stderr:\n${lines.join('\n')}`));
+    }, readyTimeoutMs);
+    const check = (line: string) => {
+      const port = readyPort(line);
+      if (port !== undefined) {
+        clearTimeout(timer);
+        resolveReady(port);
+      }
+    };
+    onLine = check;
+    for (const l of lines) check(l);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(
+        new Error(`pipeline exited (code ${code}) before ready; stderr:\n${lines.join('\n')}${partial}`),
+      );
+    });
+  });
+  onLine = undefined;
+
+  return {
+    metricsPort,
+    pid: child.pid as number,
+    exited,
+    logs: () => [...lines],
+    running: () => child.exitCode === null && child.signalCode === null,
+    async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 30_000) {
+      child.kill(signal);
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<'timeout'>((r) => {
+        timer = setTimeout(() => r('timeout'), timeoutMs);
+      });
+      const result = await Promise.race([exited, timeout]);
+      clearTimeout(timer);
+      if (result === 'timeout') {
+        child.kill('SIGKILL');
+        await exited;
+        throw new Error(`pipeline did not exit within ${timeoutMs} ms after ${signal}`);
+      }
+      return result;
+    },
+    async kill9() {
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+function readyPort(line: string): number | undefined {
+  if (!line.includes('"ready"')) return undefined;
+  try {
+    const rec = JSON.parse(line) as { msg?: unknown; metricsPort?: unknown };
+    return rec.msg === 'ready' && typeof rec.metricsPort === 'number' ? rec.metricsPort : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Kills every pipeline still running and removes the temp config files. Call in afterEach. */
+export async function stopAllPipelines(): Promise<void> {
+  const running = [...children];
+  await Promise.all(
+    running.map(
+      (c) =>
+        new Promise<void>((r) => {
+          if (c.exitCode !== null || c.signalCode !== null) return r();
+          c.once('exit', () => r());
+          c.kill('SIGKILL');
+        }),
+    ),
+  );
+  children.clear();
+  for (const d of tempDirs.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
+/** Random names for one test: input stream, group, consumer, sink and dead-letter streams. */
+export function testNames(prefix: string) {
+  const base = uniqueName(prefix);
+  return {
+    input: `${base}:in`,
+    group: `${base}:group`,
+    consumer: `${base}:consumer`,
+    sink: `${base}:out`,
+    dlq: `${base}:dlq`,
+    keyPrefix: `${base}:state`,
+  };
+}
+
+/** The whole stream, read with XRANGE in chunks, fields as Buffers. */
+export async function readStream(redis: Redis, key: string, chunk = 10_000): Promise<StreamEntry[]> {
+  const out: StreamEntry[] = [];
+  let start = '-';
+  for (;;) {
+    const rows = await redis.xrangeBuffer(key, start, '+', 'COUNT', chunk);
+    for (const [id, fields] of rows) out.push({ id: id.toString(), fields });
+    if (rows.length < chunk) return out;
+    start = `(${(rows[rows.length - 1] as [Buffer, Buffer[]])[0].toString()}`;
+  }
+}
+
+export interface GroupState {
+  exists: boolean;
+  pending: number;
+  /** null when Redis cannot tell (then `caughtUp` compares IDs instead). */
+  lag: number | null;
+  entriesRead: number | null;
+  /** Every entry of the stream has been delivered to the group. */
+  caughtUp: boolean;
+}
+
+/** XINFO GROUPS for one group. */
+export async function groupState(redis: Redis, stream: string, group: string): Promise<GroupState> {
+  const none: GroupState = { exists: false, pending: 0, lag: null, entriesRead: null, caughtUp: false };
+  let groups: unknown[];
+  try {
+    groups = (await redis.xinfo('GROUPS', stream)) as unknown[];
+  } catch {
+    return none; // no such stream
+  }
+  for (const g of groups) {
+    const flat = g as unknown[];
+    const rec: Record<string, unknown> = {};
+    for (let i = 0; i + 1 < flat.length; i += 2) rec[String(flat[i])] = flat[i + 1];
+    if (rec.name !== group) continue;
+    const info = (await redis.xinfo('STREAM', stream)) as unknown[];
+    let lastGenerated = '';
+    for (let i = 0; i + 1 < info.length; i += 2) {
+      if (info[i] === 'last-generated-id') lastGenerated = String(info[i + 1]);
+    }
+    const lag = rec.lag === null || rec.lag === undefined ? null : Number(rec.lag);
+    return {
+      exists: true,
+      pending: Number(rec.pending),
+      lag,
+      entriesRead: rec['entries-read'] === null ? null : Number(rec['entries-read']),
+      caughtUp: lag === 0 || (lag === null && rec['last-delivered-id'] === lastGenerated),
+    };
+  }
+  return none;
+}
+
+export interface DrainState {
+  done: boolean;
+  group: GroupState;
+  lengths: Record<string, number>;
+}
+
+/**
+ * Polls until the group has delivered and acked everything (pending 0, lag 0) and every output stream has
+ * at least the given number of entries. Does not throw on timeout: returns the last state with
+ * `done: false`, so that the test can go on to compare the whole output and show what is missing.
+ */
+export async function waitForDrain(
+  redis: Redis,
+  opts: { stream: string; group: string; outputs: Record<string, number>; timeoutMs?: number },
+): Promise<DrainState> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+  for (;;) {
+    const group = await groupState(redis, opts.stream, opts.group);
+    const lengths: Record<string, number> = {};
+    for (const key of Object.keys(opts.outputs)) lengths[key] = await redis.xlen(key);
+    const done =
+      group.exists &&
+      group.pending === 0 &&
+      group.caughtUp &&
+      Object.entries(opts.outputs).every(([k, n]) => (lengths[k] ?? 0) >= n);
+    if (done || Date.now() > deadline) return { done, group, lengths };
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** GET on the pipeline's HTTP port: status and body. */
+export async function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  return { status: res.status, body: await res.text() };
+}
+
+export type TestNames = ReturnType<typeof testNames>;
+
+export interface ConfigOptions {
+  shards?: number;
+  stages?: unknown[];
+  batchSize?: number;
+  /** Merged over the generated config (top level). */
+  extra?: Record<string, unknown>;
+}
+
+/** A pipeline config (JSON, which is YAML) for the test's streams; metrics on a free loopback port. */
+export function pipelineConfig(n: TestNames, opts: ConfigOptions = {}): string {
+  return JSON.stringify(
+    {
+      redis: { keyPrefix: n.keyPrefix },
+      source: {
+        stream: n.input,
+        group: n.group,
+        consumer: n.consumer,
+        startId: '0',
+        batchSize: opts.batchSize ?? 1000,
+        block: '200ms',
+      },
+      shards: opts.shards ?? 2,
+      stages: opts.stages ?? [],
+      sink: { stream: n.sink },
+      deadLetter: { stream: n.dlq },
+      metrics: { port: 0, host: '127.0.0.1' },
+      ...opts.extra,
+    },
+    null,
+    2,
+  );
+}

@@ -1,0 +1,480 @@
+/**
+ * The brute-force reference ("oracle") for a pipeline run: given every entry of the input stream (as read
+ * back with XRANGE) and the parsed config, it computes the complete expected output — sink entries,
+ * dead-letter entries and counters — by replaying the spec one event at a time.
+ *
+ * It is written for obviousness, not speed, and shares no code with the engine except the key → shard
+ * function (which is part of the wire/checkpoint contract): windows keep the list of their values and
+ * aggregate them only at the end, the dedup memory is a plain Map, every check is spelled out.
+ *
+ * The rules are those of the brief the tests were written from, refined where docs/configuration.md is
+ * more precise (filter comparisons, time strings, result field names); each such place says so.
+ *
+ * Assumption (true for every test that uses it): the idle timeout never fires while input is still being
+ * processed, so windows only close because of stream time, and every window is emitted once at the end.
+ */
+import { Decoder } from '@msgpack/msgpack';
+import type { PipelineConfig } from '../../src/config/load.js';
+import type { Condition, DedupConfig, WindowConfig } from '../../src/config/schema.js';
+import { shardOfKey } from '../../src/routing/hash.js';
+
+/** A stream entry as XRANGE returns it: its ID and the flat list name, value, name, value… */
+export interface StreamEntry {
+  id: string;
+  fields: Buffer[];
+}
+
+/** A field name/value pair; values are decoded as latin1 so that binary bodies compare losslessly. */
+export type FieldPair = [name: string, value: string];
+
+export type ErrorCode =
+  | 'E_MISSING_KEY'
+  | 'E_BAD_BODY'
+  | 'E_MISSING_TIME'
+  | 'E_BAD_TIME'
+  | 'E_MISSING_ID'
+  | 'E_BAD_FIELD'
+  | 'E_LATE';
+
+export interface ExpectedDeadLetter {
+  /** ID of the input entry (the `source_id` field). */
+  sourceId: string;
+  code: ErrorCode;
+  /** The original fields, in order (without `error` and `source_id`). */
+  fields: FieldPair[];
+}
+
+export interface ExpectedCounts {
+  read: number;
+  acked: number;
+  filtered: number;
+  deduplicated: number;
+  late: number;
+  /** Dead-lettered events by code (E_LATE included); codes that never occurred are absent. */
+  deadLettered: Partial<Record<ErrorCode, number>>;
+  /** Window results emitted (0 without a window stage). */
+  windowsEmitted: number;
+  /** Events that reached the sink or a window. */
+  passed: number;
+}
+
+export interface Expected {
+  /** Sink entries. Window results: fields key, window_start, window_end, count, <fn>_<field>… */
+  sink: FieldPair[][];
+  deadLetters: ExpectedDeadLetter[];
+  counts: ExpectedCounts;
+}
+
+/** Lossless string form of a raw field value. */
+export function raw(b: Buffer): string {
+  return b.toString('latin1');
+}
+
+export function pairsOf(fields: Buffer[]): FieldPair[] {
+  const out: FieldPair[] = [];
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    out.push([(fields[i] as Buffer).toString('utf8'), raw(fields[i + 1] as Buffer)]);
+  }
+  return out;
+}
+
+/** Value of the first field with this name, or undefined. */
+function fieldValue(fields: Buffer[], name: string): Buffer | undefined {
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    if ((fields[i] as Buffer).toString('utf8') === name) return fields[i + 1] as Buffer;
+  }
+  return undefined;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
+
+/** Dot-path lookup: `a.b` → body.a.b; undefined when any step is missing or not an object. */
+export function getPath(body: Record<string, unknown>, path: string): unknown {
+  let cur: unknown = body;
+  for (const part of path.split('.')) {
+    if (!isPlainObject(cur) || !Object.hasOwn(cur, part)) return undefined;
+    cur = cur[part];
+  }
+  return cur;
+}
+
+const msgpack = new Decoder();
+
+/** Decodes the body; undefined when missing or undecodable or not a map. */
+function decodeBody(fields: Buffer[], config: PipelineConfig): Record<string, unknown> | undefined {
+  if (config.body.encoding === 'flat') {
+    const body: Record<string, unknown> = {};
+    for (let i = 0; i + 1 < fields.length; i += 2) {
+      const name = (fields[i] as Buffer).toString('utf8');
+      if (!Object.hasOwn(body, name)) body[name] = (fields[i + 1] as Buffer).toString('utf8');
+    }
+    return body;
+  }
+  const rawBody = fieldValue(fields, config.body.field);
+  if (rawBody === undefined) return undefined;
+  let decoded: unknown;
+  try {
+    decoded =
+      config.body.encoding === 'json' ? JSON.parse(rawBody.toString('utf8')) : msgpack.decode(rawBody);
+  } catch {
+    return undefined;
+  }
+  return isPlainObject(decoded) ? decoded : undefined;
+}
+
+/** A numeric string like "12.5" or "-3" (not "", not "abc"). */
+function isNumericString(v: unknown): v is string {
+  return typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v));
+}
+
+/**
+ * Event time in epoch ms, or an error code: a finite number, a numeric string, or a string starting
+ * YYYY-MM-DD read by Date.parse (docs/configuration.md, `body.timePath`).
+ */
+function eventTime(v: unknown): number | 'E_MISSING_TIME' | 'E_BAD_TIME' {
+  if (v === undefined || v === null) return 'E_MISSING_TIME';
+  if (typeof v === 'number') return Number.isFinite(v) ? v : 'E_BAD_TIME';
+  if (typeof v === 'string') {
+    if (isNumericString(v)) return Number(v);
+    if (!/^\d{4}-\d{2}-\d{2}/.test(v)) return 'E_BAD_TIME';
+    const t = Date.parse(v);
+    return Number.isFinite(t) ? t : 'E_BAD_TIME';
+  }
+  return 'E_BAD_TIME';
+}
+
+/** A usable aggregate value, or undefined. */
+function numericValue(v: unknown): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) ? v : undefined;
+  if (isNumericString(v)) return Number(v);
+  return undefined;
+}
+
+/**
+ * One filter condition, as docs/configuration.md states the rules: when the configured value is a number
+ * (for `in`: the list holds one), a numeric-string field value is read as that number; eq/ne/in compare
+ * strictly; gt…lte compare number with number or string with string, any other pairing is false;
+ * `exists` asks whether the field is present (null counts as present).
+ */
+function holds(body: Record<string, unknown>, c: Condition): boolean {
+  const numeric =
+    typeof c.value === 'number' || (Array.isArray(c.value) && c.value.some((x) => typeof x === 'number'));
+  const raw = getPath(body, c.field);
+  const v = numeric && isNumericString(raw) ? Number(raw) : raw;
+  switch (c.op) {
+    case 'exists':
+      return (raw !== undefined) === (c.value ?? true);
+    case 'eq':
+      return v === c.value;
+    case 'ne':
+      return v !== c.value;
+    case 'in':
+      return (c.value as unknown[]).includes(v);
+    default: {
+      const want = c.value as string | number;
+      const comparable =
+        (typeof v === 'number' && typeof want === 'number') ||
+        (typeof v === 'string' && typeof want === 'string');
+      if (!comparable) return false;
+      if (c.op === 'gt') return v > want;
+      if (c.op === 'gte') return v >= want;
+      if (c.op === 'lt') return v < want;
+      return v <= want;
+    }
+  }
+}
+
+/** Every window start s (multiple of advance) with s <= ts < s + size, ascending. */
+export function windowStartsOf(ts: number, size: number, advance: number): number[] {
+  const starts: number[] = [];
+  for (let s = Math.floor(ts / advance) * advance; s > ts - size; s -= advance) {
+    if (s <= ts && ts < s + size) starts.unshift(s);
+  }
+  return starts;
+}
+
+interface WindowAcc {
+  key: string;
+  start: number;
+  /** Per aggregate field: the values in stream order. */
+  values: Map<string, number[]>;
+  count: number;
+}
+
+interface ShardState {
+  streamTime: number;
+  /** id → stream time when inserted, and the insertion's number. */
+  seen: Map<string, { seenAt: number; n: number }>;
+  /**
+   * Every insertion in order (= seenAt order, stream time never goes back). An insertion whose `n` no
+   * longer matches `seen` was superseded by a re-insertion. (A plain Map's "first key" would do, but V8
+   * finds it by skipping every deleted slot, which makes long runs quadratic.)
+   */
+  insertions: Array<{ id: string; n: number }>;
+  oldest: number;
+  inserted: number;
+}
+
+/** Replays the spec over the whole input. */
+export function reference(entries: StreamEntry[], config: PipelineConfig): Expected {
+  const windowStage = config.stages.find((s): s is { window: WindowConfig } => 'window' in s)?.window;
+  const hasDedup = config.stages.some((s) => 'dedup' in s);
+  // the distinct fields that some aggregate (other than count) reads
+  const aggFields = [
+    ...new Set((windowStage?.aggregates ?? []).filter((a) => a.fn !== 'count').map((a) => a.field as string)),
+  ];
+  const advance = windowStage
+    ? windowStage.type === 'hopping'
+      ? (windowStage.advance as number)
+      : windowStage.size
+    : 0;
+
+  const shards = new Map<number, ShardState>();
+  const windows = new Map<string, WindowAcc>();
+  const sink: FieldPair[][] = [];
+  const deadLetters: ExpectedDeadLetter[] = [];
+  const counts: ExpectedCounts = {
+    read: entries.length,
+    acked: entries.length,
+    filtered: 0,
+    deduplicated: 0,
+    late: 0,
+    deadLettered: {},
+    windowsEmitted: 0,
+    passed: 0,
+  };
+  const deadLetter = (e: StreamEntry, code: ErrorCode) => {
+    deadLetters.push({ sourceId: e.id, code, fields: pairsOf(e.fields) });
+    counts.deadLettered[code] = (counts.deadLettered[code] ?? 0) + 1;
+  };
+
+  for (const e of entries) {
+    // 1. validation, first failure wins
+    const keyBuf = fieldValue(e.fields, config.key.field);
+    const key = keyBuf === undefined ? '' : keyBuf.toString('utf8');
+    if (key === '') {
+      deadLetter(e, 'E_MISSING_KEY');
+      continue;
+    }
+    const body = decodeBody(e.fields, config);
+    if (body === undefined) {
+      deadLetter(e, 'E_BAD_BODY');
+      continue;
+    }
+    const ts = eventTime(getPath(body, config.body.timePath));
+    if (typeof ts !== 'number') {
+      deadLetter(e, ts);
+      continue;
+    }
+    const id = getPath(body, config.body.idPath);
+    if (hasDedup && typeof id !== 'string' && typeof id !== 'number') {
+      deadLetter(e, 'E_MISSING_ID');
+      continue;
+    }
+    const aggValues = new Map<string, number>();
+    let badField = false;
+    for (const f of aggFields) {
+      const v = numericValue(getPath(body, f));
+      if (v === undefined) badField = true;
+      else aggValues.set(f, v);
+    }
+    if (badField) {
+      deadLetter(e, 'E_BAD_FIELD');
+      continue;
+    }
+
+    // 2. stream time of the key's shard
+    const shardNo = shardOfKey(key, config.keyGroups, config.shards);
+    let shard = shards.get(shardNo);
+    if (!shard) {
+      shard = {
+        streamTime: Number.NEGATIVE_INFINITY,
+        seen: new Map(),
+        insertions: [],
+        oldest: 0,
+        inserted: 0,
+      };
+      shards.set(shardNo, shard);
+    }
+    shard.streamTime = Math.max(shard.streamTime, ts);
+
+    // 3.–5. the stages, in config order
+    let dropped = false;
+    for (const stage of config.stages) {
+      if ('filter' in stage) {
+        if (!stage.filter.where.every((c) => holds(body, c))) {
+          counts.filtered++;
+          dropped = true;
+          break;
+        }
+      } else if ('dedup' in stage) {
+        if (isDuplicate(shard, String(id), stage.dedup)) {
+          counts.deduplicated++;
+          dropped = true;
+          break;
+        }
+      } else {
+        const w = stage.window;
+        const starts = windowStartsOf(ts, w.size, advance);
+        const open = starts.filter((s) => shard.streamTime < s + w.size + w.grace);
+        if (open.length === 0) {
+          counts.late++;
+          deadLetter(e, 'E_LATE');
+          dropped = true;
+          break;
+        }
+        for (const s of open) {
+          const wk = `${key}\u0000${s}`;
+          let acc = windows.get(wk);
+          if (!acc) {
+            acc = { key, start: s, values: new Map(aggFields.map((f) => [f, []])), count: 0 };
+            windows.set(wk, acc);
+          }
+          acc.count++;
+          for (const f of aggFields) acc.values.get(f)?.push(aggValues.get(f) as number);
+        }
+      }
+    }
+    if (dropped) continue;
+    counts.passed++;
+    // 6. pass-through when there is no window stage
+    if (!windowStage) sink.push(pairsOf(e.fields));
+  }
+
+  if (windowStage) {
+    for (const acc of windows.values()) sink.push(windowResult(acc, windowStage));
+    counts.windowsEmitted = windows.size;
+  }
+  return { sink, deadLetters, counts };
+}
+
+function isDuplicate(shard: ShardState, id: string, dedup: DedupConfig): boolean {
+  const seen = shard.seen.get(id);
+  if (seen !== undefined && shard.streamTime - seen.seenAt < dedup.ttl) return true;
+  // (re-)insert as the newest, then forget the oldest while over the bound
+  const n = shard.inserted++;
+  shard.seen.set(id, { seenAt: shard.streamTime, n });
+  shard.insertions.push({ id, n });
+  while (shard.seen.size > dedup.maxEntries) {
+    const oldest = shard.insertions[shard.oldest++] as { id: string; n: number };
+    if (shard.seen.get(oldest.id)?.n === oldest.n) shard.seen.delete(oldest.id);
+  }
+  return false;
+}
+
+function windowResult(acc: WindowAcc, w: WindowConfig): FieldPair[] {
+  const out: FieldPair[] = [
+    ['key', raw(Buffer.from(acc.key, 'utf8'))],
+    ['window_start', String(acc.start)],
+    ['window_end', String(acc.start + w.size)],
+    ['count', String(acc.count)],
+  ];
+  for (const a of w.aggregates) {
+    if (a.fn === 'count') continue;
+    const f = a.field as string;
+    const vs = acc.values.get(f) as number[];
+    let v: number;
+    if (a.fn === 'sum') v = vs.reduce((x, y) => x + y, 0);
+    else if (a.fn === 'avg') v = vs.reduce((x, y) => x + y, 0) / vs.length;
+    else if (a.fn === 'min') v = Math.min(...vs);
+    else v = Math.max(...vs);
+    out.push([`${a.fn}_${f.replaceAll('.', '_')}`, String(v)]); // sum of order.total → sum_order_total
+  }
+  return out;
+}
+
+/* ------------------------------------------------------------------------------------------------------ */
+/* Comparing actual output with the expected one                                                            */
+/* ------------------------------------------------------------------------------------------------------ */
+
+/** A window result as a record (field order checked separately by `fieldNames`). */
+export function asRecord(pairs: FieldPair[]): Record<string, string> {
+  return Object.fromEntries(pairs);
+}
+
+/** Sorts window results by key, then window_start (numerically). */
+export function sortWindows(rows: FieldPair[][]): FieldPair[][] {
+  const decorated = rows.map((r) => {
+    const rec = asRecord(r);
+    return { r, key: rec.key ?? '', start: Number(rec.window_start) };
+  });
+  decorated.sort((a, b) => (a.key !== b.key ? (a.key < b.key ? -1 : 1) : a.start - b.start));
+  return decorated.map((d) => d.r);
+}
+
+export interface WindowDiff {
+  missing: number;
+  extra: number;
+  changed: number;
+  duplicated: number;
+  /** Up to 5 examples of each kind. */
+  examples: { missing: unknown[]; extra: unknown[]; changed: unknown[]; duplicated: unknown[] };
+}
+
+/** A readable summary of how the actual window results differ from the expected ones. */
+export function diffWindows(expected: FieldPair[][], actual: FieldPair[][]): WindowDiff {
+  const id = (r: FieldPair[]) => {
+    const rec = asRecord(r);
+    return `${rec.key}@${rec.window_start}`;
+  };
+  const exp = new Map(expected.map((r) => [id(r), r]));
+  const act = new Map<string, FieldPair[]>();
+  const diff: WindowDiff = {
+    missing: 0,
+    extra: 0,
+    changed: 0,
+    duplicated: 0,
+    examples: { missing: [], extra: [], changed: [], duplicated: [] },
+  };
+  const note = (kind: 'missing' | 'extra' | 'changed' | 'duplicated', what: unknown) => {
+    diff[kind]++;
+    if (diff.examples[kind].length < 5) diff.examples[kind].push(what);
+  };
+  for (const r of actual) {
+    const k = id(r);
+    if (act.has(k)) note('duplicated', asRecord(r));
+    act.set(k, r);
+  }
+  for (const [k, r] of exp) {
+    const a = act.get(k);
+    if (!a) note('missing', asRecord(r));
+    else if (JSON.stringify(a) !== JSON.stringify(r)) note('changed', { expected: r, actual: a });
+  }
+  for (const [k, r] of act) if (!exp.has(k)) note('extra', asRecord(r));
+  return diff;
+}
+
+export const NO_DIFF: WindowDiff = {
+  missing: 0,
+  extra: 0,
+  changed: 0,
+  duplicated: 0,
+  examples: { missing: [], extra: [], changed: [], duplicated: [] },
+};
+
+/** A dead-letter entry as read from the DLQ stream, in the oracle's shape. */
+export function deadLetterOf(entry: StreamEntry): ExpectedDeadLetter & { error: string; tail: string[] } {
+  const pairs = pairsOf(entry.fields);
+  const tail = pairs.slice(-2).map((p) => p[0]);
+  const record = asRecord(pairs.slice(-2));
+  const error = record.error ?? '';
+  return {
+    sourceId: record.source_id ?? '',
+    code: error.split(':')[0] as ErrorCode,
+    fields: pairs.slice(0, -2),
+    error,
+    tail,
+  };
+}
+
+/** Sorts dead letters by source entry ID (numerically: ms-seq). */
+export function sortBySourceId<T extends { sourceId: string }>(rows: T[]): T[] {
+  const decorated = rows.map((r) => {
+    const [ms, seq] = r.sourceId.split('-').map(Number) as [number, number];
+    return { r, ms, seq };
+  });
+  decorated.sort((a, b) => a.ms - b.ms || a.seq - b.seq);
+  return decorated.map((d) => d.r);
+}

@@ -1,0 +1,153 @@
+/**
+ * /metrics after a run: the counters equal the oracle's counts, the histograms and gauges exist with the
+ * right types, default process metrics are there; /healthz and /readyz answer 200.
+ */
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { produce } from '../src/produce/producer.js';
+import { expectedFor } from './helpers/expectations.js';
+import { parseMetrics, type Sample, sumOf as sum } from './helpers/metricsText.js';
+import {
+  httpGet,
+  pipelineConfig,
+  startPipeline,
+  stopAllPipelines,
+  testNames,
+  waitForDrain,
+} from './helpers/pipeline.js';
+import { connect, waitFor } from './helpers/redis.js';
+
+describe('metrics text parser', () => {
+  it('reads names, labels, escapes and special values', () => {
+    const { samples, types } = parseMetrics(
+      [
+        '# HELP a_total Things.',
+        '# TYPE a_total counter',
+        'a_total{reason="E_X",path="C:\\\\dir \\"q\\""} 3',
+        'b_bucket{le="+Inf"} 7 1700000000000',
+        'c NaN',
+        'd -Inf',
+      ].join('\n'),
+    );
+    expect(types.get('a_total')).toBe('counter');
+    expect(samples[0]).toEqual({ name: 'a_total', labels: { reason: 'E_X', path: 'C:\\dir "q"' }, value: 3 });
+    expect(samples[1]).toEqual({ name: 'b_bucket', labels: { le: '+Inf' }, value: 7 });
+    expect(samples[2]?.value).toBeNaN();
+    expect(samples[3]?.value).toBe(Number.NEGATIVE_INFINITY);
+  });
+});
+
+let redis: Redis;
+beforeAll(async () => {
+  redis = await connect();
+});
+afterEach(stopAllPipelines);
+afterAll(async () => {
+  await redis.quit();
+});
+
+const P = 'streamshard_';
+const COUNT = 20_000;
+
+it('counts what the oracle counts and exposes histograms, gauges and process metrics', async () => {
+  const n = testNames('metrics');
+  await produce(redis, n.input, {
+    count: COUNT,
+    keys: 100,
+    seed: 51,
+    duplicatePct: 5,
+    outOfOrderPct: 10,
+    malformedPct: 3,
+    startTs: 1_700_000_000_000,
+    intervalMs: 1,
+    outOfOrderMaxMs: 2500,
+    encoding: 'msgpack',
+  });
+  const config = pipelineConfig(n, {
+    shards: 2,
+    stages: [
+      { filter: { where: [{ field: 'type', op: 'eq', value: 'order' }] } },
+      { dedup: { ttl: '1s', maxEntries: 1000 } },
+      {
+        window: { size: '1s', grace: '200ms', idleClose: '1s', aggregates: [{ fn: 'sum', field: 'amount' }] },
+      },
+    ],
+  });
+  const expected = await expectedFor(redis, n, config);
+  const c = expected.counts;
+  expect(c.deduplicated * c.late * c.filtered).toBeGreaterThan(0);
+
+  const p = await startPipeline(config);
+  expect((await httpGet(p.metricsPort, '/healthz')).status).toBe(200);
+  expect((await httpGet(p.metricsPort, '/readyz')).status).toBe(200);
+  const state = await waitForDrain(redis, {
+    stream: n.input,
+    group: n.group,
+    outputs: { [n.sink]: expected.sink.length, [n.dlq]: expected.deadLetters.length },
+  });
+  expect(state.done).toBe(true);
+
+  const want: Record<string, number> = {
+    [`${P}events_read_total`]: COUNT,
+    [`${P}events_acked_total`]: COUNT,
+    [`${P}events_filtered_total`]: c.filtered,
+    [`${P}events_deduplicated_total`]: c.deduplicated,
+    [`${P}events_late_total`]: c.late,
+    [`${P}events_dead_lettered_total`]: Object.values(c.deadLettered).reduce((a, b) => a + (b ?? 0), 0),
+    [`${P}windows_emitted_total`]: c.windowsEmitted,
+  };
+  for (const [reason, v] of Object.entries(c.deadLettered))
+    want[`${P}events_dead_lettered_total/${reason}`] = v;
+  const read = (samples: Sample[]) => {
+    const got: Record<string, number | undefined> = {};
+    for (const name of Object.keys(want)) {
+      const [metric, reason] = name.split('/') as [string, string | undefined];
+      got[name] = sum(samples, metric, reason ? { reason } : {});
+    }
+    return got;
+  };
+  // counters are updated after each commit: poll until they settle on the expected values
+  let last: Record<string, number | undefined> = {};
+  try {
+    await waitFor(
+      'counters equal to the oracle',
+      async () => {
+        last = read(parseMetrics((await httpGet(p.metricsPort, '/metrics')).body).samples);
+        return JSON.stringify(last) === JSON.stringify(want);
+      },
+      15_000,
+    );
+  } catch {
+    // fall through: the assertion below shows the difference
+  }
+  expect(last).toEqual(want);
+
+  const { samples, types } = parseMetrics((await httpGet(p.metricsPort, '/metrics')).body);
+  const names = new Set(samples.map((s) => s.name));
+  for (const counter of Object.keys(want).filter((k) => !k.includes('/'))) {
+    expect(types.get(counter) ?? types.get(counter.replace(/_total$/, '')), counter).toBe('counter');
+  }
+  for (const h of ['batch_size', 'processing_seconds', 'end_to_end_latency_seconds', 'commit_seconds']) {
+    expect(types.get(P + h), h).toBe('histogram');
+    for (const suffix of ['_bucket', '_sum', '_count'])
+      expect(names.has(P + h + suffix), h + suffix).toBe(true);
+    expect(sum(samples, `${P + h}_count`), `${h}_count`).toBeGreaterThan(0);
+    expect(samples.some((s) => s.name === `${P + h}_bucket` && s.labels.le === '+Inf')).toBe(true);
+  }
+  for (const g of [
+    'consumer_group_pending',
+    'consumer_group_lag',
+    'shard_in_flight_events',
+    'worker_utilization',
+  ]) {
+    expect(types.get(P + g), g).toBe('gauge');
+    expect(names.has(P + g), g).toBe(true);
+  }
+  expect(sum(samples, `${P}consumer_group_pending`)).toBe(0);
+  expect(sum(samples, `${P}consumer_group_lag`)).toBe(0);
+  expect(names.has('process_cpu_seconds_total') || names.has(`${P}process_cpu_seconds_total`)).toBe(true);
+
+  expect((await httpGet(p.metricsPort, '/healthz')).status).toBe(200);
+  expect((await httpGet(p.metricsPort, '/readyz')).status).toBe(200);
+  expect(await p.stop()).toBe(0);
+});
