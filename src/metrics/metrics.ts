@@ -112,7 +112,7 @@ export class Metrics {
     });
     new Gauge({
       name: `${p}worker_utilization`,
-      help: 'Share of time the shard worker was busy since start (0..1).',
+      help: 'Share of wall time the shard worker was busy since the previous scrape (0..1).',
       labelNames: ['shard'],
       registers,
       collect() {

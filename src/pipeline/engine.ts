@@ -253,6 +253,7 @@ export class Engine {
     if (out.commit !== null) await this.commitWithRetry(lane.shard, out.commit);
     lane.openWindows = out.openWindows;
     lane.inFlight -= count;
+    lane.busyMs += out.busyMs;
     const m = this.metrics;
     if (m !== null) {
       m.recordBatch(count, out.counts, out.busyMs, out.eventTimes, Date.now());

@@ -80,8 +80,21 @@ export class Lane {
     return this.inFlight === 0 && this.batch.size === 0 && !this.tickQueued;
   }
 
+  /** Worker milliseconds spent on this lane's tasks since start (as the worker measured them). */
+  busyMs = 0;
+  private sampledAt = performance.now();
+  private sampledBusy = 0;
+
+  /**
+   * Share of wall time the worker was busy since the previous call (0..1). piscina's own `utilization`
+   * was measured to stay near 0 under full load, so the lane counts the worker's reported busy time.
+   */
   utilization(): number {
-    return this.pool.utilization;
+    const now = performance.now();
+    const u = (this.busyMs - this.sampledBusy) / Math.max(1, now - this.sampledAt);
+    this.sampledAt = now;
+    this.sampledBusy = this.busyMs;
+    return Math.min(1, u);
   }
 
   close(): Promise<void> {
