@@ -104,7 +104,7 @@ export class Engine {
     this.groupPresent = true;
     await this.checkOutputKeys();
     for (let s = 0; s < c.shards; s++) {
-      const lane = new Lane(s);
+      const lane = new Lane(s, c.workerHeapMb);
       this.lanes.push(lane);
       const restored = await loadCheckpoint(this.redis, this.keys, this.shardKeyGroups[s] as number[]);
       await lane.init(c, restored);

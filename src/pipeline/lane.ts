@@ -31,7 +31,10 @@ export class Lane {
   private lastTask: Promise<unknown> = Promise.resolve();
   private readonly pool: Piscina<ShardTask, ShardOutput | InitResult>;
 
-  constructor(readonly shard: number) {
+  constructor(
+    readonly shard: number,
+    heapMb: number,
+  ) {
     this.pool = new Piscina({
       filename: WORKER,
       minThreads: 1,
@@ -39,6 +42,7 @@ export class Lane {
       // The worker holds the shard's state: it must never be reaped for idleness.
       idleTimeout: Number.POSITIVE_INFINITY,
       concurrentTasksPerWorker: 1,
+      resourceLimits: { maxOldGenerationSizeMb: heapMb },
       name: 'default',
     });
   }
