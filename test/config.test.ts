@@ -85,6 +85,9 @@ stages:
         'stages[2].filter.where[0].value: `in` needs a list, e.g. value: [a, b]',
         'stages[2].filter.where[1].value: `gt` needs one value',
         'stages[3]: not a known form',
+        // cross-field rules are reported together with the field errors
+        'stages[1]: the window stage must be the last stage',
+        'sink.stream: must differ from source.stream',
       ].sort(),
     );
   });

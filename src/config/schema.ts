@@ -286,45 +286,48 @@ const configSchema = z
       .default({ timeout: 10_000 }),
   })
   .strict()
-  .superRefine((c, ctx) => {
-    let windows = 0;
-    let dedups = 0;
-    c.stages.forEach((s, i) => {
-      if ('window' in s) {
-        windows++;
-        if (i !== c.stages.length - 1) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['stages', i],
-            message: 'the window stage must be the last stage',
-          });
-        }
-      }
-      if ('dedup' in s && ++dedups > 1) {
-        ctx.addIssue({ code: 'custom', path: ['stages', i], message: 'only one dedup stage is allowed' });
-      }
-    });
-    if (windows > 1)
-      ctx.addIssue({ code: 'custom', path: ['stages'], message: 'only one window stage is allowed' });
-    const shards = c.shards === 'auto' ? 1 : c.shards;
-    if (shards > c.keyGroups) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['shards'],
-        message: `must not exceed keyGroups (${c.keyGroups})`,
-      });
-    }
-    if (c.sink.type === 'stream' && c.sink.stream === c.source.stream) {
-      ctx.addIssue({ code: 'custom', path: ['sink', 'stream'], message: 'must differ from source.stream' });
-    }
-    if (c.deadLetter.stream === c.source.stream) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['deadLetter', 'stream'],
-        message: 'must differ from source.stream',
-      });
-    }
+  // Cross-field rules run even when some fields are invalid (`when`), so that `validate` lists every
+  // problem at once; they therefore read the value defensively.
+  .superRefine((parsed, ctx) => crossFieldChecks(parsed as unknown as LooseConfig, ctx), {
+    when: () => true,
   });
+
+/** The config as a cross-field check may see it: any part may be missing or invalid. */
+interface LooseConfig {
+  stages?: unknown;
+  shards?: unknown;
+  keyGroups?: unknown;
+  source?: { stream?: unknown };
+  sink?: { type?: unknown; stream?: unknown };
+  deadLetter?: { stream?: unknown };
+}
+
+function crossFieldChecks(c: LooseConfig, ctx: z.RefinementCtx): void {
+  const issue = (path: Array<string | number>, message: string) =>
+    ctx.addIssue({ code: 'custom', path, message });
+  const stages = Array.isArray(c.stages) ? (c.stages as unknown[]) : [];
+  let windows = 0;
+  let dedups = 0;
+  stages.forEach((s, i) => {
+    if (s === null || typeof s !== 'object') return;
+    if ('window' in s) {
+      windows++;
+      if (i !== stages.length - 1) issue(['stages', i], 'the window stage must be the last stage');
+    }
+    if ('dedup' in s && ++dedups > 1) issue(['stages', i], 'only one dedup stage is allowed');
+  });
+  if (windows > 1) issue(['stages'], 'only one window stage is allowed');
+  const keyGroups = typeof c.keyGroups === 'number' ? c.keyGroups : 256;
+  if (typeof c.shards === 'number' && c.shards > keyGroups) {
+    issue(['shards'], `must not exceed keyGroups (${keyGroups})`);
+  }
+  const source = c.source?.stream;
+  if (typeof source === 'string') {
+    if (c.sink?.type !== 'stdout' && c.sink?.stream === source)
+      issue(['sink', 'stream'], 'must differ from source.stream');
+    if (c.deadLetter?.stream === source) issue(['deadLetter', 'stream'], 'must differ from source.stream');
+  }
+}
 
 export const pipelineSchema = configSchema;
 /** The config as written by users (before defaults). */
