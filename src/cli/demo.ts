@@ -117,7 +117,7 @@ async function demo(o: DemoOptions): Promise<number> {
       '▶ waiting for the last windows to close (idle close: 1 s of quiet, then stream time follows the clock)…',
     );
     await waitForAllWindowsClosed(redis, p);
-    await printResults(redis, names, produced.produced, drainSeconds);
+    await printResults(url, redis, names, produced.produced, drainSeconds);
     if (o.keep) {
       say(`▶ still running: http://127.0.0.1:${p.metricsPort}/metrics — Ctrl-C to stop`);
       await new Promise<void>((resolve) => {
@@ -162,6 +162,7 @@ async function waitForAllWindowsClosed(redis: Redis, p: Pipeline): Promise<void>
 }
 
 async function printResults(
+  url: string,
   redis: Redis,
   names: Record<string, string>,
   produced: number,
@@ -194,7 +195,7 @@ async function printResults(
     say(`  ${header.map((h) => fmt(h, m.get(h) ?? '').padEnd(15)).join('')}`);
   }
   say('');
-  say(`  try: redis-cli -u <url> XRANGE ${sink} - + COUNT 5`);
+  say(`  the whole output: redis-cli -u ${url} XRANGE ${sink} - + (while the demo runs: --keep)`);
 }
 
 function fmt(field: string, v: string): string {
