@@ -59,7 +59,16 @@ describe('pipeline config', () => {
     const c = parseConfig(text, 't', { env: { IN: 'events' } });
     expect(c.source.stream).toBe('events');
     expect(c.sink).toEqual({ type: 'stream', stream: 'results' });
-    expect(problems(text, {})).toEqual(['(env): environment variable IN is not set']);
+    expect(problems(text, {})).toEqual(['source.stream: environment variable IN is not set']);
+    // values only: a reference in a comment is left alone; a whole-value reference keeps its YAML type
+    const typed = parseConfig(
+      `# uses ${ref('UNSET_IN_COMMENT')}\n${MIN}metrics:\n  port: ${ref('PORT:-9999')}\n`,
+      't',
+      {
+        env: {},
+      },
+    );
+    expect(typed.metrics.port).toBe(9999);
   });
 
   it('reports every problem with its path and a fix', () => {

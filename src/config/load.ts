@@ -1,11 +1,11 @@
 /**
- * Loads a pipeline file: reads it, interpolates `${VAR}` / `${VAR:-default}`, parses YAML (JSON is YAML),
+ * Loads a pipeline file: reads it, parses YAML (JSON is YAML), interpolates `${VAR}` / `${VAR:-default}` in values,
  * validates against the schema and resolves environment-dependent defaults. The only door into the engine:
  * everything behind it trusts a `PipelineConfig`.
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism, hostname } from 'node:os';
-import { parseDocument } from 'yaml';
+import { type Document, isPair, isScalar, isSeq, parse, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import { type ParsedConfig, pipelineSchema } from './schema.js';
@@ -19,19 +19,47 @@ export type PipelineConfig = Omit<ParsedConfig, 'shards' | 'redis' | 'source' | 
 };
 
 const ENV_RE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+const WHOLE_REF = /^\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\}$/;
 
 /** Replaces `${VAR}` and `${VAR:-default}`; an unset variable without default is a problem, not "". */
-export function interpolate(text: string, env: NodeJS.ProcessEnv, problems: ConfigProblem[]): string {
+export function interpolate(
+  text: string,
+  env: NodeJS.ProcessEnv,
+  problems: ConfigProblem[],
+  path = '(env)',
+): string {
   return text.replace(ENV_RE, (_m, varName: string, fallback: string | undefined) => {
     const value = env[varName];
     if (value !== undefined && value !== '') return value;
     if (fallback !== undefined) return fallback;
     problems.push({
-      path: '(env)',
+      path,
       message: `environment variable ${varName} is not set`,
       hint: `set it, or write \${${varName}:-default}`,
     });
     return '';
+  });
+}
+
+/**
+ * Interpolates the string values of a parsed document (never keys, never comments). An unquoted value
+ * that is one reference and nothing else takes the type its text has in YAML, so `port: ${PORT:-9464}` is a
+ * number while `stream: "${NAME}"` stays a string.
+ */
+function interpolateDocument(doc: Document, env: NodeJS.ProcessEnv, problems: ConfigProblem[]): void {
+  visit(doc, {
+    Scalar(key, node, path) {
+      if (key === 'key' || typeof node.value !== 'string' || !node.value.includes('${')) return;
+      const where: PropertyKey[] = [];
+      path.forEach((p, i) => {
+        const child = path[i + 1] ?? node;
+        if (isPair(p) && isScalar(p.key)) where.push(String(p.key.value));
+        else if (isSeq(p)) where.push(p.items.indexOf(child as (typeof p.items)[number]));
+      });
+      const text = interpolate(node.value, env, problems, formatPath(where));
+      const whole = WHOLE_REF.test(node.value) && node.type === 'PLAIN' && text !== '';
+      node.value = whole ? parse(text) : text;
+    },
   });
 }
 
@@ -92,14 +120,15 @@ export interface LoadOptions {
 export function parseConfig(text: string, source = '(inline)', opts: LoadOptions = {}): PipelineConfig {
   const env = opts.env ?? process.env;
   const problems: ConfigProblem[] = [];
-  const interpolated = interpolate(text, env, problems);
-  const doc = parseDocument(interpolated, { prettyErrors: true });
+  const doc = parseDocument(text, { prettyErrors: true });
   for (const e of doc.errors) {
     problems.push({
       path: `line ${e.linePos?.[0]?.line ?? '?'}`,
       message: e.message.split('\n')[0] ?? e.message,
     });
   }
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  interpolateDocument(doc, env, problems);
   if (problems.length > 0) throw new ConfigError(source, problems);
   const raw: unknown = doc.toJS();
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
