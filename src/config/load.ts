@@ -57,10 +57,20 @@ function interpolateDocument(doc: Document, env: NodeJS.ProcessEnv, problems: Co
         else if (isSeq(p)) where.push(p.items.indexOf(child as (typeof p.items)[number]));
       });
       const text = interpolate(node.value, env, problems, formatPath(where));
-      const whole = WHOLE_REF.test(node.value) && node.type === 'PLAIN' && text !== '';
-      node.value = whole ? parse(text) : text;
+      const whole = WHOLE_REF.test(node.value) && node.type === 'PLAIN';
+      node.value = whole ? typedScalar(text) : text;
     },
   });
+}
+
+/** A number or boolean when `text` reads as one in YAML (`9464`, `true`); otherwise the text itself. */
+function typedScalar(text: string): unknown {
+  try {
+    const v: unknown = parse(text);
+    return typeof v === 'number' || typeof v === 'boolean' ? v : text;
+  } catch {
+    return text;
+  }
 }
 
 /** `stages[1].window.size` from zod's path array. */
