@@ -89,7 +89,7 @@ export class Metrics {
       registers,
       async collect() {
         const info = await probe.groupInfo();
-        if (info) this.set(info.pending);
+        this.set(info?.pending ?? Number.NaN); // NaN, not a stale value, while Redis cannot tell
       },
     });
     new Gauge({
@@ -98,7 +98,7 @@ export class Metrics {
       registers,
       async collect() {
         const info = await probe.groupInfo();
-        if (info && info.lag !== null) this.set(info.lag);
+        this.set(info?.lag ?? Number.NaN);
       },
     });
     new Gauge({
