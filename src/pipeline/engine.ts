@@ -15,7 +15,7 @@ import type { PipelineConfig } from '../config/load.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { connectRedis } from '../redis/connect.js';
 import { keyGroupsOfShard } from '../routing/hash.js';
-import { Router } from '../routing/router.js';
+import { type OpenBatch, Router } from '../routing/router.js';
 import type { ShardOutput } from '../shard/protocol.js';
 import { printRecords } from '../sink/sink.js';
 import { fieldOf, RedisSource } from '../source/redisSource.js';
@@ -33,6 +33,8 @@ export class Engine {
   private readonly keys: CheckpointKeys;
   private readonly shardKeyGroups: number[][];
   private lanes: Lane[] = [];
+  /** The lanes' open batches, in shard order (what the router fills). */
+  private readonly openBatches: OpenBatch[] = [];
   private running = false;
   private stopping = false;
   private readLoop: Promise<void> = Promise.resolve();
@@ -106,6 +108,7 @@ export class Engine {
     for (let s = 0; s < c.shards; s++) {
       const lane = new Lane(s, c.workerHeapMb);
       this.lanes.push(lane);
+      this.openBatches.push(lane.batch);
       const restored = await loadCheckpoint(this.redis, this.keys, this.shardKeyGroups[s] as number[]);
       await lane.init(c, restored);
       this.log.info(
@@ -119,7 +122,7 @@ export class Engine {
       );
     }
     this.running = true;
-    this.readLoop = this.runReadLoop();
+    this.readLoop = this.runReadLoop().catch((e) => this.fail(e));
     const idleClose = windowIdleClose(c);
     if (idleClose > 0) {
       this.tickTimer = setInterval(() => this.tickQuietLanes(), Math.max(20, Math.min(1000, idleClose / 4)));
@@ -172,11 +175,7 @@ export class Engine {
       const n = read.entries.length;
       if (n > 0) {
         this.metrics?.eventsRead.inc(n);
-        this.router.route(
-          read.entries,
-          this.lanes.map((l) => l.batch),
-          now,
-        );
+        this.router.route(read.entries, this.openBatches, now);
       }
       if (read.deleted.length > 0) await this.ackDeleted(read.deleted);
       for (const lane of this.lanes) {
@@ -187,10 +186,18 @@ export class Engine {
     }
   }
 
+  /** Pending entries whose data is gone have nothing to process; if the ack fails they are re-read later. */
   private async ackDeleted(ids: Buffer[]): Promise<void> {
-    await this.redis.xack(this.config.source.stream, this.config.source.group, ...ids);
-    this.metrics?.eventsAcked.inc(ids.length);
-    this.log.warn({ count: ids.length }, 'acked pending entries that were deleted from the stream');
+    try {
+      await this.redis.xack(this.config.source.stream, this.config.source.group, ...ids);
+      this.metrics?.eventsAcked.inc(ids.length);
+      this.log.warn({ count: ids.length }, 'acked pending entries that were deleted from the stream');
+    } catch (e) {
+      this.log.warn(
+        { count: ids.length, err: (e as Error).message },
+        'could not ack deleted pending entries',
+      );
+    }
   }
 
   private hasCapacity(): boolean {

@@ -61,11 +61,6 @@ export class RedisSource {
     }
   }
 
-  /** Starts over with this consumer's pending entries (after a reconnect, or a lost group). */
-  replayPending(): void {
-    this.cursor = '0';
-  }
-
   /** One XREADGROUP: pending entries first, then new ones (blocking up to `blockMs`). */
   async read(): Promise<ReadResult> {
     const o = this.opts;
