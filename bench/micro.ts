@@ -78,7 +78,6 @@ function shardRunner(withCommit: boolean): () => void {
     const b = packed[n++] as OpenBatch;
     const r = shard.processBatch(
       packBatch(b.entries, Uint16Array.from(b.keyGroups), Uint16Array.from(b.keyFields), b.bytes),
-      0,
     );
     if (withCommit) builder.build(r);
   };

@@ -97,7 +97,7 @@ describe('decode and validate', () => {
       { key: 'k', body: { id: 'd', ts: 5, amount: 'abc' } },
       { key: 'k', body: { id: 'e', ts: '1970-01-01T00:00:00.007Z', amount: '2.5' } },
     ]);
-    const out = shard.processBatch(buf, 1);
+    const out = shard.processBatch(buf);
     expect(out.deadLetters.map((d) => [d.index, d.error.split(':')[0]])).toEqual([
       [0, 'E_MISSING_KEY'],
       [1, 'E_MISSING_KEY'],
@@ -127,7 +127,7 @@ describe('filter', () => {
       { key: 'a', body: { id: 'x', ts: 4, amount: '100', type: 'order' } },
       { key: 'a', body: { id: 'y', ts: 5, amount: 100, type: 'order', note: 'n' } },
     ]);
-    const out = shard.processBatch(buf, 1);
+    const out = shard.processBatch(buf);
     expect(out.passThrough).toEqual([1, 3]);
     expect(out.counts.filtered).toBe(3);
   });
@@ -138,12 +138,11 @@ describe('windows', () => {
     const shard = new Shard(config(TUMBLING));
     let out = shard.processBatch(
       batch([ev('a', 1000, 5), ev('a', 9999, 7), ev('b', 5000, 1), ev('a', 11_000, 3)]).buf,
-      1,
     );
     expect(out.results).toEqual([]);
-    out = shard.processBatch(batch([ev('c', 11_999, 1)]).buf, 2); // end 10000 + grace 2000 > 11999
+    out = shard.processBatch(batch([ev('c', 11_999, 1)]).buf); // end 10000 + grace 2000 > 11999
     expect(out.results).toEqual([]);
-    out = shard.processBatch(batch([ev('c', 12_000, 1)]).buf, 3);
+    out = shard.processBatch(batch([ev('c', 12_000, 1)]).buf);
     expect(asObjects(out.results)).toEqual([
       {
         key: 'a',
@@ -171,7 +170,7 @@ describe('windows', () => {
 
   it('dead-letters an event whose windows all closed as late, and accepts one within grace', () => {
     const shard = new Shard(config(TUMBLING));
-    const out = shard.processBatch(batch([ev('a', 12_500, 1), ev('a', 9000, 2), ev('a', 10_400, 4)]).buf, 1);
+    const out = shard.processBatch(batch([ev('a', 12_500, 1), ev('a', 9000, 2), ev('a', 10_400, 4)]).buf);
     // stream time 12500 ≥ 10000 + 2000: [0,10000) closed, so 9000 is late; 10400 is in the open [10000,20000)
     expect(out.deadLetters.map((d) => d.error.split(':')[0])).toEqual(['E_LATE']);
     expect(out.counts.late).toBe(1);
@@ -183,12 +182,12 @@ describe('windows', () => {
         '  - window: { type: hopping, size: 10s, advance: 5s, grace: 0, idleClose: 0, aggregates: [{ fn: count }] }\n',
       ),
     );
-    let out = shard.processBatch(batch([ev('a', 7000, 1), ev('a', 12_000, 1)]).buf, 1);
+    let out = shard.processBatch(batch([ev('a', 7000, 1), ev('a', 12_000, 1)]).buf);
     // 7000 ∈ [0,10000) and [5000,15000); at stream time 12000 the first one closed
     expect(asObjects(out.results)).toEqual([
       { key: 'a', window_start: '0', window_end: '10000', count: '1' },
     ]);
-    out = shard.processBatch(batch([ev('a', 6000, 1), ev('a', 4000, 1), ev('a', 100_000, 1)]).buf, 2);
+    out = shard.processBatch(batch([ev('a', 6000, 1), ev('a', 4000, 1), ev('a', 100_000, 1)]).buf);
     expect(out.deadLetters.map((d) => d.index)).toEqual([1]); // 4000 only in closed windows; 6000 still in [5000,15000)
     expect(asObjects(out.results)).toEqual([
       { key: 'a', window_start: '5000', window_end: '15000', count: '3' },
@@ -198,10 +197,10 @@ describe('windows', () => {
 
   it('closes windows of a quiet shard after idleClose, stream time following the wall clock', () => {
     const shard = new Shard(config('  - window: { size: 10s, grace: 1s, idleClose: 5s }\n'));
-    shard.processBatch(batch([ev('a', 1000, 1)]).buf, 100_000);
-    expect(shard.tick(104_999).results).toEqual([]); // not quiet long enough
-    expect(shard.tick(105_000).results).toEqual([]); // quiet: stream time 1000 + 5000 < 11000
-    expect(asObjects(shard.tick(110_000).results)).toEqual([
+    shard.processBatch(batch([ev('a', 1000, 1)]).buf);
+    expect(shard.tick(104_999, 100_000).results).toEqual([]); // not quiet long enough
+    expect(shard.tick(105_000, 100_000).results).toEqual([]); // quiet: stream time 1000 + 5000 < 11000
+    expect(asObjects(shard.tick(110_000, 100_000).results)).toEqual([
       { key: 'a', window_start: '0', window_end: '10000', count: '1' },
     ]);
   });
@@ -218,7 +217,6 @@ describe('dedup', () => {
         ev('a', 10_000, 1, 'x'),
         ev('a', 10_001, 1, 'x'),
       ]).buf,
-      1,
     );
     // x seen at 0; at 9999 duplicate; at 10000 (stream time − seenAt = ttl) admitted again and re-stamped
     expect(out.passThrough).toEqual([0, 2, 3]);
@@ -235,7 +233,6 @@ describe('dedup', () => {
         ev('a', 4, 1, 'p'),
         ev('a', 5, 1, 'r'),
       ]).buf,
-      1,
     );
     expect(out.passThrough).toEqual([0, 1, 2, 3]); // p evicted by r, so p passes again; r is remembered
   });
@@ -307,7 +304,7 @@ describe('checkpoint', () => {
     const packedAgain = chunks.map((c) => batch(c).buf);
 
     const straight = new Shard(cfg);
-    const expected = packed.map((b, i) => straight.processBatch(b, i + 1));
+    const expected = packed.map((b) => straight.processBatch(b));
 
     const all = Array.from({ length: KEY_GROUPS }, (_, i) => i);
     const model = new CheckpointModel();
@@ -315,7 +312,7 @@ describe('checkpoint', () => {
     const got: BatchResult[] = [];
     packedAgain.forEach((b, i) => {
       if (i % 7 === 3) shard = new Shard(cfg, model.restored()); // "crash" and restore before this batch
-      const out = shard.processBatch(b, i + 1);
+      const out = shard.processBatch(b);
       model.apply(out, all);
       got.push(out);
     });

@@ -42,6 +42,9 @@ export class Engine {
   private tickTimer: NodeJS.Timeout | null = null;
   private wakeReader: (() => void) | null = null;
   private failure: Error | null = null;
+  /** True while the read loop waits for shards to make room (backpressure). */
+  private readerStalled = false;
+  private readonly idleClose: number;
   private groupPresent = false;
   private connected = { reader: false, main: false };
   private groupInfoCache: {
@@ -82,6 +85,7 @@ export class Engine {
       createGroup: c.source.createGroup,
       startId: c.source.startId,
     });
+    this.idleClose = windowIdleClose(c);
     this.router = new Router(c.key.field, c.keyGroups, c.shards);
     this.keys = new CheckpointKeys(c.redis.keyPrefix, c.source.stream, c.source.group);
     this.shardKeyGroups = Array.from({ length: c.shards }, (_, s) =>
@@ -123,9 +127,11 @@ export class Engine {
     }
     this.running = true;
     this.readLoop = this.runReadLoop().catch((e) => this.fail(e));
-    const idleClose = windowIdleClose(c);
-    if (idleClose > 0) {
-      this.tickTimer = setInterval(() => this.tickQuietLanes(), Math.max(20, Math.min(1000, idleClose / 4)));
+    if (this.idleClose > 0) {
+      this.tickTimer = setInterval(
+        () => this.tickQuietLanes(),
+        Math.max(20, Math.min(1000, this.idleClose / 4)),
+      );
     }
   }
 
@@ -145,9 +151,12 @@ export class Engine {
     let failures = 0;
     while (this.running) {
       if (!this.hasCapacity()) {
+        this.readerStalled = true;
         await new Promise<void>((resolve) => {
           this.wakeReader = resolve;
         });
+        this.readerStalled = false;
+        this.notQuietUntilNow();
         continue;
       }
       let read: Awaited<ReturnType<RedisSource['read']>>;
@@ -156,6 +165,7 @@ export class Engine {
         failures = 0;
       } catch (e) {
         if (!this.running) break;
+        this.notQuietUntilNow(); // Redis unreachable: the shards are starved, not quiet
         failures++;
         const msg = (e as Error).message;
         this.log.warn({ err: msg, attempt: failures }, 'read failed; retrying');
@@ -187,6 +197,12 @@ export class Engine {
   }
 
   /** Pending entries whose data is gone have nothing to process; if the ack fails they are re-read later. */
+  /** After the reader could not read, no shard counts as quiet for the time it was starved. */
+  private notQuietUntilNow(): void {
+    const now = Date.now();
+    for (const lane of this.lanes) if (lane.quietSince < now) lane.quietSince = now;
+  }
+
   private async ackDeleted(ids: Buffer[]): Promise<void> {
     try {
       await this.redis.xack(this.config.source.stream, this.config.source.group, ...ids);
@@ -241,11 +257,12 @@ export class Engine {
   }
 
   private tickQuietLanes(): void {
-    if (!this.running || this.failure !== null) return;
+    if (!this.running || this.failure !== null || this.readerStalled) return;
+    const now = Date.now();
     for (const lane of this.lanes) {
-      if (!lane.idle || lane.openWindows === 0) continue;
+      if (!lane.idle || lane.openWindows === 0 || now - lane.quietSince < this.idleClose) continue;
       lane.tickQueued = true;
-      const output = lane.tick(Date.now());
+      const output = lane.tick(now);
       lane.enqueue(
         () => this.commitOutput(lane, 0, output).finally(() => (lane.tickQueued = false)),
         (e) => this.fail(e),

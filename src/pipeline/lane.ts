@@ -22,6 +22,11 @@ export class Lane {
   /** Open window buckets after the last committed batch; a quiet lane with some is ticked. */
   openWindows = 0;
   tickQueued = false;
+  /**
+   * Wall ms since which this shard has been quiet: its last batch, or the last moment the reader could
+   * not read (backpressure, Redis down) — a shard starved by the pipeline itself is not quiet.
+   */
+  quietSince = Date.now();
   private chain: Promise<void> = Promise.resolve();
   /**
    * The last task submitted. piscina does not guarantee FIFO even with one thread (a task it cannot place
@@ -56,12 +61,14 @@ export class Lane {
   dispatch(now: number): { count: number; output: Promise<ShardOutput> } {
     const { count, buf } = this.batch.take();
     this.inFlight += count;
-    const output = this.submit(() => this.pool.run({ kind: 'batch', buf, now }, { transferList: [buf] }));
+    this.quietSince = now;
+    const output = this.submit(() => this.pool.run({ kind: 'batch', buf }, { transferList: [buf] }));
     return { count, output };
   }
 
   tick(now: number): Promise<ShardOutput> {
-    return this.submit(() => this.pool.run({ kind: 'tick', now }));
+    const quietSince = this.quietSince;
+    return this.submit(() => this.pool.run({ kind: 'tick', now, quietSince }));
   }
 
   private submit(run: () => Promise<ShardOutput | InitResult>): Promise<ShardOutput> {

@@ -25,13 +25,13 @@ export interface InitTask {
 export interface BatchTask {
   kind: 'batch';
   buf: ArrayBuffer;
-  /** Wall-clock ms when the batch was dispatched (for idle tracking). */
-  now: number;
 }
 
 export interface TickTask {
   kind: 'tick';
   now: number;
+  /** Wall ms since which the shard has had nothing to do although the pipeline could read. */
+  quietSince: number;
 }
 
 export type ShardTask = InitTask | BatchTask | TickTask;

@@ -24,8 +24,7 @@ export class Shard {
   private readonly idleClose: number;
   private streamTime = Number.NEGATIVE_INFINITY;
   private streamTimeChanged = false;
-  /** Wall time and stream time at the last event, for idle closing. */
-  private lastEventWall = 0;
+  /** Stream time at the last event, for idle closing. */
   private streamTimeAtLastEvent = Number.NEGATIVE_INFINITY;
 
   constructor(config: PipelineConfig, restored?: RestoredState) {
@@ -61,7 +60,7 @@ export class Shard {
   }
 
   /** Applies one packed batch. */
-  processBatch(buf: ArrayBuffer, now: number): BatchResult {
+  processBatch(buf: ArrayBuffer): BatchResult {
     const out = emptyOutput();
     const r = new BatchReader(buf);
     const ev = this.decoder.event;
@@ -92,23 +91,20 @@ export class Shard {
       }
       out.eventTimes.push(ev.ts);
     }
-    if (r.count > 0) {
-      this.lastEventWall = now;
-      this.streamTimeAtLastEvent = this.streamTime;
-    }
+    if (r.count > 0) this.streamTimeAtLastEvent = this.streamTime;
     this.finish(out);
     return out;
   }
 
   /**
-   * Called when the shard has been quiet: once `idleClose` ms of wall time have passed since its last
-   * event, stream time follows the wall clock, so due windows close without new events.
+   * Called when the shard has been quiet since `quietSince` (wall ms; the main thread knows when it last
+   * fed the shard or could not read): once `idleClose` ms have passed, stream time follows the wall clock
+   * from the last event's stream time, so due windows close without new events.
    */
-  tick(now: number): BatchResult {
+  tick(now: number, quietSince: number): BatchResult {
     const out = emptyOutput();
-    if (this.lastEventWall === 0) this.lastEventWall = now; // restored or fresh: quiet time starts now
     if (this.window !== null && this.idleClose > 0) {
-      const quiet = now - this.lastEventWall;
+      const quiet = now - quietSince;
       if (quiet >= this.idleClose) {
         const advanced = this.streamTimeAtLastEvent + quiet;
         if (advanced > this.streamTime) {

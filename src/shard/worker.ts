@@ -19,11 +19,11 @@ export default function run(task: ShardTask): ShardOutput | InitResult {
       return { openWindows: shard.openWindows };
     case 'batch': {
       const t0 = performance.now();
-      return answer(current().processBatch(task.buf, task.now), t0);
+      return answer(current().processBatch(task.buf), t0);
     }
     case 'tick': {
       const t0 = performance.now();
-      return answer(current().tick(task.now), t0);
+      return answer(current().tick(task.now, task.quietSince), t0);
     }
   }
 }
