@@ -257,7 +257,12 @@ export class Engine {
   }
 
   private tickQuietLanes(): void {
-    if (!this.running || this.failure !== null || this.readerStalled) return;
+    if (!this.running || this.failure !== null) return;
+    if (this.readerStalled) return;
+    if (!this.connected.reader || !this.connected.main) {
+      this.notQuietUntilNow(); // Redis unreachable: reads wait in the client's queue; shards are starved
+      return;
+    }
     const now = Date.now();
     for (const lane of this.lanes) {
       if (!lane.idle || lane.openWindows === 0 || now - lane.quietSince < this.idleClose) continue;

@@ -23,8 +23,11 @@ export interface LocalRedis {
   dir: string;
   /** SIGTERM, wait for exit (SIGKILL after 5 s), remove {@link LocalRedis.dir}. Safe to call twice. */
   stop(): Promise<void>;
-  /** Stops the server (SIGTERM: it writes its AOF) and starts it again on the same port and directory. */
-  restart(): Promise<void>;
+  /**
+   * Stops the server (SIGTERM: it writes its AOF), waits `downMs` (default 0), and starts it again on the
+   * same port and directory.
+   */
+  restart(downMs?: number): Promise<void>;
 }
 
 export interface LocalRedisOptions {
@@ -292,8 +295,9 @@ function running(
       stopping ??= stop();
       return stopping;
     },
-    restart: async () => {
+    restart: async (downMs = 0) => {
       await terminate();
+      if (downMs > 0) await sleep(downMs);
       const res = await tryStart(bin, port, dir, appendOnly);
       if (!res.ok) throw new Error(`redis-server did not restart on port ${port}:\n${res.reason}`);
       child = res.child;
