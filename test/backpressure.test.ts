@@ -3,26 +3,18 @@
  * acked (the group's pending count) never exceed shards × maxInFlightPerShard plus one read — reading
  * waits for commits instead of pulling the backlog into memory.
  */
-import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { produce } from '../src/produce/producer.js';
 import {
   groupState,
   pipelineConfig,
+  redis,
   startPipeline,
-  stopAllPipelines,
   testNames,
+  useTestHooks,
 } from './helpers/pipeline.js';
-import { connect } from './helpers/redis.js';
 
-let redis: Redis;
-beforeAll(async () => {
-  redis = await connect();
-});
-afterEach(stopAllPipelines);
-afterAll(async () => {
-  await redis.quit();
-});
+useTestHooks();
 
 it('keeps the entries in flight under the bound while draining a backlog', async () => {
   const n = testNames('backpressure');

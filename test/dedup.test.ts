@@ -3,27 +3,19 @@
  * memory holds at most maxEntries IDs (the oldest are forgotten first, so they pass again too).
  */
 import { decode, encode } from '@msgpack/msgpack';
-import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { expectedFor, expectOutputsMatch } from './helpers/expectations.js';
 import {
   pipelineConfig,
   readStream,
+  redis,
   startPipeline,
-  stopAllPipelines,
   testNames,
+  useTestHooks,
   waitForDrain,
 } from './helpers/pipeline.js';
-import { connect } from './helpers/redis.js';
 
-let redis: Redis;
-beforeAll(async () => {
-  redis = await connect();
-});
-afterEach(stopAllPipelines);
-afterAll(async () => {
-  await redis.quit();
-});
+useTestHooks();
 
 const T = 1_700_000_000_000;
 /** [id, ts offset, passes?] — ttl 1s, maxEntries 2, one shard. */

@@ -5,30 +5,22 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.js';
 import { produce } from '../src/produce/producer.js';
 import { expectOutputsMatch } from './helpers/expectations.js';
 import {
   readStream,
+  redis,
   ROOT,
   startPipeline,
-  stopAllPipelines,
   testNames,
+  useTestHooks,
   waitForDrain,
 } from './helpers/pipeline.js';
-import { connect } from './helpers/redis.js';
 import { reference } from './helpers/reference.js';
 
-let redis: Redis;
-beforeAll(async () => {
-  redis = await connect();
-});
-afterEach(stopAllPipelines);
-afterAll(async () => {
-  await redis.quit();
-});
+useTestHooks();
 
 const examples = readdirSync(join(ROOT, 'config'))
   .filter((f) => f.endsWith('.yaml'))

@@ -4,29 +4,21 @@
  * still produce exactly the expected results.
  */
 import { encode } from '@msgpack/msgpack';
-import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { produce } from '../src/produce/producer.js';
 import { expectedFor, expectOutputsMatch } from './helpers/expectations.js';
 import {
   pipelineConfig,
   readStream,
+  redis,
   startPipeline,
-  stopAllPipelines,
   testNames,
+  useTestHooks,
   waitForDrain,
 } from './helpers/pipeline.js';
-import { connect } from './helpers/redis.js';
 import { deadLetterOf, pairsOf } from './helpers/reference.js';
 
-let redis: Redis;
-beforeAll(async () => {
-  redis = await connect();
-});
-afterEach(stopAllPipelines);
-afterAll(async () => {
-  await redis.quit();
-});
+useTestHooks();
 
 const T = 1_700_000_000_000;
 const COUNT = 3000;

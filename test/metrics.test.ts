@@ -2,20 +2,20 @@
  * /metrics after a run: the counters equal the oracle's counts, the histograms and gauges exist with the
  * right types, default process metrics are there; /healthz and /readyz answer 200.
  */
-import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { produce } from '../src/produce/producer.js';
 import { expectedFor } from './helpers/expectations.js';
 import { parseMetrics, type Sample, sumOf as sum } from './helpers/metricsText.js';
 import {
   httpGet,
   pipelineConfig,
+  redis,
   startPipeline,
-  stopAllPipelines,
   testNames,
+  useTestHooks,
   waitForDrain,
 } from './helpers/pipeline.js';
-import { connect, waitFor } from './helpers/redis.js';
+import { waitFor } from './helpers/redis.js';
 
 describe('metrics text parser', () => {
   it('reads names, labels, escapes and special values', () => {
@@ -37,14 +37,7 @@ describe('metrics text parser', () => {
   });
 });
 
-let redis: Redis;
-beforeAll(async () => {
-  redis = await connect();
-});
-afterEach(stopAllPipelines);
-afterAll(async () => {
-  await redis.quit();
-});
+useTestHooks();
 
 const P = 'streamshard_';
 const COUNT = 20_000;

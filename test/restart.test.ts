@@ -3,28 +3,21 @@
  * mid-load and a restart with the same config, the output equals the oracle's — no window missing or
  * emitted twice — and nothing is left pending.
  */
-import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { produce } from '../src/produce/producer.js';
 import { expectedFor, expectOutputsMatch } from './helpers/expectations.js';
 import {
   groupState,
   pipelineConfig,
+  redis,
   startPipeline,
-  stopAllPipelines,
   testNames,
+  useTestHooks,
   waitForDrain,
 } from './helpers/pipeline.js';
-import { connect, waitFor } from './helpers/redis.js';
+import { waitFor } from './helpers/redis.js';
 
-let redis: Redis;
-beforeAll(async () => {
-  redis = await connect();
-});
-afterEach(stopAllPipelines);
-afterAll(async () => {
-  await redis.quit();
-});
+useTestHooks();
 
 const T = 1_700_000_000_000;
 

@@ -5,30 +5,22 @@
  * output window is compared with the oracle, every dead letter by source ID, and the group must end
  * with everything acked. Prints how long it took and the rate (not asserted: timing is the bench's job).
  */
-import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { produce } from '../src/produce/producer.js';
 import { expectedFor, expectOutputsMatch } from './helpers/expectations.js';
 import {
   groupState,
   pipelineConfig,
+  redis,
   startPipeline,
-  stopAllPipelines,
   testNames,
+  useTestHooks,
   waitForDrain,
 } from './helpers/pipeline.js';
-import { connect } from './helpers/redis.js';
 
 const EVENTS = Number(process.env.STREAMSHARD_VERIFY_EVENTS ?? 100_000);
 
-let redis: Redis;
-beforeAll(async () => {
-  redis = await connect();
-});
-afterEach(stopAllPipelines);
-afterAll(async () => {
-  await redis.quit();
-});
+useTestHooks();
 
 it(
   `${EVENTS} events over 10k keys: output equals the reference, everything acked`,

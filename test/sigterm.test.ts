@@ -3,28 +3,21 @@
  * flight and exits 0 within the shutdown timeout, leaving nothing pending; a restart finishes the job and
  * the final output equals the oracle's.
  */
-import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { produce } from '../src/produce/producer.js';
 import { expectedFor, expectOutputsMatch } from './helpers/expectations.js';
 import {
   groupState,
   pipelineConfig,
+  redis,
   startPipeline,
-  stopAllPipelines,
   testNames,
+  useTestHooks,
   waitForDrain,
 } from './helpers/pipeline.js';
-import { connect, waitFor } from './helpers/redis.js';
+import { waitFor } from './helpers/redis.js';
 
-let redis: Redis;
-beforeAll(async () => {
-  redis = await connect();
-});
-afterEach(stopAllPipelines);
-afterAll(async () => {
-  await redis.quit();
-});
+useTestHooks();
 
 const COUNT = 200_000;
 const SHUTDOWN_MS = 10_000;

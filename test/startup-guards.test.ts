@@ -2,19 +2,10 @@
  * Start-up refuses what would corrupt output or state: a checkpoint written with other window settings or
  * key-group count, and an output key that exists but is not a stream. `run` exits 1 and says why.
  */
-import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { pipelineConfig, startPipeline, stopAllPipelines, testNames } from './helpers/pipeline.js';
-import { connect } from './helpers/redis.js';
+import { expect, it } from 'vitest';
+import { pipelineConfig, redis, startPipeline, testNames, useTestHooks } from './helpers/pipeline.js';
 
-let redis: Redis;
-beforeAll(async () => {
-  redis = await connect();
-});
-afterEach(stopAllPipelines);
-afterAll(async () => {
-  await redis.quit();
-});
+useTestHooks();
 
 const windowOf = (size: string) => [
   { window: { size, grace: 0, aggregates: [{ fn: 'sum', field: 'amount' }] } },

@@ -3,27 +3,19 @@
  * late, duplicate and malformed events, small windows so that a good share of the out-of-order events
  * arrive after their windows closed.
  */
-import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { produce } from '../src/produce/producer.js';
 import { expectedFor, expectOutputsMatch } from './helpers/expectations.js';
 import {
   pipelineConfig,
+  redis,
   startPipeline,
-  stopAllPipelines,
   testNames,
+  useTestHooks,
   waitForDrain,
 } from './helpers/pipeline.js';
-import { connect } from './helpers/redis.js';
 
-let redis: Redis;
-beforeAll(async () => {
-  redis = await connect();
-});
-afterEach(stopAllPipelines);
-afterAll(async () => {
-  await redis.quit();
-});
+useTestHooks();
 
 const aggregates = [
   { fn: 'count' },

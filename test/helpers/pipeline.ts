@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
-import { onTestFailed } from 'vitest';
-import { redisUrl, uniqueName } from './redis.js';
+import { afterAll, afterEach, beforeAll, onTestFailed } from 'vitest';
+import { connect, redisUrl, uniqueName } from './redis.js';
 import type { StreamEntry } from './reference.js';
 
 export const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
@@ -295,4 +295,21 @@ export function pipelineConfig(n: TestNames, opts: ConfigOptions = {}): string {
     null,
     2,
   );
+}
+
+/** The test file's client on the shared test Redis, set by `useTestHooks()` (an ES live binding). */
+export let redis: Redis;
+
+/**
+ * The hooks every integration test file needs: one client for its tests (`redis`), and no pipeline
+ * process left running after a test, whatever happened in it.
+ */
+export function useTestHooks(): void {
+  beforeAll(async () => {
+    redis = await connect();
+  });
+  afterEach(stopAllPipelines);
+  afterAll(async () => {
+    await redis.quit();
+  });
 }
