@@ -1,7 +1,7 @@
 /**
  * A lane is the main thread's handle on one shard: its worker (a single-thread piscina pool, so the
- * worker — and its state — is pinned and tasks run in FIFO order), its open batch, its in-flight count,
- * and the promise chain that keeps its commits in batch order.
+ * worker — and its state — is pinned; the lane submits one task at a time, see `lastTask`), its open
+ * batch, its in-flight count, and the promise chain that keeps its commits in batch order.
  *
  *   read → route → OpenBatch ──flush──► worker task (runs while earlier commits are still in flight)
  *                                              │

@@ -2,7 +2,7 @@
  * The public facade: validates once at the door (`fromFile` / `fromConfig`), then hands a trusted config
  * to the engine, and serves metrics and health over HTTP.
  */
-import { loadConfig, type PipelineConfig, parseConfig } from '../config/load.js';
+import { loadConfig, type PipelineConfig } from '../config/load.js';
 import { Metrics } from '../metrics/metrics.js';
 import { type HttpEndpoint, startHttp } from '../metrics/server.js';
 import { createLogger, type Logger } from '../util/log.js';
@@ -44,10 +44,6 @@ export class Pipeline {
 
   static fromFile(file: string, opts: PipelineOptions = {}): Pipeline {
     return new Pipeline(loadConfig(file), opts);
-  }
-
-  static fromText(text: string, opts: PipelineOptions = {}): Pipeline {
-    return new Pipeline(parseConfig(text), opts);
   }
 
   /** Starts serving HTTP (so /healthz answers during restore), then restores and starts reading. */
