@@ -3,25 +3,64 @@
  * atomic step. Redis runs a script without interleaving other clients, and an error stops it at the
  * failing op — with XACK last, an entry is never acked when a write before it failed (a MULTI would have
  * run the rest). Redis' built-in `cmsgpack` decodes the list; each op is `{name, args…}`.
+ *
+ * Two guards run before any write:
+ * - **Fencing**: the lease must still hold our token (lease/lease.ts). A paused old owner whose lease
+ *   lapsed and was taken over gets `FENCED` and writes nothing.
+ * - **Idempotence**: `<ns>:applied` maps each shard to the ID of its last applied commit
+ *   (`<token>#<seq>`). A commit is retried only when its reply was lost (connection dropped, or ioredis
+ *   re-sending it after a reconnect); if it had been applied, the retry finds its own ID and does nothing.
+ *   Commits of a shard are sequential, so only the last one can be retried.
  */
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 
-export const APPLY_OPS_0 = `local ops = cmsgpack.unpack(ARGV[1])
+export const APPLY_OPS_2 = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('FENCED lease held by ' .. tostring(redis.call('GET', KEYS[1])) .. ', not ' .. ARGV[1])
+end
+if redis.call('HGET', KEYS[2], ARGV[2]) == ARGV[3] then return -1 end
+local ops = cmsgpack.unpack(ARGV[4])
 for i = 1, #ops do
   redis.call(unpack(ops[i]))
 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 return #ops`;
 
-const SHA = createHash('sha1').update(APPLY_OPS_0).digest('hex');
+const SHA = createHash('sha1').update(APPLY_OPS_2).digest('hex');
 
-/** Applies one encoded commit; loads the script when the server does not know it (e.g. after a restart). */
-export async function applyOps(redis: Redis, blob: Uint8Array): Promise<void> {
+export interface CommitFence {
+  /** `<ns>:lease`. */
+  leaseKey: string;
+  /** `<ns>:applied`. */
+  appliedKey: string;
+  /** The lease token this instance holds. */
+  token: string;
+}
+
+/** True for the error a fenced commit gets: another instance holds the lease. */
+export function isFenced(e: unknown): boolean {
+  return String((e as Error)?.message).startsWith('FENCED');
+}
+
+/**
+ * Applies one encoded commit with ID `<token>#<seq>` for `shard`; loads the script when the server does not
+ * know it (e.g. after a restart). Resolves `false` when the commit had already been applied.
+ */
+export async function applyOps(
+  redis: Redis,
+  fence: CommitFence,
+  shard: number,
+  seq: number,
+  blob: Uint8Array,
+): Promise<boolean> {
   const arg = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
+  const args = [fence.leaseKey, fence.appliedKey, fence.token, String(shard), `${fence.token}#${seq}`, arg];
+  let reply: unknown;
   try {
-    await redis.evalsha(SHA, 0, arg);
+    reply = await redis.evalsha(SHA, 2, ...args);
   } catch (e) {
     if (!String((e as Error).message).startsWith('NOSCRIPT')) throw e;
-    await redis.eval(APPLY_OPS_0, 0, arg);
+    reply = await redis.eval(APPLY_OPS_2, 2, ...args);
   }
+  return reply !== -1;
 }

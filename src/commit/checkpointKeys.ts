@@ -7,6 +7,9 @@
  *   <ns>:d:<kg>           ZSET  event ID → stream time it was first seen (dedup memory)
  *   <ns>:st               HASH  kg → stream time of the shard that owned kg
  *   <ns>:meta             HASH  fingerprint → what the checkpoint's layout depends on (key groups, windows)
+ *   <ns>:lease            STRING the pipeline lease / fencing token (lease/lease.ts)
+ *   <ns>:epoch            STRING lease epoch counter
+ *   <ns>:applied          HASH  shard → ID of its last applied commit (commit/applyOps.ts)
  *
  * `<ns>` is `<keyPrefix>:<source stream>:<group>`: one namespace per pipeline (group on a stream).
  */
@@ -38,6 +41,18 @@ export class CheckpointKeys {
 
   meta(): string {
     return `${this.ns}:meta`;
+  }
+
+  lease(): string {
+    return `${this.ns}:lease`;
+  }
+
+  epoch(): string {
+    return `${this.ns}:epoch`;
+  }
+
+  applied(): string {
+    return `${this.ns}:applied`;
   }
 }
 

@@ -52,6 +52,34 @@ const sourceSchema = z
     batchSize: z.number().int().min(1).max(100_000).default(1000).describe('Entries per XREADGROUP.'),
     /** XREADGROUP BLOCK: how long one read waits for new entries. @defaultValue 1s */
     block: duration('How long one read waits for new entries.').default(1000),
+    /**
+     * Taking over: pending entries of other consumers (a dead instance) are claimed (XAUTOCLAIM) once idle
+     * this long. @defaultValue 5s
+     */
+    claimIdle: duration("Claim other consumers' pending entries once idle this long.").default(5000),
+    /**
+     * An entry delivered more often than this (XPENDING delivery count: restarts, take-overs, worker
+     * crashes) is dead-lettered with E_MAX_DELIVERIES instead of being processed again. @defaultValue 10
+     */
+    maxDeliveries: z
+      .number()
+      .int()
+      .min(1)
+      .max(65_000)
+      .default(10)
+      .describe('Dead-letter an entry delivered more often than this.'),
+    /**
+     * Trim the input stream below the oldest entry any group still needs (never an entry that is pending
+     * or not yet read by a group), every `every`. Unset: no trimming.
+     */
+    trim: z
+      .object({
+        /** How often to trim. @defaultValue 10s */
+        every: duration('How often to trim the input stream.').default(10_000),
+      })
+      .strict()
+      .optional()
+      .describe('Trim acknowledged entries from the input stream.'),
   })
   .strict()
   .describe('The input stream and its consumer group.');
@@ -261,6 +289,31 @@ const configSchema = z
       .min(32)
       .default(256)
       .describe('Old-generation heap limit per shard worker (MB).'),
+    /**
+     * The pipeline lease: one instance processes, others wait as standbys and take over when it lapses.
+     * The holder renews it every ttl/3; a crashed holder is replaced after at most `ttl`.
+     */
+    lease: z
+      .object({
+        /** @defaultValue 10s */
+        ttl: duration('Lease time-to-live; a standby takes over this long after the holder died.').default(
+          10_000,
+        ),
+      })
+      .strict()
+      .default({ ttl: 10_000 }),
+    /** A stage that throws for an event is retried with exponential backoff, then dead-lettered. */
+    retry: z
+      .object({
+        /** Tries per event, the first included. @defaultValue 3 */
+        attempts: z.number().int().min(1).max(100).default(3).describe('Tries per event.'),
+        /** Wait before the second try; doubles per try. @defaultValue 50ms */
+        backoff: duration('Wait before the second try; doubles per try.').default(50),
+        /** Longest wait between tries. @defaultValue 2s */
+        maxBackoff: duration('Longest wait between tries.').default(2000),
+      })
+      .strict()
+      .default({ attempts: 3, backoff: 50, maxBackoff: 2000 }),
     /** Events read but not yet committed, per shard; reading pauses above it. @defaultValue 20000 */
     maxInFlightPerShard: z.number().int().min(1).default(20_000).describe('Backpressure bound per shard.'),
     metrics: z

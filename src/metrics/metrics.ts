@@ -13,6 +13,10 @@ export interface MetricsProbe {
   inFlight(shard: number): number;
   utilization(shard: number): number;
   redisConnected(): boolean;
+  /** True while this instance holds the pipeline lease (processes); false while it stands by. */
+  isLeader(): boolean;
+  /** The fencing epoch of the lease this instance holds or held last (0 = never held). */
+  leaseEpoch(): number;
 }
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -24,6 +28,12 @@ export class Metrics {
   readonly resultsWritten: Counter;
   readonly commitRetries: Counter;
   readonly commitSeconds: Histogram;
+  readonly commitsDeduplicated: Counter;
+  readonly entriesClaimed: Counter;
+  readonly workerRestarts: Counter;
+  readonly stageRetries: Counter;
+  readonly leaseTakeovers: Counter;
+  readonly recoverySeconds: Gauge;
   private readonly processed: Counter;
   private readonly filtered: Counter;
   private readonly deduplicated: Counter;
@@ -59,6 +69,44 @@ export class Metrics {
     this.windowsEmitted = counter('windows_emitted_total', 'Window results emitted.');
     this.resultsWritten = counter('results_written_total', 'Entries written to the sink.');
     this.commitRetries = counter('commit_retries_total', 'Commits retried after a Redis error.');
+    this.commitsDeduplicated = counter(
+      'commits_deduplicated_total',
+      'Commit retries found already applied (their reply had been lost) and not applied again.',
+    );
+    this.entriesClaimed = counter(
+      'entries_claimed_total',
+      'Pending entries of other consumers claimed (XAUTOCLAIM) when taking over.',
+    );
+    this.workerRestarts = counter(
+      'worker_restarts_total',
+      'Shard workers restarted after a crash (state restored from the checkpoint).',
+    );
+    this.stageRetries = counter('stage_retries_total', 'Events retried after a stage threw.');
+    this.leaseTakeovers = counter(
+      'lease_acquired_total',
+      'Times this instance acquired the pipeline lease and became the leader.',
+    );
+    this.recoverySeconds = new Gauge({
+      name: `${p}recovery_seconds`,
+      help: 'Start of the current leadership term (process start or lease acquisition) to its first commit.',
+      registers,
+    });
+    new Gauge({
+      name: `${p}leader`,
+      help: '1 while this instance holds the pipeline lease and processes; 0 while it stands by.',
+      registers,
+      collect() {
+        this.set(probe.isLeader() ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: `${p}lease_epoch`,
+      help: 'Fencing epoch of the lease this instance holds or held last (0 = never held).',
+      registers,
+      collect() {
+        this.set(probe.leaseEpoch());
+      },
+    });
     this.batchSize = new Histogram({
       name: `${p}batch_size`,
       help: 'Events per shard batch.',

@@ -2,14 +2,15 @@
  * The HTTP endpoint Prometheus and the orchestrator talk to:
  *   GET /metrics  Prometheus text format
  *   GET /healthz  200 while the process is alive and its event loop answers
- *   GET /readyz   200 when Redis is connected, the group exists and every shard worker is up; 503 otherwise,
- *                 with the failing checks in the JSON body
+ *   GET /readyz   200 on the leader (the instance holding the pipeline lease) when Redis is connected, the
+ *                 group exists and every shard worker is up; 503 otherwise — a standby answers 503 with
+ *                 `"role":"standby"` — with the role and the checks in the JSON body
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 
-export type ReadinessCheck = () => Record<string, boolean>;
+export type ReadinessCheck = () => { role: string; checks: Record<string, boolean> };
 
 export interface HttpEndpoint {
   port: number;
@@ -37,11 +38,11 @@ export async function startHttp(
     } else if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}\n');
     } else if (path === '/readyz') {
-      const checks = ready();
-      const ok = Object.values(checks).every(Boolean);
+      const { role, checks } = ready();
+      const ok = role === 'leader' && Object.values(checks).every(Boolean);
       res
         .writeHead(ok ? 200 : 503, { 'content-type': 'application/json' })
-        .end(`${JSON.stringify({ status: ok ? 'ready' : 'not ready', checks })}\n`);
+        .end(`${JSON.stringify({ status: ok ? 'ready' : 'not ready', role, checks })}\n`);
     } else {
       res
         .writeHead(404, { 'content-type': 'text/plain' })

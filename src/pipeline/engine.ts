@@ -8,12 +8,13 @@
  * so memory is bounded by shards × maxInFlightPerShard + one read, whatever the backlog.
  */
 import type { Redis } from 'ioredis';
-import { applyOps } from '../commit/applyOps.js';
+import { applyOps, type CommitFence, isFenced } from '../commit/applyOps.js';
 import { CheckpointKeys, checkFingerprint } from '../commit/checkpointKeys.js';
 import { loadCheckpoint } from '../commit/restore.js';
 import type { PipelineConfig } from '../config/load.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { connectRedis } from '../redis/connect.js';
+import { connectRedis, redactUrl } from '../redis/connect.js';
+import type { Lease } from '../lease/lease.js';
 import { keyGroupsOfShard } from '../routing/hash.js';
 import { type OpenBatch, Router } from '../routing/router.js';
 import type { ShardOutput } from '../shard/protocol.js';
@@ -24,6 +25,14 @@ import { Lane } from './lane.js';
 
 /** Error replies to a commit before the pipeline gives up (connection errors are retried forever). */
 const MAX_COMMIT_REFUSALS = 5;
+
+/** The engine stopped because another instance holds the lease: not a failure, the instance stands by. */
+export class LeaseLostError extends Error {
+  constructor(readonly holder: string) {
+    super(`the lease is held by ${holder}: another instance took over this pipeline`);
+    this.name = 'LeaseLostError';
+  }
+}
 
 export class Engine {
   private readonly reader: Redis;
@@ -51,13 +60,17 @@ export class Engine {
     at: number;
     value: Promise<{ pending: number; lag: number | null } | null>;
   } | null = null;
-  /** Called once if the engine hits an unrecoverable error (a worker crashed, a bug). */
+  /** Called once if the engine hits an unrecoverable error (a bug, a refused commit) or lost its lease. */
   onFatal: (e: Error) => void = () => {};
+  private fence: CommitFence | null = null;
+  /** performance.now() when this leadership term began, until its first commit is applied. */
+  private recoveringSince: number | null = null;
 
   constructor(
     private readonly config: PipelineConfig,
     private readonly metrics: Metrics | null,
     private readonly log: Logger,
+    private readonly lease: Lease,
   ) {
     const c = config;
     const conn = (name: string, which: 'reader' | 'main') =>
@@ -93,9 +106,16 @@ export class Engine {
     );
   }
 
-  /** Connects, restores every shard from its checkpoint, then starts reading (own pending entries first). */
-  async start(): Promise<void> {
+  /**
+   * Connects, restores every shard from its checkpoint, claims the pending entries of other (dead)
+   * consumers, then starts reading (own pending entries first). The caller holds the lease.
+   *
+   * @param since performance.now() when this term's start-up began, for the recovery-time metric
+   */
+  async start(since = performance.now()): Promise<void> {
     const c = this.config;
+    this.recoveringSince = since;
+    this.fence = { leaseKey: this.keys.lease(), appliedKey: this.keys.applied(), token: this.lease.token };
     try {
       await Promise.all([this.reader.connect(), this.redis.connect()]);
     } catch (e) {
@@ -125,6 +145,7 @@ export class Engine {
         'shard restored',
       );
     }
+    await this.claimOthers();
     this.running = true;
     this.readLoop = this.runReadLoop().catch((e) => this.fail(e));
     if (this.idleClose > 0) {
@@ -132,6 +153,57 @@ export class Engine {
         () => this.tickQuietLanes(),
         Math.max(20, Math.min(1000, this.idleClose / 4)),
       );
+    }
+  }
+
+  /**
+   * Taking over: moves every other consumer's pending entries to this consumer (XAUTOCLAIM … JUSTID) so
+   * that the replay re-reads them in ID order together with our own. Entries idle less than `claimIdle`
+   * are waited for: their owner might still be committing them (it will be fenced, but its reads are
+   * not). The lease guarantees no other instance reads any more.
+   */
+  private async claimOthers(): Promise<void> {
+    const c = this.config;
+    const { stream, group, consumer } = c.source;
+    let waitedFor = 0;
+    for (;;) {
+      const summary = (await this.redis.xpending(stream, group)) as [number, unknown, unknown, unknown];
+      const owners = (summary[3] as Array<[string, string]> | null) ?? [];
+      const others = owners.filter(([name]) => name !== consumer);
+      if (others.length === 0) return;
+      let claimed = 0;
+      let cursor = '0-0';
+      do {
+        const reply = (await this.redis.xautoclaim(
+          stream,
+          group,
+          consumer,
+          c.source.claimIdle,
+          cursor,
+          'COUNT',
+          1000,
+          'JUSTID',
+        )) as [string, string[], string[]?];
+        cursor = reply[0];
+        claimed += reply[1].length;
+      } while (cursor !== '0-0');
+      if (claimed > 0) {
+        this.log.info(
+          { claimed, from: others.map(([name, n]) => `${name} (${n})`) },
+          'claimed pending entries of other consumers',
+        );
+        this.metrics?.entriesClaimed.inc(claimed);
+      }
+      const stillOwned = others.reduce((n, [, count]) => n + Number(count), 0) - claimed;
+      if (stillOwned <= 0) continue; // re-check: nothing left but confirm
+      if (waitedFor === 0)
+        this.log.info(
+          { claimIdle: c.source.claimIdle },
+          "waiting for other consumers' pending entries to be idle long enough to claim",
+        );
+      const step = Math.max(20, Math.min(500, c.source.claimIdle / 4));
+      waitedFor += step;
+      await sleep(step);
     }
   }
 
@@ -159,9 +231,16 @@ export class Engine {
         this.notQuietUntilNow();
         continue;
       }
+      const budget = this.lease.readBudget();
+      if (budget <= 0) {
+        // The lease may lapse before a read would end: wait for the renewal rather than read unfenced.
+        this.notQuietUntilNow();
+        await sleep(20);
+        continue;
+      }
       let read: Awaited<ReturnType<RedisSource['read']>>;
       try {
-        read = await this.source.read();
+        read = await this.source.read(budget);
         failures = 0;
       } catch (e) {
         if (!this.running) break;
@@ -279,7 +358,13 @@ export class Engine {
     const out = await pending;
     if (this.failure !== null) return; // after a failure nothing more is acked: order would break
     if (out.printed.length > 0) printRecords(out.printed);
-    if (out.commit !== null) await this.commitWithRetry(lane.shard, out.commit);
+    if (out.commit !== null) await this.commitWithRetry(lane.shard, lane.nextCommitSeq++, out.commit);
+    if (this.recoveringSince !== null && out.commit !== null) {
+      const seconds = (performance.now() - this.recoveringSince) / 1000;
+      this.recoveringSince = null;
+      this.metrics?.recoverySeconds.set(seconds);
+      this.log.info({ recoveryMs: Math.round(seconds * 1000) }, 'first commit applied');
+    }
     lane.openWindows = out.openWindows;
     lane.inFlight -= count;
     lane.busyMs += out.busyMs;
@@ -297,18 +382,34 @@ export class Engine {
    * restarts, failovers); an error *reply* means Redis refused the writes (wrong key type, out of memory,
    * a bug) and is retried a few times only, then fails the pipeline: its entries stay pending.
    */
-  private async commitWithRetry(shard: number, commit: Uint8Array): Promise<void> {
+  private async commitWithRetry(shard: number, seq: number, commit: Uint8Array): Promise<void> {
     let refusals = 0;
+    const fence = this.fence as CommitFence;
     for (let attempt = 1; ; attempt++) {
       const t0 = performance.now();
       try {
-        await applyOps(this.redis, commit);
+        const applied = await applyOps(this.redis, fence, shard, seq, commit);
         this.metrics?.commitSeconds.observe((performance.now() - t0) / 1000);
+        if (!applied) {
+          this.metrics?.commitsDeduplicated.inc();
+          this.log.warn(
+            { shard, seq },
+            'commit had already been applied (its reply was lost); not applied twice',
+          );
+        }
         return;
       } catch (e) {
         const err = e as Error;
+        if (this.failure !== null) throw err;
+        if (isFenced(err)) {
+          // Our lease lapsed (e.g. the event loop or Redis stalled past the TTL). If nobody took it, the
+          // same token is valid again and the commit can go through; otherwise we must stand down.
+          const state = await this.lease.tryAcquire().catch(() => null);
+          if (state !== null && !state.held) throw new LeaseLostError(state.holder);
+          if (state !== null && state.token !== fence.token) throw new LeaseLostError(state.token);
+        }
         if (this.stopping && this.pastDeadline()) throw err;
-        if (err.name === 'ReplyError' && ++refusals >= MAX_COMMIT_REFUSALS) {
+        if (err.name === 'ReplyError' && !isFenced(err) && ++refusals >= MAX_COMMIT_REFUSALS) {
           throw new Error(`commit refused by Redis ${refusals} times: ${err.message}`, { cause: e });
         }
         this.metrics?.commitRetries.inc();
@@ -326,8 +427,25 @@ export class Engine {
   private fail(e: unknown): void {
     if (this.failure !== null) return;
     this.failure = e instanceof Error ? e : new Error(String(e));
-    this.log.error({ err: this.failure.message, stack: this.failure.stack }, 'pipeline failed');
+    if (!(this.failure instanceof LeaseLostError))
+      this.log.error({ err: this.failure.message, stack: this.failure.stack }, 'pipeline failed');
     this.onFatal(this.failure);
+  }
+
+  /**
+   * Stops at once without committing anything more (the lease is lost: another instance owns the
+   * pipeline now and will re-read whatever we did not commit). Workers and connections are closed.
+   */
+  async abandon(holder: string): Promise<void> {
+    if (this.failure === null) this.failure = new LeaseLostError(holder);
+    this.stopping = true;
+    this.running = false;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.signalCapacity();
+    this.reader.disconnect();
+    await Promise.all(this.lanes.map((l) => l.close().catch(() => {})));
+    this.redis.disconnect();
   }
 
   /**
@@ -394,11 +512,6 @@ export class Engine {
     this.groupInfoCache = { at: now, value };
     return value;
   }
-}
-
-/** The URL without its password, for messages. */
-function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 }
 
 function windowIdleClose(c: PipelineConfig): number {

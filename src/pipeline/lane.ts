@@ -22,6 +22,8 @@ export class Lane {
   /** Open window buckets after the last committed batch; a quiet lane with some is ticked. */
   openWindows = 0;
   tickQueued = false;
+  /** Sequence number of the lane's next commit in this leadership term (its idempotence ID). */
+  nextCommitSeq = 0;
   /**
    * Wall ms since which this shard has been quiet: its last batch, or the last moment the reader could
    * not read (backpressure, Redis down) — a shard starved by the pipeline itself is not quiet.

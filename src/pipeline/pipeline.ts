@@ -1,12 +1,22 @@
 /**
- * The public facade: validates once at the door (`fromFile` / `fromConfig`), then hands a trusted config
- * to the engine, and serves metrics and health over HTTP.
+ * The public facade: validates once at the door (`fromFile` / `fromConfig`), serves metrics and health
+ * over HTTP, and runs leadership terms:
+ *
+ *   standby ──lease acquired──► leader: new Engine (restore, claim, replay, read) ──lease lost──► standby
+ *
+ * Only the lease holder processes (lease/lease.ts). A standby polls the lease every ttl/4 and takes over
+ * when it lapses; a leader that finds the lease taken (a renewal, or a fenced commit) drops its engine
+ * without committing and stands by again.
  */
+import type { Redis } from 'ioredis';
+import { CheckpointKeys } from '../commit/checkpointKeys.js';
 import { loadConfig, type PipelineConfig } from '../config/load.js';
+import { Lease } from '../lease/lease.js';
 import { Metrics } from '../metrics/metrics.js';
 import { type HttpEndpoint, startHttp } from '../metrics/server.js';
+import { connectRedis, redactUrl } from '../redis/connect.js';
 import { createLogger, type Logger } from '../util/log.js';
-import { Engine } from './engine.js';
+import { Engine, LeaseLostError } from './engine.js';
 
 export interface PipelineOptions {
   logger?: Logger;
@@ -14,12 +24,21 @@ export interface PipelineOptions {
   http?: boolean;
 }
 
+export type Role = 'starting' | 'standby' | 'leader' | 'stopped';
+
 export class Pipeline {
-  private readonly engine: Engine;
+  private engine: Engine | null = null;
   private readonly metrics: Metrics;
   private readonly log: Logger;
+  private readonly leaseRedis: Redis;
+  private readonly lease: Lease;
   private http: HttpEndpoint | null = null;
   private stopped: Promise<{ clean: boolean }> | null = null;
+  private role: Role = 'starting';
+  private standbyTimer: NodeJS.Timeout | null = null;
+  private rejectFailed: (e: Error) => void = () => {};
+  /** performance.now() at start(), for the first term's recovery time. */
+  private startedAt = 0;
   /** Rejects when the engine fails; never resolves otherwise. */
   readonly failed: Promise<never>;
 
@@ -28,16 +47,31 @@ export class Pipeline {
     private readonly opts: PipelineOptions,
   ) {
     this.log = opts.logger ?? createLogger('streamshard');
+    const c = config;
     const probe = {
-      groupInfo: () => this.engine.groupInfo(),
-      inFlight: (s: number) => this.engine.inFlight(s),
-      utilization: (s: number) => this.engine.utilization(s),
-      redisConnected: () => this.engine.readiness().redis === true,
+      groupInfo: () => this.engine?.groupInfo() ?? Promise.resolve(null),
+      inFlight: (s: number) => this.engine?.inFlight(s) ?? 0,
+      utilization: (s: number) => this.engine?.utilization(s) ?? 0,
+      redisConnected: () => this.engine?.readiness().redis ?? this.leaseRedis.status === 'ready',
+      isLeader: () => this.role === 'leader',
+      leaseEpoch: () => this.lease.epoch,
     };
-    this.metrics = new Metrics(config.metrics.prefix, config.shards, probe);
-    this.engine = new Engine(config, this.metrics, this.log);
+    this.metrics = new Metrics(c.metrics.prefix, c.shards, probe);
+    this.leaseRedis = connectRedis({
+      url: c.redis.url,
+      name: `streamshard:${c.name}:lease`,
+      connectTimeoutMs: c.redis.connectTimeout,
+    });
+    const keys = new CheckpointKeys(c.redis.keyPrefix, c.source.stream, c.source.group);
+    this.lease = new Lease(
+      this.leaseRedis,
+      { lease: keys.lease(), epoch: keys.epoch() },
+      c.source.consumer,
+      c.lease.ttl,
+    );
+    this.lease.onLost = (holder) => void this.standDown(holder);
     this.failed = new Promise<never>((_, reject) => {
-      this.engine.onFatal = reject;
+      this.rejectFailed = reject;
     });
     this.failed.catch(() => {}); // observed by whoever awaits it; never an unhandled rejection
   }
@@ -46,19 +80,62 @@ export class Pipeline {
     return new Pipeline(loadConfig(file), opts);
   }
 
-  /** Starts serving HTTP (so /healthz answers during restore), then restores and starts reading. */
+  /**
+   * Starts serving HTTP (so /healthz answers during restore), then either becomes the leader (restores and
+   * starts reading; resolves once reading) or, when another instance holds the lease, resolves as a
+   * standby that keeps trying in the background.
+   */
   async start(): Promise<void> {
     const c = this.config;
+    this.startedAt = performance.now();
     if (this.opts.http !== false) {
       this.http = await startHttp(
         this.metrics.registry,
-        () => this.engine.readiness(),
+        () => this.readiness(),
         c.metrics.host,
         c.metrics.port,
       );
     }
-    const t0 = performance.now();
-    await this.engine.start();
+    try {
+      await this.leaseRedis.connect();
+    } catch (e) {
+      this.leaseRedis.disconnect();
+      throw new Error(`cannot connect to Redis at ${redactUrl(c.redis.url)}: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+    if (!(await this.tryLead())) this.standBy();
+  }
+
+  /** One attempt: acquires the lease and, if held, starts a leadership term. */
+  private async tryLead(): Promise<boolean> {
+    const state = await this.lease.tryAcquire();
+    if (!state.held) {
+      if (this.role !== 'standby') {
+        this.log.info(
+          { holder: state.holder, lapsesInMs: state.ttlMs, consumer: this.config.source.consumer },
+          'standby',
+        );
+        this.role = 'standby';
+      }
+      return false;
+    }
+    await this.lead(this.role === 'starting' ? this.startedAt : performance.now());
+    return true;
+  }
+
+  private async lead(since: number): Promise<void> {
+    const c = this.config;
+    this.metrics.leaseTakeovers.inc();
+    this.lease.startRenewing();
+    const engine = new Engine(c, this.metrics, this.log, this.lease);
+    engine.onFatal = (e) => {
+      if (e instanceof LeaseLostError) void this.standDown(e.holder);
+      else this.rejectFailed(e);
+    };
+    this.engine = engine;
+    this.role = 'leader';
+    await engine.start(since);
     this.log.info(
       {
         pipeline: c.name,
@@ -66,11 +143,56 @@ export class Pipeline {
         group: c.source.group,
         consumer: c.source.consumer,
         shards: c.shards,
+        leaseEpoch: this.lease.epoch,
         metricsPort: this.http?.port ?? null,
-        startMs: Math.round(performance.now() - t0),
+        startMs: Math.round(performance.now() - since),
       },
       'ready',
     );
+  }
+
+  /** Polls the lease every ttl/4 until acquired (or stopped). */
+  private standBy(): void {
+    if (this.stopped !== null) return;
+    const every = Math.max(50, Math.floor(this.config.lease.ttl / 4));
+    this.standbyTimer = setTimeout(() => {
+      this.standbyTimer = null;
+      this.tryLead().then(
+        (led) => {
+          if (!led) this.standBy();
+        },
+        (e: Error) => {
+          if (this.stopped !== null) return;
+          if (this.role === 'leader') {
+            this.rejectFailed(e); // the term's start-up failed (e.g. a refused checkpoint)
+            return;
+          }
+          this.log.warn({ err: e.message }, 'lease check failed; retrying');
+          this.standBy();
+        },
+      );
+    }, every);
+  }
+
+  /** The lease went to another instance: drop the engine (nothing more is committed) and stand by. */
+  private async standDown(holder: string): Promise<void> {
+    if (this.role !== 'leader' || this.stopped !== null) return;
+    this.role = 'standby';
+    this.lease.stopRenewing();
+    this.log.warn({ holder }, 'lease lost to another instance; dropping uncommitted work and standing by');
+    const engine = this.engine;
+    this.engine = null;
+    await engine?.abandon(holder);
+    this.standBy();
+  }
+
+  private readiness(): { role: Role; checks: Record<string, boolean> } {
+    const checks = this.engine?.readiness() ?? { redis: this.leaseRedis.status === 'ready' };
+    return { role: this.role, checks };
+  }
+
+  get currentRole(): Role {
+    return this.role;
   }
 
   get metricsPort(): number | null {
@@ -81,11 +203,16 @@ export class Pipeline {
     return this.metrics.registry;
   }
 
-  /** Graceful stop within `shutdown.timeout`; idempotent. */
+  /** Graceful stop within `shutdown.timeout`, then hands the lease over; idempotent. */
   stop(): Promise<{ clean: boolean }> {
     if (this.stopped === null) {
       this.stopped = (async () => {
-        const r = await this.engine.stop(this.config.shutdown.timeout);
+        if (this.standbyTimer !== null) clearTimeout(this.standbyTimer);
+        const engine = this.engine;
+        const r = engine !== null ? await engine.stop(this.config.shutdown.timeout) : { clean: true };
+        this.role = 'stopped';
+        await this.lease.release();
+        await this.leaseRedis.quit().catch(() => this.leaseRedis.disconnect());
         await this.http?.close();
         this.log.info(
           { clean: r.clean },

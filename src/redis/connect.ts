@@ -30,3 +30,8 @@ export function connectRedis(opts: ConnectOptions): Redis {
   redis.on('error', (e: Error) => opts.onState?.('down', e));
   return redis;
 }
+
+/** The URL without its password, for messages. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+}

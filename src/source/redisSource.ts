@@ -61,12 +61,15 @@ export class RedisSource {
     }
   }
 
-  /** One XREADGROUP: pending entries first, then new ones (blocking up to `blockMs`). */
-  async read(): Promise<ReadResult> {
+  /**
+   * One XREADGROUP: pending entries first, then new ones, blocking up to `blockMs` (at most the configured
+   * block; the engine passes less when its lease has less time left).
+   */
+  async read(blockMs = this.opts.blockMs): Promise<ReadResult> {
     const o = this.opts;
     const replay = this.cursor !== null;
     const args: Array<string | number> = ['GROUP', o.group, o.consumer, 'COUNT', o.batchSize];
-    if (!replay) args.push('BLOCK', o.blockMs);
+    if (!replay) args.push('BLOCK', Math.max(1, Math.min(blockMs, o.blockMs)));
     args.push('STREAMS', o.stream, this.cursor ?? '>');
     const reply = await this.redis.callBuffer('XREADGROUP', ...args);
     const result: ReadResult = { entries: [], deleted: [], replay };

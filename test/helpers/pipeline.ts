@@ -4,7 +4,7 @@
  * (call it in afterEach) kills whatever a failed test left running.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -290,6 +290,8 @@ export function pipelineConfig(n: TestNames, opts: ConfigOptions = {}): string {
       sink: { stream: n.sink },
       deadLetter: { stream: n.dlq },
       metrics: { port: 0, host: '127.0.0.1' },
+      // A restarted instance waits for its killed predecessor's lease to lapse: keep that short here.
+      lease: { ttl: '2s' },
       ...opts.extra,
     },
     null,
@@ -312,4 +314,149 @@ export function useTestHooks(): void {
   afterAll(async () => {
     await redis.quit();
   });
+}
+
+/** A JSON log line of a pipeline, parsed. */
+export type LogRecord = Record<string, unknown>;
+
+/**
+ * A `run` child started without waiting for anything: it may be the leader or a standby, it may be
+ * killed and replaced. Unlike {@link startPipeline} it never assumes the process becomes ready.
+ */
+export interface PipelineProcess {
+  pid: number;
+  /** Resolves when the process has exited: its exit code, or the signal that ended it. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  running(): boolean;
+  /** The last `keepLines` stderr lines. */
+  logs(): string[];
+  /** The last JSON log record whose msg is one of `msgs`, or undefined. */
+  lastOf(msgs: readonly string[]): LogRecord | undefined;
+  /** How many log records with a msg were seen so far: pass it to {@link waitForMsg} as `since`. */
+  mark(): number;
+  /** The HTTP port from the first log line that names one (`metricsPort`), if any yet. */
+  metricsPort(): number | undefined;
+  /**
+   * Resolves with the first log record (the `since`-th or later, whether logged before or after the call)
+   * whose msg is one of `msgs`. Rejects when the process exits first or after `timeoutMs`.
+   */
+  waitForMsg(msgs: readonly string[], timeoutMs: number, since?: number): Promise<LogRecord>;
+  /** SIGKILL, resolved once the process is gone. */
+  kill9(): Promise<void>;
+  /** Sends `signal`, waits up to `timeoutMs` (then SIGKILL); resolves with the exit code. */
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
+}
+
+/**
+ * Starts `run -c <tmp file>` with `env` (REDIS_URL defaults to the test Redis) and returns at once.
+ * The child is tracked like {@link startPipeline}'s, so `stopAllPipelines()` kills it. Every stderr line
+ * is also appended to `logFile` when given.
+ */
+export function spawnPipeline(
+  configYaml: string,
+  opts: { env?: Record<string, string>; logFile?: string; keepLines?: number } = {},
+): PipelineProcess {
+  const dir = mkdtempSync(join(tmpdir(), 'streamshard-test-'));
+  tempDirs.push(dir);
+  const file = join(dir, 'pipeline.yaml');
+  writeFileSync(file, configYaml);
+  const child = spawn(process.execPath, [CLI, 'run', '-c', file], {
+    env: { ...process.env, REDIS_URL: opts.env?.REDIS_URL ?? redisUrl(), ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolveExit) => {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      resolveExit({ code: child.exitCode, signal: child.signalCode });
+    } else child.once('exit', (code, signal) => resolveExit({ code, signal }));
+  }).finally(() => children.delete(child));
+  const keep = opts.keepLines ?? 400;
+  const lines: string[] = [];
+  /** Parsed log records that carry a msg (bounded; a pipeline logs a few lines per state change). */
+  const seen: Array<{ n: number; rec: LogRecord }> = [];
+  let count = 0;
+  const log = opts.logFile ? createWriteStream(opts.logFile, { flags: 'a' }) : null;
+  void exited.then(() => log?.end());
+  const listeners = new Set<(rec: LogRecord) => void>();
+  let port: number | undefined;
+  let partial = '';
+  child.stdout?.resume();
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (chunk: string) => {
+    log?.write(chunk);
+    partial += chunk;
+    const parts = partial.split('\n');
+    partial = parts.pop() ?? '';
+    for (const line of parts) {
+      lines.push(line);
+      if (lines.length > keep) lines.shift();
+      let rec: LogRecord;
+      try {
+        rec = JSON.parse(line) as LogRecord;
+      } catch {
+        continue;
+      }
+      if (typeof rec !== 'object' || rec === null) continue;
+      if (port === undefined && typeof rec.metricsPort === 'number') port = rec.metricsPort;
+      if (typeof rec.msg !== 'string') continue;
+      seen.push({ n: count++, rec });
+      if (seen.length > 10_000) seen.shift();
+      for (const l of listeners) l(rec);
+    }
+  });
+  const isMsg = (rec: LogRecord, msgs: readonly string[]) =>
+    typeof rec.msg === 'string' && msgs.includes(rec.msg);
+  return {
+    pid: child.pid as number,
+    exited,
+    running: () => child.exitCode === null && child.signalCode === null,
+    logs: () => [...lines, ...(partial ? [partial] : [])],
+    lastOf: (msgs) => seen.findLast((s) => isMsg(s.rec, msgs))?.rec,
+    mark: () => count,
+    metricsPort: () => port,
+    waitForMsg(msgs, timeoutMs, since = 0) {
+      const already = seen.find((s) => s.n >= since && isMsg(s.rec, msgs));
+      if (already) return Promise.resolve(already.rec);
+      return new Promise<LogRecord>((resolveMsg, reject) => {
+        const done = () => {
+          clearTimeout(timer);
+          listeners.delete(onRec);
+        };
+        const onRec = (rec: LogRecord) => {
+          if (!isMsg(rec, msgs)) return;
+          done();
+          resolveMsg(rec);
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`no log line with msg ${msgs.join('|')} after ${timeoutMs} ms`));
+        }, timeoutMs);
+        listeners.add(onRec);
+        void exited.then(({ code, signal }) => {
+          if (!listeners.has(onRec)) return;
+          done();
+          reject(new Error(`exited (${signal ?? `code ${code}`}) before logging ${msgs.join('|')}`));
+        });
+      });
+    },
+    async kill9() {
+      child.kill('SIGKILL');
+      await exited;
+    },
+    async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 30_000) {
+      child.kill(signal);
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<'timeout'>((r) => {
+        timer = setTimeout(() => r('timeout'), timeoutMs);
+      });
+      const result = await Promise.race([exited, timeout]);
+      clearTimeout(timer);
+      if (result === 'timeout') {
+        child.kill('SIGKILL');
+        await exited;
+        throw new Error(`pipeline did not exit within ${timeoutMs} ms after ${signal}`);
+      }
+      return result.code;
+    },
+  };
 }

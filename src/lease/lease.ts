@@ -1,0 +1,136 @@
+/**
+ * The pipeline lease: at most one instance of a pipeline (stream + group) processes at a time.
+ *
+ *   <ns>:lease   STRING  "<epoch>:<owner>", with a TTL (PX); the holder renews it every ttl/3
+ *   <ns>:epoch   STRING  counter, incremented on every new acquisition (the fencing epoch)
+ *
+ * The lease value is the fencing token: every commit script checks `GET <ns>:lease == token` before it
+ * writes (see commit/applyOps.ts), so a paused old owner's late commit is rejected once another instance
+ * took over. An owner is `<consumer>/<random>`: a restarted process never mistakes a dead predecessor's
+ * lease for its own, it waits for it to lapse.
+ *
+ * Reads are fenced by time instead (a blocking XREADGROUP cannot run in a script): the holder only issues a
+ * read that ends before its lease could lapse — see {@link Lease.readBudget} — so that after the lease
+ * lapses no read by the old owner can still move entries into its pending list.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+
+/**
+ * ARGV: owner, ttl ms, the token held before (or ""). Returns `{1, token}` when held (acquired, renewed,
+ * or resumed after a lapse nobody else used), else `{0, holder, pttl}`.
+ */
+export const LEASE_ACQUIRE_1 = `local lease, epoch = KEYS[1], KEYS[2]
+local owner, ttl, mine = ARGV[1], ARGV[2], ARGV[3]
+local cur = redis.call('GET', lease)
+if cur then
+  if cur == mine then
+    redis.call('PEXPIRE', lease, ttl)
+    return {1, cur}
+  end
+  return {0, cur, redis.call('PTTL', lease)}
+end
+if mine ~= '' and (tostring(redis.call('GET', epoch)) .. ':' .. owner) == mine then
+  redis.call('SET', lease, mine, 'PX', ttl)
+  return {1, mine}
+end
+local token = redis.call('INCR', epoch) .. ':' .. owner
+redis.call('SET', lease, token, 'PX', ttl)
+return {1, token}`;
+
+/** ARGV: token. Deletes the lease only if it is still ours (graceful hand-over). */
+export const LEASE_RELEASE_1 = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
+export type LeaseState = { held: true; token: string } | { held: false; holder: string; ttlMs: number };
+
+export class Lease {
+  readonly owner: string;
+  private mine = '';
+  /** performance.now() before which our lease cannot have lapsed on the server (0 = not held). */
+  private validUntil = 0;
+  private renewTimer: NodeJS.Timeout | null = null;
+  /** Called once when a renewal finds the lease taken by another instance. */
+  onLost: (holder: string) => void = () => {};
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: { lease: string; epoch: string },
+    consumer: string,
+    readonly ttlMs: number,
+  ) {
+    this.owner = `${consumer}/${randomBytes(6).toString('hex')}`;
+  }
+
+  /** The fencing token while held ("" before the first acquisition). */
+  get token(): string {
+    return this.mine;
+  }
+
+  get epoch(): number {
+    return Number(this.mine.split(':')[0] ?? 0);
+  }
+
+  /** Tries once to acquire (or renew, or resume) the lease. */
+  async tryAcquire(): Promise<LeaseState> {
+    const sent = performance.now();
+    const reply = (await this.redis.eval(
+      LEASE_ACQUIRE_1,
+      2,
+      this.keys.lease,
+      this.keys.epoch,
+      this.owner,
+      String(this.ttlMs),
+      this.mine,
+    )) as [number, string, number?];
+    if (reply[0] === 1) {
+      this.mine = reply[1];
+      // Measured from before the request: the server's TTL started later, so this errs on the safe side.
+      this.validUntil = sent + this.ttlMs;
+      return { held: true, token: this.mine };
+    }
+    this.validUntil = 0;
+    return { held: false, holder: reply[1], ttlMs: Number(reply[2] ?? 0) };
+  }
+
+  /** Renews every ttl/3 until {@link stopRenewing}; calls {@link onLost} if another instance holds it. */
+  startRenewing(): void {
+    const every = Math.max(50, Math.floor(this.ttlMs / 3));
+    const renew = async (): Promise<void> => {
+      try {
+        const s = await this.tryAcquire();
+        if (!s.held) {
+          this.stopRenewing();
+          this.onLost(s.holder);
+          return;
+        }
+      } catch {
+        // Redis unreachable: keep trying; reads stop by themselves when the lease may have lapsed.
+      }
+      if (this.renewTimer !== null) this.renewTimer = setTimeout(renew, every);
+    };
+    this.renewTimer = setTimeout(renew, every);
+  }
+
+  stopRenewing(): void {
+    if (this.renewTimer !== null) clearTimeout(this.renewTimer);
+    this.renewTimer = null;
+  }
+
+  /**
+   * How long a read issued now may block so that it ends before the lease could lapse, keeping a safety
+   * margin of ttl/10 for clock-rate differences and network delay; 0 = do not read now.
+   */
+  readBudget(): number {
+    const left = this.validUntil - performance.now() - this.ttlMs / 10;
+    return left > 0 ? Math.floor(left) : 0;
+  }
+
+  /** Gives the lease up (graceful stop), so a standby takes over without waiting for the TTL. */
+  async release(): Promise<void> {
+    this.stopRenewing();
+    this.validUntil = 0;
+    if (this.mine === '') return;
+    await this.redis.eval(LEASE_RELEASE_1, 1, this.keys.lease, this.mine).catch(() => {});
+  }
+}
