@@ -19,6 +19,12 @@ export const DeadLetterCode = {
   BadField: 'E_BAD_FIELD',
   /** The event belongs only to windows that have already closed. */
   Late: 'E_LATE',
+  /** A stage threw on every one of `retry.attempts` tries. The entry carries `deliveries`. */
+  StageFailed: 'E_STAGE_FAILED',
+  /** Delivered more often than `source.maxDeliveries` (restarts, take-overs): not processed again. */
+  MaxDeliveries: 'E_MAX_DELIVERIES',
+  /** The shard worker crashed every time it processed this entry alone: not processed again. */
+  WorkerCrash: 'E_WORKER_CRASH',
 } as const;
 export type DeadLetterCode = (typeof DeadLetterCode)[keyof typeof DeadLetterCode];
 

@@ -51,7 +51,9 @@ export class CommitBuilder {
       for (const i of r.passThrough) this.op(this.sinkHead, r.entryFields[i] as Uint8Array[]);
     }
     for (const d of r.deadLetters) {
-      const fields: Arg[] = [...(r.entryFields[d.index] as Uint8Array[]), 'error', d.error, 'source_id'];
+      const fields: Arg[] = [...(r.entryFields[d.index] as Uint8Array[])];
+      if (d.deliveries !== undefined) fields.push('deliveries', String(d.deliveries));
+      fields.push('error', d.error, 'source_id');
       fields.push(r.entryIds[d.index] as Uint8Array);
       this.op(this.dlqHead, fields);
     }

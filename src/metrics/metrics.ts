@@ -193,6 +193,7 @@ export class Metrics {
     if (counts.deduplicated) this.deduplicated.inc(counts.deduplicated);
     if (counts.late) this.late.inc(counts.late);
     if (counts.windowsEmitted) this.windowsEmitted.inc(counts.windowsEmitted);
+    if (counts.stageRetries) this.stageRetries.inc(counts.stageRetries);
     for (const reason in counts.deadLettered) this.deadLettered.inc({ reason }, counts.deadLettered[reason]);
     for (const t of eventTimes) this.endToEnd.observe(Math.max(0, committedAt - t) / 1000);
   }

@@ -10,6 +10,7 @@
 import type { Redis } from 'ioredis';
 import { applyOps, type CommitFence, isFenced } from '../commit/applyOps.js';
 import { CheckpointKeys, checkFingerprint } from '../commit/checkpointKeys.js';
+import { faults, killSelf } from '../fault/faults.js';
 import { loadCheckpoint } from '../commit/restore.js';
 import type { PipelineConfig } from '../config/load.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -63,6 +64,8 @@ export class Engine {
   /** Called once if the engine hits an unrecoverable error (a bug, a refused commit) or lost its lease. */
   onFatal: (e: Error) => void = () => {};
   private fence: CommitFence | null = null;
+  /** Commits sent by this engine (for fault injection). */
+  private commitsSent = 0;
   /** performance.now() when this leadership term began, until its first commit is applied. */
   private recoveringSince: number | null = null;
 
@@ -264,7 +267,7 @@ export class Engine {
       const n = read.entries.length;
       if (n > 0) {
         this.metrics?.eventsRead.inc(n);
-        this.router.route(read.entries, this.openBatches, now);
+        this.router.route(read.entries, this.openBatches, now, read.deliveries);
       }
       if (read.deleted.length > 0) await this.ackDeleted(read.deleted);
       for (const lane of this.lanes) {
@@ -327,10 +330,17 @@ export class Engine {
   }
 
   private flush(lane: Lane): void {
-    if (lane.batch.size === 0 || this.failure !== null) return;
+    if (lane.batch.size === 0 || this.failure !== null || lane.recovering) return;
     const { count, output } = lane.dispatch(Date.now());
+    this.enqueueCommit(lane, count, output, true);
+  }
+
+  /** Queues the commit of a batch's (or tick's) output behind the lane's earlier commits. */
+  private enqueueCommit(lane: Lane, count: number, output: Promise<ShardOutput>, isBatch: boolean): void {
+    const epoch = lane.epoch;
+    output.catch(() => {}); // observed by its commit step, which may run much later
     lane.enqueue(
-      () => this.commitOutput(lane, count, output),
+      () => this.commitOutput(lane, count, output, epoch, isBatch),
       (e) => this.fail(e),
     );
   }
@@ -347,16 +357,32 @@ export class Engine {
       if (!lane.idle || lane.openWindows === 0 || now - lane.quietSince < this.idleClose) continue;
       lane.tickQueued = true;
       const output = lane.tick(now);
-      lane.enqueue(
-        () => this.commitOutput(lane, 0, output).finally(() => (lane.tickQueued = false)),
-        (e) => this.fail(e),
+      output.then(
+        () => (lane.tickQueued = false),
+        () => (lane.tickQueued = false),
       );
+      this.enqueueCommit(lane, 0, output, false);
     }
   }
 
-  private async commitOutput(lane: Lane, count: number, pending: Promise<ShardOutput>): Promise<void> {
-    const out = await pending;
+  private async commitOutput(
+    lane: Lane,
+    count: number,
+    pending: Promise<ShardOutput>,
+    epoch: number,
+    isBatch: boolean,
+  ): Promise<void> {
+    let out: ShardOutput;
+    try {
+      out = await pending;
+    } catch (e) {
+      if (this.failure !== null || lane.epoch !== epoch) return; // resubmitted already
+      await this.restartWorker(lane, e as Error);
+      return;
+    }
     if (this.failure !== null) return; // after a failure nothing more is acked: order would break
+    if (lane.epoch !== epoch) return; // its batch was resubmitted after a crash
+    if (isBatch) lane.committed();
     if (out.printed.length > 0) printRecords(out.printed);
     if (out.commit !== null) await this.commitWithRetry(lane.shard, lane.nextCommitSeq++, out.commit);
     if (this.recoveringSince !== null && out.commit !== null) {
@@ -378,6 +404,37 @@ export class Engine {
   }
 
   /**
+   * The lane's worker crashed (or a task threw): restart it from the checkpoint and resubmit every
+   * uncommitted batch in order. Runs as a step of the lane's commit chain, so the lane's later commits wait;
+   * other lanes go on. The reader keeps routing into the lane's open batch, which is not flushed until the
+   * resubmission is queued (backpressure bounds it).
+   */
+  private async restartWorker(lane: Lane, err: Error): Promise<void> {
+    const c = this.config;
+    lane.epoch++;
+    lane.generation++;
+    lane.recovering = true;
+    const head = lane.retained[0];
+    if (head !== undefined) head.crashes++;
+    this.metrics?.workerRestarts.inc();
+    this.log.warn(
+      {
+        shard: lane.shard,
+        err: err.message,
+        generation: lane.generation,
+        oldestBatchCrashes: head?.crashes ?? 0,
+      },
+      'shard worker crashed; restarting it from the checkpoint',
+    );
+    const restored = await loadCheckpoint(this.redis, this.keys, this.shardKeyGroups[lane.shard] as number[]);
+    await lane.init(c, restored);
+    const batches = lane.resubmit(c.retry.attempts);
+    lane.recovering = false;
+    for (const b of batches) this.enqueueCommit(lane, b.count, b.output, true);
+    this.flush(lane);
+  }
+
+  /**
    * Retries a commit until it is applied. Connection errors are retried for as long as it takes (Redis
    * restarts, failovers); an error *reply* means Redis refused the writes (wrong key type, out of memory,
    * a bug) and is retried a few times only, then fails the pipeline: its entries stay pending.
@@ -387,8 +444,14 @@ export class Engine {
     const fence = this.fence as CommitFence;
     for (let attempt = 1; ; attempt++) {
       const t0 = performance.now();
+      const n = attempt === 1 ? ++this.commitsSent : this.commitsSent;
+      if (attempt === 1 && faults.killBeforeCommit === n) killSelf();
       try {
         const applied = await applyOps(this.redis, fence, shard, seq, commit);
+        if (attempt === 1 && faults.killAfterCommit === n) killSelf();
+        if (attempt === 1 && faults.loseCommitReply === n) {
+          throw Object.assign(new Error('injected fault: commit reply lost'), { name: 'ConnectionError' });
+        }
         this.metrics?.commitSeconds.observe((performance.now() - t0) / 1000);
         if (!applied) {
           this.metrics?.commitsDeduplicated.inc();

@@ -10,10 +10,19 @@
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { PipelineConfig } from '../config/load.js';
+import { splitBatch } from '../routing/batchCodec.js';
 import { OpenBatch } from '../routing/router.js';
 import type { InitResult, RestoredState, ShardOutput, ShardTask } from '../shard/protocol.js';
 
 const WORKER = fileURLToPath(new URL('../shard/worker.js', import.meta.url));
+
+/** A dispatched batch not yet committed: a copy, to resubmit if the worker crashes. */
+export interface RetainedBatch {
+  buf: ArrayBuffer;
+  count: number;
+  /** Times the worker crashed while this batch was the oldest uncommitted one. */
+  crashes: number;
+}
 
 export class Lane {
   readonly batch = new OpenBatch();
@@ -24,6 +33,17 @@ export class Lane {
   tickQueued = false;
   /** Sequence number of the lane's next commit in this leadership term (its idempotence ID). */
   nextCommitSeq = 0;
+  /**
+   * Incremented when the worker crashed: outputs of tasks submitted before are discarded, since every
+   * uncommitted batch is resubmitted to the restarted worker (see `retained`).
+   */
+  epoch = 0;
+  /** Worker generation: 0 for the first worker, +1 per restart. */
+  generation = 0;
+  /** True from a crash until the retained batches are resubmitted; the lane takes no new batch meanwhile. */
+  recovering = false;
+  /** Copies of the dispatched, uncommitted batches, oldest first. */
+  retained: RetainedBatch[] = [];
   /**
    * Wall ms since which this shard has been quiet: its last batch, or the last moment the reader could
    * not read (backpressure, Redis down) — a shard starved by the pipeline itself is not quiet.
@@ -54,8 +74,10 @@ export class Lane {
     });
   }
 
+  /** (Re)initialises the worker with restored state; after a crash, piscina has started a fresh thread. */
   async init(config: PipelineConfig, restored: RestoredState): Promise<void> {
-    const r = (await this.pool.run({ kind: 'init', config, shard: this.shard, restored })) as InitResult;
+    const task = { kind: 'init', config, shard: this.shard, restored, generation: this.generation } as const;
+    const r = (await this.submit(() => this.pool.run(task))) as unknown as InitResult;
     this.openWindows = r.openWindows;
   }
 
@@ -64,8 +86,36 @@ export class Lane {
     const { count, buf } = this.batch.take();
     this.inFlight += count;
     this.quietSince = now;
-    const output = this.submit(() => this.pool.run({ kind: 'batch', buf }, { transferList: [buf] }));
-    return { count, output };
+    return { count, output: this.submitBatch({ buf, count, crashes: 0 }) };
+  }
+
+  /** Submits a batch, keeping a copy until its commit (the worker gets the original, transferred). */
+  private submitBatch(b: RetainedBatch): Promise<ShardOutput> {
+    this.retained.push(b);
+    const buf = b.buf.slice(0);
+    return this.submit(() => this.pool.run({ kind: 'batch', buf }, { transferList: [buf] }));
+  }
+
+  /** The oldest retained batch was committed. */
+  committed(): void {
+    this.retained.shift();
+  }
+
+  /**
+   * After a crash and re-init: resubmits every uncommitted batch, in order. When the oldest one has now
+   * crashed the worker `attempts` times, it is split into single-entry batches to find the entry that
+   * does; a single entry that crashed it `attempts` times is resubmitted marked as poison (the worker
+   * dead-letters it without processing). Returns the batches with their pending outputs, to commit in order.
+   */
+  resubmit(attempts: number): Array<{ count: number; output: Promise<ShardOutput> }> {
+    const old = this.retained;
+    this.retained = [];
+    const head = old[0];
+    if (head !== undefined && head.crashes >= attempts) {
+      const singles = splitBatch(head.buf, head.count === 1 ? new Set([0]) : new Set());
+      old.splice(0, 1, ...singles.map((buf) => ({ buf, count: 1, crashes: 0 })));
+    }
+    return old.map((b) => ({ count: b.count, output: this.submitBatch(b) }));
   }
 
   tick(now: number): Promise<ShardOutput> {

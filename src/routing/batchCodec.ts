@@ -3,13 +3,17 @@
  * structured clone of hundreds of Buffers (Buffers from Node's shared pool cannot be transferred).
  *
  *   batch  := count:u32  entry*
- *   entry  := keyGroup:u16  keyField:u16  idLen:u16  id  nFields:u16  (len:u32 bytes)*
+ *   entry  := keyGroup:u16  keyField:u16  deliveries:u16  idLen:u16  id  nFields:u16  (len:u32 bytes)*
  *
  * `keyField` is the index (in the field list) of the value holding the key, 0xFFFF when absent; the main
  * thread found it while routing, so the worker does not search again. Names and values alternate.
+ * `deliveries` is the entry's delivery count (1 for a first read; from XPENDING on a re-read), or
+ * {@link POISON} for an entry that crashed the shard worker repeatedly and must only be dead-lettered.
  */
 
 export const NO_KEY = 0xffff;
+/** Delivery-count marker: dead-letter this entry without processing it (it crashed the worker). */
+export const POISON = 0xffff;
 
 /** An entry as the main thread holds it: Buffers straight from the Redis reply. */
 export interface RawEntry {
@@ -19,7 +23,7 @@ export interface RawEntry {
 
 /** Bytes one entry takes in a batch. */
 export function entrySize(e: RawEntry): number {
-  let n = 8 + e.id.length;
+  let n = 10 + e.id.length;
   for (const f of e.fields) n += 4 + f.length;
   return n;
 }
@@ -30,6 +34,8 @@ export function packBatch(
   keyGroups: Uint16Array,
   keyFields: Uint16Array,
   size: number,
+  /** Delivery count per entry; absent = all first deliveries. */
+  deliveries?: Uint16Array,
 ): ArrayBuffer {
   const buf = new ArrayBuffer(size);
   const view = new DataView(buf);
@@ -40,9 +46,10 @@ export function packBatch(
     const e = entries[i] as RawEntry;
     view.setUint16(o, keyGroups[i] as number, true);
     view.setUint16(o + 2, keyFields[i] as number, true);
-    view.setUint16(o + 4, e.id.length, true);
-    bytes.set(e.id, o + 6);
-    o += 6 + e.id.length;
+    view.setUint16(o + 4, deliveries === undefined ? 1 : (deliveries[i] as number), true);
+    view.setUint16(o + 6, e.id.length, true);
+    bytes.set(e.id, o + 8);
+    o += 8 + e.id.length;
     view.setUint16(o, e.fields.length, true);
     o += 2;
     for (const f of e.fields) {
@@ -64,6 +71,7 @@ export class BatchReader {
   index = -1;
   keyGroup = 0;
   keyField = NO_KEY;
+  deliveries = 1;
   idStart = 0;
   idEnd = 0;
   /** Field values of the current entry: names at even, values at odd indexes. */
@@ -83,9 +91,10 @@ export class BatchReader {
     let o = this.offset;
     this.keyGroup = v.getUint16(o, true);
     this.keyField = v.getUint16(o + 2, true);
-    const idLen = v.getUint16(o + 4, true);
-    this.idStart = o + 6;
-    this.idEnd = o + 6 + idLen;
+    this.deliveries = v.getUint16(o + 4, true);
+    const idLen = v.getUint16(o + 6, true);
+    this.idStart = o + 8;
+    this.idEnd = o + 8 + idLen;
     o = this.idEnd;
     const n = v.getUint16(o, true);
     o += 2;
@@ -114,4 +123,37 @@ export function latin1(bytes: Uint8Array, start: number, end: number): string {
   let s = '';
   for (let i = start; i < end; i++) s += String.fromCharCode(bytes[i] as number);
   return s;
+}
+
+/** Byte ranges `[start, end)` of each entry in a packed batch. */
+function entryRanges(buf: ArrayBuffer): Array<[number, number]> {
+  const v = new DataView(buf);
+  const count = v.getUint32(0, true);
+  const ranges: Array<[number, number]> = [];
+  let o = 4;
+  for (let i = 0; i < count; i++) {
+    const start = o;
+    o += 8 + v.getUint16(o + 6, true);
+    const n = v.getUint16(o, true);
+    o += 2;
+    for (let f = 0; f < n; f++) o += 4 + v.getUint32(o, true);
+    ranges.push([start, o]);
+  }
+  return ranges;
+}
+
+/**
+ * Splits a packed batch into one batch per entry (to find which entry crashes a worker), marking the
+ * entries at `poison` indexes with {@link POISON}.
+ */
+export function splitBatch(buf: ArrayBuffer, poison: ReadonlySet<number> = new Set()): ArrayBuffer[] {
+  const src = new Uint8Array(buf);
+  return entryRanges(buf).map(([start, end], i) => {
+    const one = new ArrayBuffer(4 + end - start);
+    const view = new DataView(one);
+    view.setUint32(0, 1, true);
+    new Uint8Array(one).set(src.subarray(start, end), 4);
+    if (poison.has(i)) view.setUint16(4 + 4, POISON, true);
+    return one;
+  });
 }

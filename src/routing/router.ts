@@ -11,6 +11,7 @@ export class OpenBatch {
   entries: RawEntry[] = [];
   keyGroups: number[] = [];
   keyFields: number[] = [];
+  deliveries: number[] = [];
   bytes = 4;
   /** Wall time the first entry arrived (for `commit.maxDelay`). */
   since = 0;
@@ -26,11 +27,13 @@ export class OpenBatch {
       Uint16Array.from(this.keyGroups),
       Uint16Array.from(this.keyFields),
       this.bytes,
+      Uint16Array.from(this.deliveries),
     );
     const count = this.entries.length;
     this.entries = [];
     this.keyGroups = [];
     this.keyFields = [];
+    this.deliveries = [];
     this.bytes = 4;
     this.since = 0;
     return { count, buf };
@@ -52,10 +55,14 @@ export class Router {
     for (let g = 0; g < keyGroups; g++) this.shardOf[g] = Math.floor((g * shards) / keyGroups);
   }
 
-  /** Appends each entry to its shard's open batch. */
-  route(entries: RawEntry[], batches: OpenBatch[], now: number): void {
+  /**
+   * Appends each entry to its shard's open batch. `deliveries[i]` is entry i's delivery count when known
+   * (a re-read of pending entries); otherwise 1.
+   */
+  route(entries: RawEntry[], batches: OpenBatch[], now: number, deliveries: number[] | null = null): void {
     const name = this.keyName;
-    for (const e of entries) {
+    for (let n = 0; n < entries.length; n++) {
+      const e = entries[n] as RawEntry;
       const f = e.fields;
       let keyField = NO_KEY;
       for (let i = 0; i + 1 < f.length; i += 2) {
@@ -72,6 +79,7 @@ export class Router {
       b.entries.push(e);
       b.keyGroups.push(kg);
       b.keyFields.push(keyField);
+      b.deliveries.push(deliveries === null ? 1 : Math.min(0xfffe, deliveries[n] as number));
       b.bytes += entrySize(e);
     }
   }

@@ -20,6 +20,8 @@ export interface InitTask {
   config: PipelineConfig;
   shard: number;
   restored: RestoredState;
+  /** 0 for a shard's first worker, +1 per restart after a crash. */
+  generation: number;
 }
 
 export interface BatchTask {
@@ -48,6 +50,8 @@ export interface ShardCounts {
   deduplicated: number;
   late: number;
   windowsEmitted: number;
+  /** Extra tries after a stage threw. */
+  stageRetries: number;
   /** Dead-lettered events by error code. */
   deadLettered: Record<string, number>;
 }
@@ -76,6 +80,8 @@ export interface DeadLetter {
   index: number;
   /** `CODE: message`. */
   error: string;
+  /** Delivery count, written as a `deliveries` field for failures that depend on it (retries, crashes). */
+  deliveries?: number;
 }
 
 /**

@@ -7,7 +7,8 @@
 import type { PipelineConfig } from '../config/load.js';
 import type { Aggregate } from '../config/schema.js';
 import { DeadLetterCode } from '../errors.js';
-import { BatchReader } from '../routing/batchCodec.js';
+import { faults } from '../fault/faults.js';
+import { BatchReader, POISON } from '../routing/batchCodec.js';
 import type { BatchResult, RestoredState, ShardCounts, StateDelta } from './protocol.js';
 import { EventDecoder } from './stages/decode.js';
 import { DedupStage } from './stages/dedup.js';
@@ -15,6 +16,18 @@ import { compileFilter, type Predicate } from './stages/filter.js';
 import { WindowStage } from './stages/window.js';
 
 type Step = { kind: 'filter'; pred: Predicate } | { kind: 'dedup'; dedup: DedupStage };
+
+/** What the stages decided for an event. */
+const PASS = 0;
+const DROP = 1;
+const FAILED = 2;
+type Verdict = typeof PASS | typeof DROP | typeof FAILED;
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+/** Blocks this thread (a shard worker: its events must wait in order anyway). */
+function sleepSync(ms: number): void {
+  Atomics.wait(sleeper, 0, 0, ms);
+}
 
 export class Shard {
   private readonly decoder: EventDecoder;
@@ -26,6 +39,12 @@ export class Shard {
   private streamTimeChanged = false;
   /** Stream time at the last event, for idle closing. */
   private streamTimeAtLastEvent = Number.NEGATIVE_INFINITY;
+  private readonly maxDeliveries: number;
+  private readonly retry: PipelineConfig['retry'];
+  /** The error of the last event whose stages failed on every try. */
+  private lastError: unknown = null;
+  /** Tries so far per entry ID, for the `stage-throw` fault only. */
+  private readonly injected = new Map<string, number>();
 
   constructor(config: PipelineConfig, restored?: RestoredState) {
     let aggregates: Aggregate[] = [];
@@ -42,6 +61,8 @@ export class Shard {
       }
     }
     this.idleClose = idleClose;
+    this.maxDeliveries = config.source.maxDeliveries;
+    this.retry = config.retry;
     this.decoder = new EventDecoder({ body: config.body, needId: this.dedup !== null, aggregates });
     if (restored) this.restore(restored);
   }
@@ -68,16 +89,34 @@ export class Shard {
     while (r.next()) {
       counts.processed++;
       out.entryIds.push(r.idBytes());
+      const deliveries = r.deliveries;
+      if (deliveries === POISON) {
+        this.deadLetter(out, r, DeadLetterCode.WorkerCrash, 'the shard worker crashed on every try');
+        continue;
+      }
+      if (deliveries > this.maxDeliveries) {
+        const msg = `delivered ${deliveries} times (source.maxDeliveries is ${this.maxDeliveries})`;
+        this.deadLetter(out, r, DeadLetterCode.MaxDeliveries, msg, deliveries);
+        continue;
+      }
       const failure = this.decoder.decode(r);
       if (failure !== null) {
         this.deadLetter(out, r, failure.code, failure.message);
         continue;
       }
+      // A worker thread's process.exit() ends the thread only: the main thread sees a crashed worker.
+      if (faults.crashOnKey !== null && ev.key === faults.crashOnKey) process.exit(70);
       if (ev.ts > this.streamTime) {
         this.streamTime = ev.ts;
         this.streamTimeChanged = true;
       }
-      if (!this.passesSteps(r.keyGroup, counts)) continue;
+      const verdict = this.runSteps(r, counts);
+      if (verdict === FAILED) {
+        const msg = `${this.retry.attempts} tries failed, last: ${errorMessage(this.lastError)}`;
+        this.deadLetter(out, r, DeadLetterCode.StageFailed, msg, deliveries);
+        continue;
+      }
+      if (verdict === DROP) continue;
       if (this.window === null) {
         out.passThrough.push(r.index);
         out.entryFields[r.index] = r.fields.slice();
@@ -117,24 +156,66 @@ export class Shard {
     return out;
   }
 
-  private passesSteps(keyGroup: number, counts: ShardCounts): boolean {
+  /**
+   * Runs the filter and dedup steps, retrying with exponential backoff when one throws. A try changes no
+   * state until every step has run (dedup records the ID only then), so a retry sees what the first try
+   * saw. Window updates come after and do not throw on data; should one throw anyway (a bug), the task
+   * fails and the main thread restarts the worker from the checkpoint.
+   */
+  private runSteps(r: BatchReader, counts: ShardCounts): Verdict {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return this.passesSteps(r, counts);
+      } catch (e) {
+        if (attempt >= this.retry.attempts) {
+          this.lastError = e;
+          return FAILED;
+        }
+        counts.stageRetries++;
+        sleepSync(Math.min(this.retry.maxBackoff, this.retry.backoff * 2 ** (attempt - 1)));
+      }
+    }
+  }
+
+  private passesSteps(r: BatchReader, counts: ShardCounts): Verdict {
     const ev = this.decoder.event;
+    if (faults.stageThrow !== null && ev.key === faults.stageThrow.key) this.injectStageFault(r);
+    let admitted: DedupStage | null = null;
+    let verdict: Verdict = PASS;
     for (const s of this.steps) {
       if (s.kind === 'filter') {
         if (!s.pred(ev.body)) {
+          verdict = DROP;
           counts.filtered++;
-          return false;
+          break;
         }
-      } else if (!s.dedup.admit(ev.id, keyGroup, this.streamTime)) {
+      } else if (s.dedup.isDuplicate(ev.id, this.streamTime)) {
+        verdict = DROP;
         counts.deduplicated++;
-        return false;
-      }
+        break;
+      } else admitted = s.dedup;
     }
-    return true;
+    admitted?.record(ev.id, r.keyGroup, this.streamTime);
+    return verdict;
   }
 
-  private deadLetter(out: BatchResult, r: BatchReader, code: string, message: string): void {
-    out.deadLetters.push({ index: r.index, error: `${code}: ${message}` });
+  private injectStageFault(r: BatchReader): void {
+    const id = r.id();
+    const tries = (this.injected.get(id) ?? 0) + 1;
+    this.injected.set(id, tries);
+    if (tries <= (faults.stageThrow as { times: number }).times) {
+      throw new Error(`injected stage fault (try ${tries})`);
+    }
+  }
+
+  private deadLetter(
+    out: BatchResult,
+    r: BatchReader,
+    code: string,
+    message: string,
+    deliveries?: number,
+  ): void {
+    out.deadLetters.push({ index: r.index, error: `${code}: ${message}`, deliveries });
     out.entryFields[r.index] = r.fields.slice();
     out.counts.deadLettered[code] = (out.counts.deadLettered[code] ?? 0) + 1;
   }
@@ -164,6 +245,10 @@ export class Shard {
   }
 }
 
+function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
 function lateMessage(ts: number, streamTime: number): string {
   return `late: every window of event time ${ts} closed (stream time ${streamTime})`;
 }
@@ -183,7 +268,15 @@ function emptyOutput(): BatchResult {
       dedupExpireGroups: [],
       streamTime: null,
     } satisfies StateDelta,
-    counts: { processed: 0, filtered: 0, deduplicated: 0, late: 0, windowsEmitted: 0, deadLettered: {} },
+    counts: {
+      processed: 0,
+      filtered: 0,
+      deduplicated: 0,
+      late: 0,
+      windowsEmitted: 0,
+      stageRetries: 0,
+      deadLettered: {},
+    },
     entryIds: [],
     entryFields: [],
     eventTimes: [],

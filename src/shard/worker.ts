@@ -3,12 +3,16 @@
  * state of exactly one shard. It applies a batch (or an idle tick) and answers with the encoded commit.
  */
 import { CommitBuilder } from '../commit/commitBuilder.js';
+import { faults } from '../fault/faults.js';
 import type { BatchResult, InitResult, ShardOutput, ShardTask } from './protocol.js';
 import { Shard } from './shard.js';
 
 let shard: Shard | null = null;
 let builder: CommitBuilder | null = null;
 let stdout = false;
+let shardIndex = -1;
+let generation = 0;
+let batches = 0;
 
 export default function run(task: ShardTask): ShardOutput | InitResult {
   switch (task.kind) {
@@ -16,9 +20,16 @@ export default function run(task: ShardTask): ShardOutput | InitResult {
       shard = new Shard(task.config, task.restored);
       builder = new CommitBuilder(task.config, task.shard);
       stdout = task.config.sink.type === 'stdout';
+      shardIndex = task.shard;
+      generation = task.generation;
       return { openWindows: shard.openWindows };
     case 'batch': {
       const t0 = performance.now();
+      batches++;
+      const once = faults.crashWorkerOnce;
+      if (once !== null && generation === 0 && once.shard === shardIndex && once.batch === batches) {
+        process.exit(70); // ends this worker thread only
+      }
       return answer(current().processBatch(task.buf), t0);
     }
     case 'tick': {

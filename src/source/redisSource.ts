@@ -23,6 +23,8 @@ export interface ReadResult {
   deleted: Buffer[];
   /** True while re-reading this consumer's own pending entries. */
   replay: boolean;
+  /** On a replay: each entry's delivery count (XPENDING, this read included); null for new entries. */
+  deliveries: number[] | null;
 }
 
 export class RedisSource {
@@ -72,7 +74,7 @@ export class RedisSource {
     if (!replay) args.push('BLOCK', Math.max(1, Math.min(blockMs, o.blockMs)));
     args.push('STREAMS', o.stream, this.cursor ?? '>');
     const reply = await this.redis.callBuffer('XREADGROUP', ...args);
-    const result: ReadResult = { entries: [], deleted: [], replay };
+    const result: ReadResult = { entries: [], deleted: [], replay, deliveries: null };
     const items = firstStreamItems(reply);
     for (const item of items) {
       const [id, fields] = item as [Buffer, Buffer[] | null];
@@ -82,8 +84,27 @@ export class RedisSource {
     if (replay) {
       const last = items[items.length - 1] as [Buffer, unknown] | undefined;
       this.cursor = last === undefined ? null : last[0].toString('latin1');
+      if (result.entries.length > 0) result.deliveries = await this.deliveriesOf(result.entries);
     }
     return result;
+  }
+
+  /** Delivery counts of pending entries (one XPENDING over their ID range); 1 where unknown. */
+  private async deliveriesOf(entries: RawEntry[]): Promise<number[]> {
+    const o = this.opts;
+    const first = (entries[0] as RawEntry).id.toString('latin1');
+    const last = (entries[entries.length - 1] as RawEntry).id.toString('latin1');
+    const rows = (await this.redis.xpending(
+      o.stream,
+      o.group,
+      first,
+      last,
+      entries.length * 2,
+      o.consumer,
+    )) as Array<[string, string, number, number]>;
+    const byId = new Map<string, number>();
+    for (const [id, , , count] of rows) byId.set(id, Number(count));
+    return entries.map((e) => byId.get(e.id.toString('latin1')) ?? 1);
   }
 }
 

@@ -53,12 +53,22 @@ export class DedupStage {
 
   /** True when the event is new (and remembers it); false for a duplicate within the TTL. */
   admit(id: string, keyGroup: number, streamTime: number): boolean {
+    if (this.isDuplicate(id, streamTime)) return false;
+    this.record(id, keyGroup, streamTime);
+    return true;
+  }
+
+  /** True for an ID seen within the TTL. Changes nothing (a stage may still fail after it; see Shard). */
+  isDuplicate(id: string, streamTime: number): boolean {
     const prev = this.seen.get(id);
-    if (prev !== undefined && streamTime - prev.seenAt < this.ttl) return false;
-    this.remember(id, keyGroup, streamTime); // new, or expired: re-stamped and moved to the tail
+    return prev !== undefined && streamTime - prev.seenAt < this.ttl;
+  }
+
+  /** Remembers an admitted ID: new, or expired and now re-stamped and moved to the tail. */
+  record(id: string, keyGroup: number, streamTime: number): void {
+    this.remember(id, keyGroup, streamTime);
     this.touched.set(id, keyGroup);
     while (this.seen.size > this.maxEntries) this.forgetOldest();
-    return true;
   }
 
   private remember(id: string, keyGroup: number, seenAt: number): void {
