@@ -113,7 +113,12 @@ export class Pipeline {
     if (!state.held) {
       if (this.role !== 'standby') {
         this.log.info(
-          { holder: state.holder, lapsesInMs: state.ttlMs, consumer: this.config.source.consumer },
+          {
+            holder: state.holder,
+            lapsesInMs: state.ttlMs,
+            consumer: this.config.source.consumer,
+            metricsPort: this.http?.port ?? null,
+          },
           'standby',
         );
         this.role = 'standby';

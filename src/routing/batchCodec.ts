@@ -7,13 +7,15 @@
  *
  * `keyField` is the index (in the field list) of the value holding the key, 0xFFFF when absent; the main
  * thread found it while routing, so the worker does not search again. Names and values alternate.
- * `deliveries` is the entry's delivery count (1 for a first read; from XPENDING on a re-read), or
- * {@link POISON} for an entry that crashed the shard worker repeatedly and must only be dead-lettered.
+ * `deliveries` is the entry's delivery count (1 for a first read; from XPENDING on a re-read, at most
+ * {@link MAX_DELIVERIES}), with the {@link POISON} bit set for an entry that crashed the shard worker
+ * repeatedly and must only be dead-lettered.
  */
 
 export const NO_KEY = 0xffff;
-/** Delivery-count marker: dead-letter this entry without processing it (it crashed the worker). */
-export const POISON = 0xffff;
+/** Delivery-count flag: dead-letter this entry without processing it (it crashed the worker). */
+export const POISON = 0x8000;
+export const MAX_DELIVERIES = 0x7fff;
 
 /** An entry as the main thread holds it: Buffers straight from the Redis reply. */
 export interface RawEntry {
@@ -72,6 +74,8 @@ export class BatchReader {
   keyGroup = 0;
   keyField = NO_KEY;
   deliveries = 1;
+  /** The entry crashed the worker on every try: dead-letter it only. */
+  poison = false;
   idStart = 0;
   idEnd = 0;
   /** Field values of the current entry: names at even, values at odd indexes. */
@@ -91,7 +95,9 @@ export class BatchReader {
     let o = this.offset;
     this.keyGroup = v.getUint16(o, true);
     this.keyField = v.getUint16(o + 2, true);
-    this.deliveries = v.getUint16(o + 4, true);
+    const d = v.getUint16(o + 4, true);
+    this.deliveries = d & MAX_DELIVERIES;
+    this.poison = (d & POISON) !== 0;
     const idLen = v.getUint16(o + 6, true);
     this.idStart = o + 8;
     this.idEnd = o + 8 + idLen;
@@ -153,7 +159,7 @@ export function splitBatch(buf: ArrayBuffer, poison: ReadonlySet<number> = new S
     const view = new DataView(one);
     view.setUint32(0, 1, true);
     new Uint8Array(one).set(src.subarray(start, end), 4);
-    if (poison.has(i)) view.setUint16(4 + 4, POISON, true);
+    if (poison.has(i)) view.setUint16(4 + 4, view.getUint16(4 + 4, true) | POISON, true);
     return one;
   });
 }

@@ -3,7 +3,7 @@
  * the entry to that shard's open batch. No body decode, no string for the key: the cost per entry is a
  * field-name comparison and an FNV over the key bytes.
  */
-import { entrySize, NO_KEY, packBatch, type RawEntry } from './batchCodec.js';
+import { entrySize, MAX_DELIVERIES, NO_KEY, packBatch, type RawEntry } from './batchCodec.js';
 import { fnv1a, keyGroupOf } from './hash.js';
 
 /** The entries collected for one shard since its last flush. */
@@ -79,7 +79,7 @@ export class Router {
       b.entries.push(e);
       b.keyGroups.push(kg);
       b.keyFields.push(keyField);
-      b.deliveries.push(deliveries === null ? 1 : Math.min(0xfffe, deliveries[n] as number));
+      b.deliveries.push(deliveries === null ? 1 : Math.min(MAX_DELIVERIES, deliveries[n] as number));
       b.bytes += entrySize(e);
     }
   }

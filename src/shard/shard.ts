@@ -8,7 +8,7 @@ import type { PipelineConfig } from '../config/load.js';
 import type { Aggregate } from '../config/schema.js';
 import { DeadLetterCode } from '../errors.js';
 import { faults } from '../fault/faults.js';
-import { BatchReader, POISON } from '../routing/batchCodec.js';
+import { BatchReader } from '../routing/batchCodec.js';
 import type { BatchResult, RestoredState, ShardCounts, StateDelta } from './protocol.js';
 import { EventDecoder } from './stages/decode.js';
 import { DedupStage } from './stages/dedup.js';
@@ -90,8 +90,9 @@ export class Shard {
       counts.processed++;
       out.entryIds.push(r.idBytes());
       const deliveries = r.deliveries;
-      if (deliveries === POISON) {
-        this.deadLetter(out, r, DeadLetterCode.WorkerCrash, 'the shard worker crashed on every try');
+      if (r.poison) {
+        const msg = `the shard worker crashed on each of ${this.retry.attempts} tries of this entry alone`;
+        this.deadLetter(out, r, DeadLetterCode.WorkerCrash, msg, deliveries);
         continue;
       }
       if (deliveries > this.maxDeliveries) {

@@ -40,11 +40,15 @@ function trackExit(child: ChildProcess): Promise<number | null> {
   });
 }
 
-/** Starts `run -c <tmp file>` and resolves once it has logged "ready". */
+/**
+ * Starts `run -c <tmp file>` and resolves once it has logged "ready" (or `until`, e.g. "standby" for an
+ * instance that waits for another's lease).
+ */
 export async function startPipeline(
   configYaml: string,
   env: Record<string, string> = {},
   readyTimeoutMs = 30_000,
+  until: 'ready' | 'standby' = 'ready',
 ): Promise<RunningPipeline> {
   const dir = mkdtempSync(join(tmpdir(), 'streamshard-test-'));
   tempDirs.push(dir);
@@ -88,7 +92,7 @@ export async function startPipeline(
       reject(new Error(`pipeline not ready after ${readyTimeoutMs} ms; stderr:\n${lines.join('\n')}`));
     }, readyTimeoutMs);
     const check = (line: string) => {
-      const port = readyPort(line);
+      const port = readyPort(line, until);
       if (port !== undefined) {
         clearTimeout(timer);
         resolveReady(port);
@@ -133,11 +137,11 @@ export async function startPipeline(
   };
 }
 
-function readyPort(line: string): number | undefined {
-  if (!line.includes('"ready"')) return undefined;
+function readyPort(line: string, msg: string): number | undefined {
+  if (!line.includes(`"${msg}"`)) return undefined;
   try {
     const rec = JSON.parse(line) as { msg?: unknown; metricsPort?: unknown };
-    return rec.msg === 'ready' && typeof rec.metricsPort === 'number' ? rec.metricsPort : undefined;
+    return rec.msg === msg && typeof rec.metricsPort === 'number' ? rec.metricsPort : undefined;
   } catch {
     return undefined;
   }
