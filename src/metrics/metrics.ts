@@ -34,6 +34,7 @@ export class Metrics {
   readonly stageRetries: Counter;
   readonly leaseTakeovers: Counter;
   readonly recoverySeconds: Gauge;
+  readonly entriesTrimmed: Counter;
   private readonly processed: Counter;
   private readonly filtered: Counter;
   private readonly deduplicated: Counter;
@@ -85,6 +86,10 @@ export class Metrics {
     this.leaseTakeovers = counter(
       'lease_acquired_total',
       'Times this instance acquired the pipeline lease and became the leader.',
+    );
+    this.entriesTrimmed = counter(
+      'input_entries_trimmed_total',
+      'Input entries removed by source.trim (only ones no group still needs).',
     );
     this.recoverySeconds = new Gauge({
       name: `${p}recovery_seconds`,

@@ -21,6 +21,7 @@ import { type OpenBatch, Router } from '../routing/router.js';
 import type { ShardOutput } from '../shard/protocol.js';
 import { printRecords } from '../sink/sink.js';
 import { fieldOf, RedisSource } from '../source/redisSource.js';
+import { trimSafely } from '../source/trim.js';
 import type { Logger } from '../util/log.js';
 import { Lane } from './lane.js';
 
@@ -50,6 +51,7 @@ export class Engine {
   private readLoop: Promise<void> = Promise.resolve();
   private flushTimer: NodeJS.Timeout | null = null;
   private tickTimer: NodeJS.Timeout | null = null;
+  private trimTimer: NodeJS.Timeout | null = null;
   private wakeReader: (() => void) | null = null;
   private failure: Error | null = null;
   /** True while the read loop waits for shards to make room (backpressure). */
@@ -151,6 +153,8 @@ export class Engine {
     await this.claimOthers();
     this.running = true;
     this.readLoop = this.runReadLoop().catch((e) => this.fail(e));
+    const trim = c.source.trim;
+    if (trim !== undefined) this.trimTimer = setInterval(() => void this.trim(), trim.every);
     if (this.idleClose > 0) {
       this.tickTimer = setInterval(
         () => this.tickQuietLanes(),
@@ -207,6 +211,19 @@ export class Engine {
       const step = Math.max(20, Math.min(500, c.source.claimIdle / 4));
       waitedFor += step;
       await sleep(step);
+    }
+  }
+
+  /** Trims input entries no group needs any more (source/trim.ts); a failure is retried next time. */
+  private async trim(): Promise<void> {
+    try {
+      const { floor, trimmed } = await trimSafely(this.redis, this.config.source.stream);
+      if (trimmed > 0) {
+        this.metrics?.entriesTrimmed.inc(trimmed);
+        this.log.debug({ floor, trimmed }, 'trimmed the input stream');
+      }
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'trimming the input stream failed');
     }
   }
 
@@ -504,6 +521,7 @@ export class Engine {
     this.stopping = true;
     this.running = false;
     if (this.tickTimer) clearInterval(this.tickTimer);
+    if (this.trimTimer) clearInterval(this.trimTimer);
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.signalCapacity();
     this.reader.disconnect();
@@ -521,6 +539,7 @@ export class Engine {
     this.deadline = Date.now() + timeoutMs;
     this.running = false;
     if (this.tickTimer) clearInterval(this.tickTimer);
+    if (this.trimTimer) clearInterval(this.trimTimer);
     this.signalCapacity();
     // A blocking read in flight ends within `block` ms; entries it returns are flushed below.
     const readDone = await withTimeout(this.readLoop, Math.min(timeoutMs, this.config.source.block + 1000));
