@@ -146,7 +146,7 @@ it("the commit script rejects a commit fenced by another instance's lease and wr
   for (const a of ['XADD', n.sink, '*', 'late', 'write']) w.arg(a);
   w.endArray(list, 1);
   const blob = w.finish();
-  const fence = { leaseKey: keys.lease(), appliedKey: keys.applied() };
+  const fence = { leaseKey: keys.lease(), appliedKey: keys.applied(), term: 't1' };
   const late = await applyOps(redis, { ...fence, token: oldToken }, 0, 0, blob).catch((e: unknown) => e);
   expect(isFenced(late)).toBe(true);
   expect(await redis.exists(n.sink)).toBe(0);
@@ -319,4 +319,21 @@ it('pending entries delivered more than maxDeliveries times are dead-lettered wi
     ),
   ).toEqual([]);
   expect(sink).toHaveLength(1990);
+});
+
+it('when Redis no longer has the previous commit (lost writes), the leader reloads its state from Redis', async () => {
+  const n = testNames('statelost');
+  const COUNT = 60_000;
+  await loadInput(n, COUNT, 50);
+  const config = configWith(n, {});
+  const expected = await expectedFor(redis, n, config);
+  const p = await startPipeline(config);
+  await waitFor('a fifth acked', async () => (await acked(n)) >= COUNT / 5);
+  // what a restart with `appendfsync everysec` or a failover to a lagging replica looks like to shard 0
+  const keys = new CheckpointKeys(n.keyPrefix, n.input, n.group);
+  await redis.hset(keys.applied(), '0', 'a-commit-redis-lost');
+  await waitFor('the leader reloads', async () => p.logs().some((l) => l.includes('reloading all state')));
+  await drained(n, expected.sink.length, expected.deadLetters.length);
+  expect(await p.stop()).toBe(0);
+  await expectOutputsMatch(redis, n, expected, 'windows');
 });

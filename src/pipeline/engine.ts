@@ -7,8 +7,9 @@
  * Reading pauses while any shard has `maxInFlightPerShard` events read but not committed (backpressure),
  * so memory is bounded by shards × maxInFlightPerShard + one read, whatever the backlog.
  */
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { applyOps, type CommitFence, isFenced } from '../commit/applyOps.js';
+import { applyOps, type CommitFence, isFenced, isStateLost } from '../commit/applyOps.js';
 import { CheckpointKeys, checkFingerprint } from '../commit/checkpointKeys.js';
 import { faults, killSelf } from '../fault/faults.js';
 import { loadCheckpoint } from '../commit/restore.js';
@@ -27,6 +28,14 @@ import { Lane } from './lane.js';
 
 /** Error replies to a commit before the pipeline gives up (connection errors are retried forever). */
 const MAX_COMMIT_REFUSALS = 5;
+
+/** Redis lost writes it had acknowledged (restart, failover): the term must restart from what Redis has. */
+export class StateLostError extends Error {
+  constructor(cause: Error) {
+    super(`Redis lost acknowledged writes (restart without fsync, or failover): ${cause.message}`, { cause });
+    this.name = 'StateLostError';
+  }
+}
 
 /** The engine stopped because another instance holds the lease: not a failure, the instance stands by. */
 export class LeaseLostError extends Error {
@@ -120,7 +129,12 @@ export class Engine {
   async start(since = performance.now()): Promise<void> {
     const c = this.config;
     this.recoveringSince = since;
-    this.fence = { leaseKey: this.keys.lease(), appliedKey: this.keys.applied(), token: this.lease.token };
+    this.fence = {
+      leaseKey: this.keys.lease(),
+      appliedKey: this.keys.applied(),
+      token: this.lease.token,
+      term: `${this.lease.token}/${randomBytes(4).toString('hex')}`,
+    };
     try {
       await Promise.all([this.reader.connect(), this.redis.connect()]);
     } catch (e) {
@@ -481,6 +495,7 @@ export class Engine {
       } catch (e) {
         const err = e as Error;
         if (this.failure !== null) throw err;
+        if (isStateLost(err)) throw new StateLostError(err);
         if (isFenced(err)) {
           // Our lease lapsed (e.g. the event loop or Redis stalled past the TTL). If nobody took it, the
           // same token is valid again and the commit can go through; otherwise we must stand down.
@@ -507,7 +522,7 @@ export class Engine {
   private fail(e: unknown): void {
     if (this.failure !== null) return;
     this.failure = e instanceof Error ? e : new Error(String(e));
-    if (!(this.failure instanceof LeaseLostError))
+    if (!(this.failure instanceof LeaseLostError) && !(this.failure instanceof StateLostError))
       this.log.error({ err: this.failure.message, stack: this.failure.stack }, 'pipeline failed');
     this.onFatal(this.failure);
   }

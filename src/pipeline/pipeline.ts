@@ -16,7 +16,7 @@ import { Metrics } from '../metrics/metrics.js';
 import { type HttpEndpoint, startHttp } from '../metrics/server.js';
 import { connectRedis, redactUrl } from '../redis/connect.js';
 import { createLogger, type Logger } from '../util/log.js';
-import { Engine, LeaseLostError } from './engine.js';
+import { Engine, LeaseLostError, StateLostError } from './engine.js';
 
 export interface PipelineOptions {
   logger?: Logger;
@@ -39,6 +39,8 @@ export class Pipeline {
   private rejectFailed: (e: Error) => void = () => {};
   /** performance.now() at start(), for the first term's recovery time. */
   private startedAt = 0;
+  /** The Redis server's run_id when the current term started (a restart or failover changes it). */
+  private serverRunId: string | null = null;
   /** Rejects when the engine fails; never resolves otherwise. */
   readonly failed: Promise<never>;
 
@@ -61,6 +63,9 @@ export class Pipeline {
       url: c.redis.url,
       name: `streamshard:${c.name}:lease`,
       connectTimeoutMs: c.redis.connectTimeout,
+      onState: (state) => {
+        if (state === 'ready') void this.checkServer();
+      },
     });
     const keys = new CheckpointKeys(c.redis.keyPrefix, c.source.stream, c.source.group);
     this.lease = new Lease(
@@ -131,11 +136,13 @@ export class Pipeline {
 
   private async lead(since: number): Promise<void> {
     const c = this.config;
+    this.serverRunId = await this.runId();
     this.metrics.leaseTakeovers.inc();
     this.lease.startRenewing();
     const engine = new Engine(c, this.metrics, this.log, this.lease);
     engine.onFatal = (e) => {
       if (e instanceof LeaseLostError) void this.standDown(e.holder);
+      else if (e instanceof StateLostError) void this.reloadTerm(e.message);
       else this.rejectFailed(e);
     };
     this.engine = engine;
@@ -157,7 +164,7 @@ export class Pipeline {
   }
 
   /** Polls the lease every ttl/4 until acquired (or stopped). */
-  private standBy(): void {
+  private standBy(firstDelay?: number): void {
     if (this.stopped !== null) return;
     const every = Math.max(50, Math.floor(this.config.lease.ttl / 4));
     this.standbyTimer = setTimeout(() => {
@@ -176,7 +183,37 @@ export class Pipeline {
           this.standBy();
         },
       );
-    }, every);
+    }, firstDelay ?? every);
+  }
+
+  private async runId(): Promise<string | null> {
+    const info = await this.leaseRedis.info('server').catch(() => '');
+    return /run_id:(\w+)/.exec(info)?.[1] ?? null;
+  }
+
+  /**
+   * After a reconnect: if Redis restarted or failed over (its run_id changed), it may have lost the last
+   * writes (`appendfsync everysec`, an async replica), and then our in-memory state is ahead of the
+   * checkpoint and of the pending list. So the term ends and a new one restores everything from Redis —
+   * the output stays consistent with whatever Redis kept. With nothing lost this only costs a restore.
+   */
+  private async checkServer(): Promise<void> {
+    if (this.role !== 'leader' || this.serverRunId === null) return;
+    const now = await this.runId();
+    if (now === null || now === this.serverRunId || this.role !== 'leader') return;
+    await this.reloadTerm(`Redis restarted or failed over (run_id ${this.serverRunId} → ${now})`);
+  }
+
+  /** Ends the term without committing more and starts a new one from what Redis has. */
+  private async reloadTerm(why: string): Promise<void> {
+    if (this.role !== 'leader' || this.stopped !== null) return;
+    this.log.warn({ why }, 'reloading all state from Redis in a new term');
+    this.role = 'standby';
+    this.lease.stopRenewing();
+    const engine = this.engine;
+    this.engine = null;
+    await engine?.abandon('(redis restarted)');
+    if (this.stopped === null) this.standBy(0);
   }
 
   /** The lease went to another instance: drop the engine (nothing more is committed) and stand by. */
