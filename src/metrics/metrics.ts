@@ -34,6 +34,7 @@ export class Metrics {
   readonly stageRetries: Counter;
   readonly leaseTakeovers: Counter;
   readonly recoverySeconds: Gauge;
+  readonly leaseWaitSeconds: Gauge;
   readonly entriesTrimmed: Counter;
   private readonly processed: Counter;
   private readonly filtered: Counter;
@@ -93,7 +94,12 @@ export class Metrics {
     );
     this.recoverySeconds = new Gauge({
       name: `${p}recovery_seconds`,
-      help: 'Start of the current leadership term (process start or lease acquisition) to its first commit.',
+      help: 'Lease acquisition to the first applied commit of the current leadership term (restore, claim, replay).',
+      registers,
+    });
+    this.leaseWaitSeconds = new Gauge({
+      name: `${p}lease_wait_seconds`,
+      help: 'How long this instance waited for the lease before its current term (from start or stand-down).',
       registers,
     });
     new Gauge({

@@ -41,6 +41,10 @@ export class Pipeline {
   private startedAt = 0;
   /** The Redis server's run_id when the current term started (a restart or failover changes it). */
   private serverRunId: string | null = null;
+  /** Leadership terms started by this process. */
+  private terms = 0;
+  /** performance.now() since which this instance has been waiting for the lease (start or stand-down). */
+  private waitingSince = 0;
   /** Rejects when the engine fails; never resolves otherwise. */
   readonly failed: Promise<never>;
 
@@ -93,6 +97,7 @@ export class Pipeline {
   async start(): Promise<void> {
     const c = this.config;
     this.startedAt = performance.now();
+    this.waitingSince = this.startedAt;
     if (this.opts.http !== false) {
       this.http = await startHttp(
         this.metrics.registry,
@@ -130,12 +135,14 @@ export class Pipeline {
       }
       return false;
     }
-    await this.lead(this.role === 'starting' ? this.startedAt : performance.now());
+    await this.lead(performance.now());
     return true;
   }
 
   private async lead(since: number): Promise<void> {
     const c = this.config;
+    this.terms++;
+    this.metrics.leaseWaitSeconds.set((since - this.waitingSince) / 1000);
     this.serverRunId = await this.runId();
     this.metrics.leaseTakeovers.inc();
     this.lease.startRenewing();
@@ -157,6 +164,7 @@ export class Pipeline {
         shards: c.shards,
         leaseEpoch: this.lease.epoch,
         metricsPort: this.http?.port ?? null,
+        leaseWaitMs: Math.round(since - this.waitingSince),
         startMs: Math.round(performance.now() - since),
       },
       'ready',
@@ -209,6 +217,7 @@ export class Pipeline {
     if (this.role !== 'leader' || this.stopped !== null) return;
     this.log.warn({ why }, 'reloading all state from Redis in a new term');
     this.role = 'standby';
+    this.waitingSince = performance.now();
     this.lease.stopRenewing();
     const engine = this.engine;
     this.engine = null;
@@ -220,6 +229,7 @@ export class Pipeline {
   private async standDown(holder: string): Promise<void> {
     if (this.role !== 'leader' || this.stopped !== null) return;
     this.role = 'standby';
+    this.waitingSince = performance.now();
     this.lease.stopRenewing();
     this.log.warn({ holder }, 'lease lost to another instance; dropping uncommitted work and standing by');
     const engine = this.engine;
