@@ -24,6 +24,7 @@ let redis: Redis;
 beforeAll(async () => {
   server = await startLocalRedis({ appendOnly: true });
   redis = new Client(server.url, { protocol: 2, enableAutoPipelining: false, maxRetriesPerRequest: null });
+  redis.on('error', () => {}); // refused connections while the server restarts are expected
 });
 afterEach(stopAllPipelines);
 afterAll(async () => {
@@ -59,13 +60,20 @@ it('reconnects after a Redis restart and loses nothing', async () => {
   await produce(redis, n.input, batch(1, 1_700_000_000_000));
   await waitForDrain(redis, { stream: n.input, group: n.group, outputs: {} });
 
-  await server.restart();
-  // while it reconnects, /readyz says so; then it is ready again by itself
+  const restarting = server.restart(1500);
+  // while Redis is down, /readyz says so; then it is ready again by itself
+  await waitFor(
+    'not ready while Redis is down',
+    async () => (await httpGet(p.metricsPort, '/readyz')).status === 503,
+  );
+  await restarting;
   await waitFor(
     'ready again after the restart',
     async () => (await httpGet(p.metricsPort, '/readyz')).status === 200,
   );
   expect(p.logs().some((l) => l.includes('redis connection lost'))).toBe(true);
+  // a restarted Redis (new run_id) may have lost writes: the leader reloads its state from it
+  expect(p.logs().some((l) => l.includes('reloading all state from Redis'))).toBe(true);
 
   // An hour later in event time: while the pipeline idles (restart, produce), idle close lets its stream
   // time follow the wall clock, which the oracle cannot model; a gap of an hour keeps that from making
