@@ -124,6 +124,20 @@ stages:
     expect(problems(`${MIN}sourc: {}\n`)).toEqual(['(root): unknown option(s) "sourc"']);
   });
 
+  it('bounds the reliability options', () => {
+    const text = 'source: { stream: in, maxDeliveries: 40000, trim: { every: 0 } }\nsink: { stream: out }\n';
+    expect(problems(`${text}deadLetter: { stream: dlq }\nlease: { ttl: 100ms }\n`).sort()).toEqual([
+      'lease.ttl: must be at least 500 ms, got 100 ms',
+      'source.maxDeliveries: Too big: expected number to be <=32000',
+      'source.trim.every: must be at least 100 ms, got 0 ms',
+    ]);
+    const c = parseConfig(MIN, 't', { env: {} });
+    expect(c.lease).toEqual({ ttl: 10_000 });
+    expect(c.retry).toEqual({ attempts: 3, backoff: 50, maxBackoff: 2000 });
+    expect(c.source).toMatchObject({ claimIdle: 5000, maxDeliveries: 10 });
+    expect(c.source.trim).toBeUndefined();
+  });
+
   it('reports YAML syntax errors and non-mapping files', () => {
     expect(problems('source: [\n')[0]).toMatch(/^line \d+: /);
     expect(problems('- a\n- b\n')).toEqual(['(root): expected a mapping of options']);

@@ -4,7 +4,7 @@
  * failing op — with XACK last, an entry is never acked when a write before it failed (a MULTI would have
  * run the rest). Redis' built-in `cmsgpack` decodes the list; each op is `{name, args…}`.
  *
- * Two guards run before any write:
+ * Three guards run before any write:
  * - **Fencing**: the lease must still hold our token (lease/lease.ts). A paused old owner whose lease
  *   lapsed and was taken over gets `FENCED` and writes nothing.
  * - **Idempotence**: `<ns>:applied` maps each shard to the ID of its last applied commit

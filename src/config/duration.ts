@@ -15,7 +15,7 @@ export function parseDuration(value: string | number): number | undefined {
  * A duration option: a number of milliseconds or a string with a unit. Parsed to milliseconds at load
  * time, so the engine only ever sees numbers.
  */
-export function duration(description: string) {
+export function duration(description: string, opts: { min?: number } = {}) {
   return z
     .union([z.number(), z.string()])
     .describe(
@@ -28,6 +28,10 @@ export function duration(description: string) {
           code: 'custom',
           message: `expected a duration like "10s", got ${JSON.stringify(raw)}`,
         });
+        return z.NEVER;
+      }
+      if (opts.min !== undefined && ms < opts.min) {
+        ctx.addIssue({ code: 'custom', message: `must be at least ${opts.min} ms, got ${ms} ms` });
         return z.NEVER;
       }
       return ms;

@@ -40,10 +40,11 @@ const sourceSchema = z
     /** Consumer group name; also names the checkpoint keys. @defaultValue `streamshard` */
     group: name('Consumer group name.').default('streamshard'),
     /**
-     * Consumer name inside the group. Must be stable across restarts so that the instance re-reads its own
-     * pending entries. @defaultValue `$HOSTNAME`, else the machine's hostname
+     * Consumer name inside the group, unique per instance. A new leader claims the pending entries of other
+     * (dead) consumers, so it need not be stable across restarts. @defaultValue `$HOSTNAME`, else the
+     * machine's hostname
      */
-    consumer: name('Consumer name; stable across restarts. Default: hostname.').optional(),
+    consumer: name('Consumer name, unique per instance. Default: hostname.').optional(),
     /** Create the group (and the stream) when missing. @defaultValue true */
     createGroup: z.boolean().default(true).describe('Create the group when missing.'),
     /** Where a newly created group starts: `$` = only new entries, `0` = the whole stream. @defaultValue `0` */
@@ -58,14 +59,15 @@ const sourceSchema = z
      */
     claimIdle: duration("Claim other consumers' pending entries once idle this long.").default(5000),
     /**
-     * An entry delivered more often than this (XPENDING delivery count: restarts, take-overs, worker
-     * crashes) is dead-lettered with E_MAX_DELIVERIES instead of being processed again. @defaultValue 10
+     * An entry delivered more often than this (XPENDING delivery count: every re-read after a restart or
+     * take-over counts) is dead-lettered with E_MAX_DELIVERIES instead of being processed again. Worker
+     * crashes do not count (see `retry.attempts`). @defaultValue 10
      */
     maxDeliveries: z
       .number()
       .int()
       .min(1)
-      .max(65_000)
+      .max(32_000)
       .default(10)
       .describe('Dead-letter an entry delivered more often than this.'),
     /**
@@ -75,7 +77,7 @@ const sourceSchema = z
     trim: z
       .object({
         /** How often to trim. @defaultValue 10s */
-        every: duration('How often to trim the input stream.').default(10_000),
+        every: duration('How often to trim the input stream.', { min: 100 }).default(10_000),
       })
       .strict()
       .optional()
@@ -281,7 +283,8 @@ const configSchema = z
      * Old-generation heap limit of each shard worker, in MB. Bounds memory: without it V8 lets worker heaps
      * grow far past their live state (measured: RSS 519 MB vs 344 MB at 128 MB for the same 1M drain).
      * Size it for the shard's state — roughly 150 bytes per remembered dedup ID and per open (key, window) —
-     * since a worker that exceeds it dies and stops the pipeline (its entries stay pending). @defaultValue 256
+     * since a worker that exceeds it dies; it is restarted from the checkpoint, and if the same batch keeps
+     * killing it, its entries are isolated and dead-lettered (E_WORKER_CRASH). @defaultValue 256
      */
     workerHeapMb: z
       .number()
@@ -296,9 +299,9 @@ const configSchema = z
     lease: z
       .object({
         /** @defaultValue 10s */
-        ttl: duration('Lease time-to-live; a standby takes over this long after the holder died.').default(
-          10_000,
-        ),
+        ttl: duration('Lease time-to-live; a standby takes over this long after the holder died.', {
+          min: 500,
+        }).default(10_000),
       })
       .strict()
       .default({ ttl: 10_000 }),

@@ -2,7 +2,7 @@
  * Fault injection for the reliability tests (like FoundationDB's "buggify", but opt-in): the environment
  * variable `STREAMSHARD_FAULTS` names faults to inject at exact points, so that a test can prove what
  * happens when a process dies between two steps — points a `kill -9` from outside hits only by chance.
- * Unset (always in production) it costs one branch per commit and per batch.
+ * Unset (always in production) it costs a few branches per commit, per batch and per event.
  *
  *   STREAMSHARD_FAULTS="kill-after-commit=3,stage-throw=k7:2"
  *

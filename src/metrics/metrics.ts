@@ -83,7 +83,10 @@ export class Metrics {
       'worker_restarts_total',
       'Shard workers restarted after a crash (state restored from the checkpoint).',
     );
-    this.stageRetries = counter('stage_retries_total', 'Events retried after a stage threw.');
+    this.stageRetries = counter(
+      'stage_retries_total',
+      'Stage retries: each extra try of an event after a stage threw.',
+    );
     this.leaseTakeovers = counter(
       'lease_acquired_total',
       'Times this instance acquired the pipeline lease and became the leader.',

@@ -92,6 +92,7 @@ export class Engine {
         url: c.redis.url,
         name: `streamshard:${c.name}:${which}`,
         connectTimeoutMs: c.redis.connectTimeout,
+        sendNowOrFail: which === 'reader',
         onState: (state, err) => {
           const was = this.connected[which];
           this.connected[which] = state === 'ready';
@@ -186,13 +187,17 @@ export class Engine {
   private async claimOthers(): Promise<void> {
     const c = this.config;
     const { stream, group, consumer } = c.source;
-    let waitedFor = 0;
-    for (;;) {
+    const othersPending = async () => {
       const summary = (await this.redis.xpending(stream, group)) as [number, unknown, unknown, unknown];
-      const owners = (summary[3] as Array<[string, string]> | null) ?? [];
-      const others = owners.filter(([name]) => name !== consumer);
-      if (others.length === 0) return;
-      let claimed = 0;
+      const others = ((summary[3] as Array<[string, string]> | null) ?? []).filter(
+        ([name]) => name !== consumer,
+      );
+      return { others, total: others.reduce((n, [, count]) => n + Number(count), 0) };
+    };
+    let before = await othersPending();
+    let waited = false;
+    while (before.total > 0) {
+      // XAUTOCLAIM also moves (to itself) this consumer's own idle entries: harmless, none is in flight yet
       let cursor = '0-0';
       do {
         const reply = (await this.redis.xautoclaim(
@@ -206,25 +211,25 @@ export class Engine {
           'JUSTID',
         )) as [string, string[], string[]?];
         cursor = reply[0];
-        claimed += reply[1].length;
       } while (cursor !== '0-0');
+      const after = await othersPending();
+      const claimed = before.total - after.total;
       if (claimed > 0) {
         this.log.info(
-          { claimed, from: others.map(([name, n]) => `${name} (${n})`) },
+          { claimed, from: before.others.map(([name, n]) => `${name} (${n})`) },
           'claimed pending entries of other consumers',
         );
         this.metrics?.entriesClaimed.inc(claimed);
       }
-      const stillOwned = others.reduce((n, [, count]) => n + Number(count), 0) - claimed;
-      if (stillOwned <= 0) continue; // re-check: nothing left but confirm
-      if (waitedFor === 0)
+      if (after.total === 0) return;
+      if (!waited)
         this.log.info(
-          { claimIdle: c.source.claimIdle },
+          { claimIdle: c.source.claimIdle, left: after.total },
           "waiting for other consumers' pending entries to be idle long enough to claim",
         );
-      const step = Math.max(20, Math.min(500, c.source.claimIdle / 4));
-      waitedFor += step;
-      await sleep(step);
+      waited = true;
+      await sleep(Math.max(20, Math.min(500, c.source.claimIdle / 4)));
+      before = after;
     }
   }
 

@@ -41,6 +41,8 @@ export class Pipeline {
   private startedAt = 0;
   /** The Redis server's run_id when the current term started (a restart or failover changes it). */
   private serverRunId: string | null = null;
+  /** True while a lease poll (and the term start it may lead to) runs. */
+  private attempting = false;
   /** Leadership terms started by this process. */
   private terms = 0;
   /** performance.now() since which this instance has been waiting for the lease (start or stand-down). */
@@ -114,7 +116,14 @@ export class Pipeline {
         cause: e,
       });
     }
-    if (!(await this.tryLead())) this.standBy();
+    this.attempting = true;
+    let led: boolean;
+    try {
+      led = await this.tryLead();
+    } finally {
+      this.attempting = false;
+    }
+    if (!led || this.role !== 'leader') this.standBy();
   }
 
   /** One attempt: acquires the lease and, if held, starts a leadership term. */
@@ -171,26 +180,34 @@ export class Pipeline {
     );
   }
 
-  /** Polls the lease every ttl/4 until acquired (or stopped). */
+  /**
+   * Polls the lease every ttl/4 until acquired (or stopped). At most one poll is scheduled or running at a
+   * time, so a stand-down racing a failing start cannot start two engines.
+   */
   private standBy(firstDelay?: number): void {
-    if (this.stopped !== null) return;
+    if (this.stopped !== null || this.standbyTimer !== null || this.attempting) return;
     const every = Math.max(50, Math.floor(this.config.lease.ttl / 4));
     this.standbyTimer = setTimeout(() => {
       this.standbyTimer = null;
-      this.tryLead().then(
-        (led) => {
-          if (!led) this.standBy();
-        },
-        (e: Error) => {
-          if (this.stopped !== null) return;
-          if (this.role === 'leader') {
-            this.rejectFailed(e); // the term's start-up failed (e.g. a refused checkpoint)
-            return;
-          }
-          this.log.warn({ err: e.message }, 'lease check failed; retrying');
-          this.standBy();
-        },
-      );
+      this.attempting = true;
+      this.tryLead()
+        .finally(() => {
+          this.attempting = false;
+        })
+        .then(
+          (led) => {
+            if (!led || this.role !== 'leader') this.standBy(); // (lost again while starting)
+          },
+          (e: Error) => {
+            if (this.stopped !== null) return;
+            if (this.role === 'leader') {
+              this.rejectFailed(e); // the term's start-up failed (e.g. a refused checkpoint)
+              return;
+            }
+            this.log.warn({ err: e.message }, 'lease check failed; retrying');
+            this.standBy();
+          },
+        );
     }, firstDelay ?? every);
   }
 

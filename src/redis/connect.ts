@@ -12,6 +12,12 @@ export interface ConnectOptions {
   connectTimeoutMs: number;
   /** Called on connection state changes (for readiness and logs). */
   onState?: (state: 'ready' | 'down', error?: Error) => void;
+  /**
+   * Fail commands at once while disconnected, and never re-send one that was in flight when the connection
+   * dropped. For the reader: a read is sent only when the lease leaves time for it, so it must not go out
+   * later from a queue (see lease/lease.ts). @defaultValue false
+   */
+  sendNowOrFail?: boolean;
 }
 
 export function connectRedis(opts: ConnectOptions): Redis {
@@ -24,6 +30,7 @@ export function connectRedis(opts: ConnectOptions): Redis {
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
     maxRetriesPerRequest: null,
     lazyConnect: true,
+    ...(opts.sendNowOrFail ? { enableOfflineQueue: false, autoResendUnfulfilledCommands: false } : {}),
   });
   redis.on('ready', () => opts.onState?.('ready'));
   redis.on('close', () => opts.onState?.('down'));
