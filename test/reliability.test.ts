@@ -79,12 +79,12 @@ async function acked(n: TestNames): Promise<number> {
   return (g.entriesRead ?? 0) - g.pending;
 }
 
-async function drained(n: TestNames, sink: number, dlq: number): Promise<void> {
+async function drained(n: TestNames, sink: number, dlq: number, timeoutMs = 100_000): Promise<void> {
   const state = await waitForDrain(redis, {
     stream: n.input,
     group: n.group,
     outputs: { [n.sink]: sink, [n.dlq]: dlq },
-    timeoutMs: 120_000,
+    timeoutMs,
   });
   expect(state).toMatchObject({ done: true, group: { pending: 0, caughtUp: true } });
 }
@@ -334,6 +334,29 @@ it('when Redis no longer has the previous commit (lost writes), the leader reloa
   await redis.hset(keys.applied(), '0', 'a-commit-redis-lost');
   await waitFor('the leader reloads', async () => p.logs().some((l) => l.includes('reloading all state')));
   await drained(n, expected.sink.length, expected.deadLetters.length);
+  expect(await p.stop()).toBe(0);
+  await expectOutputsMatch(redis, n, expected, 'windows');
+});
+
+it('reader connections killed mid-read (no Redis restart): reads resume, nothing stuck, output exact', async () => {
+  const n = testNames('blips');
+  const COUNT = 60_000;
+  await loadInput(n, COUNT, 52);
+  const config = configWith(n, { top: { name: n.group } });
+  const expected = await expectedFor(redis, n, config);
+  const p = await startPipeline(config);
+  const readerId = async () => {
+    const list = String(await redis.client('LIST')).split('\n');
+    const line = list.find((l) => l.includes(`name=streamshard:${n.group}:reader`));
+    return line === undefined ? undefined : /id=(\d+)/.exec(line)?.[1];
+  };
+  for (let i = 1; i <= 5; i++) {
+    await waitFor(`${i * 10}% acked`, async () => (await acked(n)) >= (COUNT * i) / 10);
+    await waitFor('the reader is connected', async () => (await readerId()) !== undefined);
+    const id = (await readerId()) as string;
+    await redis.client('KILL', 'ID', id);
+  }
+  await drained(n, expected.sink.length, expected.deadLetters.length, 40_000);
   expect(await p.stop()).toBe(0);
   await expectOutputsMatch(redis, n, expected, 'windows');
 });

@@ -93,6 +93,7 @@ export class Engine {
         name: `streamshard:${c.name}:${which}`,
         connectTimeoutMs: c.redis.connectTimeout,
         sendNowOrFail: which === 'reader',
+        commandTimeoutMs: which === 'reader' ? c.source.block + 10_000 : undefined,
         onState: (state, err) => {
           const was = this.connected[which];
           this.connected[which] = state === 'ready';
@@ -262,6 +263,10 @@ export class Engine {
     let failures = 0;
     while (this.running) {
       if (!this.hasCapacity()) {
+        this.log.debug(
+          { inFlight: this.lanes.map((l) => l.inFlight), open: this.lanes.map((l) => l.batch.size) },
+          'reader waits for shards to make room',
+        );
         this.readerStalled = true;
         await new Promise<void>((resolve) => {
           this.wakeReader = resolve;
@@ -279,10 +284,11 @@ export class Engine {
       }
       let read: Awaited<ReturnType<RedisSource['read']>>;
       try {
-        read = await this.source.read(budget);
+        read = await this.readOrAbort(budget);
         failures = 0;
       } catch (e) {
         if (!this.running) break;
+        this.source.resumeAfterError();
         this.notQuietUntilNow(); // Redis unreachable: the shards are starved, not quiet
         failures++;
         const msg = (e as Error).message;
@@ -314,13 +320,33 @@ export class Engine {
     }
   }
 
-  /** Pending entries whose data is gone have nothing to process; if the ack fails they are re-read later. */
+  /**
+   * One read that fails when the reader's connection closes. ioredis (with no offline queue and no
+   * re-sending, which the lease requires) drops a command in flight at a reconnect without settling its
+   * promise, so without this the loop would wait forever.
+   */
+  private readOrAbort(budget: number): ReturnType<RedisSource['read']> {
+    return new Promise((resolve, reject) => {
+      const abort = { aborted: false };
+      const onClose = () => {
+        abort.aborted = true;
+        reject(new Error('the reader connection closed during a read'));
+      };
+      this.reader.once('close', onClose);
+      this.source
+        .read(budget, abort)
+        .then(resolve, reject)
+        .finally(() => this.reader.off('close', onClose));
+    });
+  }
+
   /** After the reader could not read, no shard counts as quiet for the time it was starved. */
   private notQuietUntilNow(): void {
     const now = Date.now();
     for (const lane of this.lanes) if (lane.quietSince < now) lane.quietSince = now;
   }
 
+  /** Pending entries whose data is gone have nothing to process; if the ack fails they are re-read later. */
   private async ackDeleted(ids: Buffer[]): Promise<void> {
     try {
       await this.redis.xack(this.config.source.stream, this.config.source.group, ...ids);

@@ -18,6 +18,8 @@ export interface ConnectOptions {
    * later from a queue (see lease/lease.ts). @defaultValue false
    */
   sendNowOrFail?: boolean;
+  /** Fail a command that got no reply within this many ms (a half-open connection). @defaultValue none */
+  commandTimeoutMs?: number;
 }
 
 export function connectRedis(opts: ConnectOptions): Redis {
@@ -31,6 +33,7 @@ export function connectRedis(opts: ConnectOptions): Redis {
     maxRetriesPerRequest: null,
     lazyConnect: true,
     ...(opts.sendNowOrFail ? { enableOfflineQueue: false, autoResendUnfulfilledCommands: false } : {}),
+    ...(opts.commandTimeoutMs !== undefined ? { commandTimeout: opts.commandTimeoutMs } : {}),
   });
   redis.on('ready', () => opts.onState?.('ready'));
   redis.on('close', () => opts.onState?.('down'));

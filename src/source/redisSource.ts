@@ -29,6 +29,8 @@ export interface ReadResult {
 
 export class RedisSource {
   private cursor: string | null = '0';
+  /** ID of the last entry any read returned (null before the first). */
+  private lastId: string | null = null;
 
   constructor(
     private readonly redis: Redis,
@@ -67,7 +69,10 @@ export class RedisSource {
    * One XREADGROUP: pending entries first, then new ones, blocking up to `blockMs` (at most the configured
    * block; the engine passes less when its lease has less time left).
    */
-  async read(blockMs = this.opts.blockMs): Promise<ReadResult> {
+  async read(
+    blockMs = this.opts.blockMs,
+    abort: { aborted: boolean } = { aborted: false },
+  ): Promise<ReadResult> {
     const o = this.opts;
     const replay = this.cursor !== null;
     const args: Array<string | number> = ['GROUP', o.group, o.consumer, 'COUNT', o.batchSize];
@@ -81,12 +86,24 @@ export class RedisSource {
       if (fields === null) result.deleted.push(id);
       else result.entries.push({ id, fields });
     }
-    if (replay) {
-      const last = items[items.length - 1] as [Buffer, unknown] | undefined;
-      this.cursor = last === undefined ? null : last[0].toString('latin1');
-      if (result.entries.length > 0) result.deliveries = await this.deliveriesOf(result.entries);
-    }
+    const last = items[items.length - 1] as [Buffer, unknown] | undefined;
+    if (replay && result.entries.length > 0) result.deliveries = await this.deliveriesOf(result.entries);
+    // Only a read whose entries reach the caller moves the cursors: if it failed or was given up half-way
+    // (the connection closed), the next read starts from the same place.
+    if (abort.aborted) throw new Error('read given up (the connection closed)');
+    const lastId = last === undefined ? null : last[0].toString('latin1');
+    if (lastId !== null) this.lastId = lastId;
+    if (replay) this.cursor = lastId;
     return result;
+  }
+
+  /**
+   * After a failed read: the server may have executed it (moving entries into this consumer's pending
+   * list) while its reply was lost. Re-read our own pending entries after the last ID we did receive
+   * before reading new ones — everything up to that ID is already in the pipeline.
+   */
+  resumeAfterError(): void {
+    if (this.cursor === null) this.cursor = this.lastId ?? '0';
   }
 
   /** Delivery counts of pending entries (one XPENDING over their ID range); 1 where unknown. */
