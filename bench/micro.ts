@@ -1,81 +1,112 @@
 /**
- * Micro benchmarks of the hot path, per batch of 1,000 generated events over 10,000 keys (msgpack bodies,
- * 5% duplicates): key hashing + routing, batch packing, the shard's stages (decode, dedup, window), and
- * building the encoded commit. Prints ops/s and latency percentiles; saves bench/results/micro-*.json.
+ * Micro benchmarks of the hot path (tinybench, one thread), on the stages of bench/streamshard.yaml and
+ * generated input (10,000 keys, 5% duplicates, events 1 ms apart). Most operations take one batch of
+ * 1,000 events, as the engine does; the window-close and result-encoding rows take what closing one
+ * 10 s window emits. Prints ops/s, items/s and tinybench's p50/p99 per operation; saves
+ * bench/results/micro-*.json.
  *
- *   npm run bench
+ *   npm run bench [-- --time 1500]      (--filter TEXT runs only the tasks whose name contains TEXT)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Bench } from 'tinybench';
 import { CommitBuilder } from '../src/commit/commitBuilder.js';
-import { parseConfig } from '../src/config/load.js';
-import { generateEvents } from '../src/produce/generator.js';
-import { entrySize, packBatch, type RawEntry } from '../src/routing/batchCodec.js';
-import { OpenBatch, Router } from '../src/routing/router.js';
+import type { WindowConfig } from '../src/config/schema.js';
+import { BatchReader, packBatch } from '../src/routing/batchCodec.js';
+import { fnv1a, keyGroupOf } from '../src/routing/hash.js';
+import { type OpenBatch, Router } from '../src/routing/router.js';
+import type { BatchResult } from '../src/shard/protocol.js';
 import { Shard } from '../src/shard/shard.js';
+import { EventDecoder } from '../src/shard/stages/decode.js';
+import { DedupStage } from '../src/shard/stages/dedup.js';
+import { WindowStage } from '../src/shard/stages/window.js';
+import { ROOT } from './lib/contender.js';
+import { parseFlags } from './lib/flags.js';
+import {
+  BATCH,
+  benchConfig,
+  type EventFacts,
+  entryBatches,
+  pack,
+  routed,
+  shardOutputs,
+} from './lib/microFixtures.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BATCH = 1000;
-
-const config = parseConfig(
-  `source: { stream: in }
-sink: { stream: out }
-deadLetter: { stream: dlq }
-shards: 1
-stages:
-  - dedup: { ttl: 10m, maxEntries: 200000 }
-  - window: { size: 5s, grace: 1s, idleClose: 0, aggregates: [{ fn: sum, field: amount }, { fn: max, field: amount }, { fn: min, field: amount }] }
-`,
-  'bench',
-  { env: {} },
+const o = parseFlags(
+  process.argv.slice(2),
+  { time: 1500, filter: '' },
+  'npm run bench -- [--time MS] [--filter TEXT]',
 );
 
-const entries: RawEntry[] = [];
-let i = 0;
-for (const e of generateEvents({
-  count: 200 * BATCH,
-  keys: 10_000,
-  seed: 3,
-  duplicatePct: 5,
-  outOfOrderPct: 0,
-  malformedPct: 0,
-  startTs: 1_700_000_000_000,
-  intervalMs: 1,
-  outOfOrderMaxMs: 1,
-  encoding: 'msgpack',
-})) {
-  entries.push({ id: Buffer.from(`1700000000000-${i++}`), fields: e.fields.map((f) => Buffer.from(f)) });
-}
-const batches: RawEntry[][] = [];
-for (let j = 0; j < entries.length; j += BATCH) batches.push(entries.slice(j, j + BATCH));
+// ---- fixtures (not timed) -------------------------------------------------------------------------------
+process.stderr.write('building fixtures…\n');
+const config = benchConfig(1);
+const window = (config.stages.find((s) => 'window' in s) as { window: WindowConfig }).window;
+const msgpackBatches = entryBatches(400, 'msgpack');
+const jsonBatches = entryBatches(20, 'json');
+const router1 = new Router('key', config.keyGroups, 1);
+const router2 = new Router('key', config.keyGroups, 2);
+const open = msgpackBatches.map((b) => routed(router1, b)[0] as OpenBatch);
+const openJson = jsonBatches.map((b) => routed(router1, b)[0] as OpenBatch);
+const keyBytes = msgpackBatches[0]?.map((e) => e.fields[1] as Buffer) ?? [];
 
-const router = new Router('key', 256, 1);
-function routed(b: RawEntry[]): OpenBatch {
-  const open = [new OpenBatch()];
-  router.route(b, open, 0);
-  return open[0] as OpenBatch;
-}
-const packed = batches.map((b) => routed(b));
+const facts: EventFacts[][] = open.map((b) => {
+  const d = new EventDecoder({ body: config.body, needId: true, aggregates: window.aggregates });
+  const r = new BatchReader(pack(b));
+  const out: EventFacts[] = [];
+  while (r.next()) {
+    if (d.decode(r) !== null) continue;
+    out.push({
+      key: d.event.key,
+      id: d.event.id,
+      ts: d.event.ts,
+      keyGroup: r.keyGroup,
+      amount: d.event.values[1] as number,
+    });
+  }
+  return out;
+});
+const values = new Float64Array(window.aggregates.length);
+
+const outputs = shardOutputs(config, open.slice(0, 200));
+/** One 10 s window of this input: the results of the batch that closed it. */
+const closing = outputs.reduce((a, b) => (b.results.length > a.results.length ? b : a));
+const resultsOnly: BatchResult = {
+  ...closing,
+  deadLetters: [],
+  entryIds: [],
+  passThrough: [],
+  state: emptyState(),
+};
+const perWindow = closing.results.length;
 
 let k = 0;
 const next = <T>(xs: T[]): T => xs[k++ % xs.length] as T;
 
-/**
- * Feeds the packed batches in stream order to a shard, starting a fresh shard whenever the input wraps:
- * replaying the same events into the same shard would measure duplicates and late events instead.
- */
+function emptyState(): BatchResult['state'] {
+  return {
+    windowWrites: [],
+    windowsOpened: [],
+    windowsClosed: [],
+    dedupAdds: [],
+    dedupRemovals: [],
+    dedupExpireUpTo: null,
+    dedupExpireGroups: [],
+    streamTime: null,
+  };
+}
+
+/** Feeds the batches in stream order, starting a fresh shard when the input wraps (no replayed duplicates). */
 function shardRunner(withCommit: boolean): () => void {
   let shard = new Shard(config);
   const builder = new CommitBuilder(config, 0);
   let n = 0;
   return () => {
-    if (n === packed.length) {
+    if (n === open.length) {
       shard = new Shard(config);
       n = 0;
     }
-    const b = packed[n++] as OpenBatch;
+    const b = open[n++] as OpenBatch;
     const r = shard.processBatch(
       packBatch(b.entries, Uint16Array.from(b.keyGroups), Uint16Array.from(b.keyFields), b.bytes),
     );
@@ -83,41 +114,160 @@ function shardRunner(withCommit: boolean): () => void {
   };
 }
 
-const bench = new Bench({ name: `hot path, per batch of ${BATCH} events`, time: 1500 });
-bench
-  .add('route (find key field, FNV-1a, key group, shard)', () => {
-    routed(next(batches));
-  })
-  .add('pack batch into one ArrayBuffer', () => {
-    const b = next(packed);
-    packBatch(b.entries, Uint16Array.from(b.keyGroups), Uint16Array.from(b.keyFields), b.bytes);
-  })
-  .add('pack + shard stages: decode, dedup, window, close', shardRunner(false))
-  .add('pack + shard stages + commit build (worker total)', shardRunner(true));
+function decodeRunner(batches: OpenBatch[], encoding: 'msgpack' | 'json'): () => void {
+  const c = benchConfig(1, encoding);
+  const d = new EventDecoder({ body: c.body, needId: true, aggregates: window.aggregates });
+  const bufs = batches.map((b) => pack(b));
+  return () => {
+    const r = new BatchReader(next(bufs));
+    while (r.next()) d.decode(r);
+  };
+}
 
-process.stderr.write(
-  `running ${bench.tasks.length} benchmarks (${entries.reduce((n, e) => n + entrySize(e), 0) / entries.length} bytes/entry)…\n`,
-);
+/**
+ * Dedup at steady state: 400k generated IDs (5% repeats) cycle through a memory bounded at the config's
+ * 200,000 per shard, so every new ID also evicts the oldest; stream time only grows.
+ */
+function dedupRunner(): () => void {
+  const dedup = new DedupStage({ ttl: 600_000, maxEntries: 200_000 });
+  let st = 0;
+  return () => {
+    for (const e of next(facts)) dedup.admit(e.id, e.keyGroup, ++st);
+    dedup.drain(st);
+  };
+}
+
+/** Window update at steady state: all events land in one open 10 s window of 10,000 keys (none closes). */
+function windowAddRunner(): () => void {
+  const w = new WindowStage(window);
+  return () => {
+    for (const e of next(facts)) {
+      values[1] = e.amount;
+      values[2] = e.amount;
+      values[3] = e.amount;
+      w.add(e.key, e.keyGroup, e.ts % 10_000, values, 0);
+    }
+    w.drain();
+  };
+}
+
+/** A fresh window holding the keys one 10 s window of this input holds, closed in the timed part. */
+let toClose = new WindowStage(window);
+function fillWindow(): void {
+  toClose = new WindowStage(window);
+  for (const r of closing.results) toClose.add(r[1] as string, 0, 5, values, 0);
+  toClose.drain();
+}
+
+const tasks: Array<{ name: string; items: number; unit: string; fn: () => void; before?: () => void }> = [
+  {
+    name: 'hash: FNV-1a + key group of the key bytes',
+    items: BATCH,
+    unit: 'events',
+    fn: () => {
+      for (const key of keyBytes) keyGroupOf(fnv1a(key), 256);
+    },
+  },
+  {
+    name: 'route: find key field, hash, shard (2 shards)',
+    items: BATCH,
+    unit: 'events',
+    fn: () => void routed(router2, next(msgpackBatches), 2),
+  },
+  {
+    name: 'pack: batch into one ArrayBuffer',
+    items: BATCH,
+    unit: 'events',
+    fn: () => {
+      const b = next(open);
+      packBatch(b.entries, Uint16Array.from(b.keyGroups), Uint16Array.from(b.keyFields), b.bytes);
+    },
+  },
+  {
+    name: 'decode + validate: msgpack bodies',
+    items: BATCH,
+    unit: 'events',
+    fn: decodeRunner(open, 'msgpack'),
+  },
+  {
+    name: 'decode + validate: JSON bodies',
+    items: BATCH,
+    unit: 'events',
+    fn: decodeRunner(openJson, 'json'),
+  },
+  { name: 'dedup: check/insert at the 200k bound + delta', items: BATCH, unit: 'events', fn: dedupRunner() },
+  { name: 'window: update count/sum/min/max + delta', items: BATCH, unit: 'events', fn: windowAddRunner() },
+  {
+    name: `window: close one window (${perWindow} keys)`,
+    items: perWindow,
+    unit: 'results',
+    before: fillWindow,
+    fn: () => {
+      toClose.closeDue(Number.MAX_SAFE_INTEGER, []);
+      toClose.drain();
+    },
+  },
+  {
+    name: `result encoding: ${perWindow} results → commit ops`,
+    items: perWindow,
+    unit: 'results',
+    fn: (() => {
+      const builder = new CommitBuilder(config, 0);
+      return () => void builder.build(resultsOnly);
+    })(),
+  },
+  {
+    name: 'commit build: results + checkpoint + XACK',
+    items: BATCH,
+    unit: 'events',
+    fn: (() => {
+      const builder = new CommitBuilder(config, 0);
+      return () => void builder.build(next(outputs));
+    })(),
+  },
+  {
+    name: 'shard: pack + decode, dedup, window, close',
+    items: BATCH,
+    unit: 'events',
+    fn: shardRunner(false),
+  },
+  {
+    name: 'shard: the above + commit build (worker total)',
+    items: BATCH,
+    unit: 'events',
+    fn: shardRunner(true),
+  },
+];
+
+const bench = new Bench({ name: 'hot path', time: o.time });
+for (const t of tasks) {
+  if (o.filter !== '' && !t.name.includes(o.filter)) continue;
+  bench.add(t.name, t.fn, t.before ? { beforeEach: t.before } : {});
+}
+process.stderr.write(`running ${bench.tasks.length} benchmarks, ${o.time} ms each…\n`);
 await bench.run();
 
 const rows = bench.tasks.map((t) => {
+  const spec = tasks.find((x) => x.name === t.name);
   const r = t.result;
-  if (r === undefined || !('latency' in r)) return { task: t.name, error: 'no result' };
+  if (spec === undefined || r === undefined || !('latency' in r)) {
+    const error = r !== undefined && 'error' in r ? String(r.error) : 'no result';
+    return { task: t.name, error };
+  }
   return {
     task: t.name,
-    'batches/s': Math.round(r.throughput.mean),
-    'events/s': Math.round(r.throughput.mean * BATCH),
+    'ops/s': Math.round(r.throughput.mean),
+    'per op': `${spec.items} ${spec.unit}`,
+    'items/s': Math.round(r.throughput.mean * spec.items),
     'p50 ms': Number(r.latency.p50?.toFixed(3)),
     'p99 ms': Number(r.latency.p99?.toFixed(3)),
     samples: r.latency.samplesCount,
   };
 });
-console.log(bench.name);
+console.log(`hot path, node ${process.version}`);
 console.table(rows);
 mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-const file = join(ROOT, `bench/results/micro-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-writeFileSync(
-  file,
-  `${JSON.stringify({ date: new Date().toISOString(), node: process.version, rows }, null, 2)}\n`,
-);
+const date = new Date().toISOString();
+const file = join(ROOT, `bench/results/micro-${date.replace(/[:.]/g, '-')}.json`);
+writeFileSync(file, `${JSON.stringify({ date, node: process.version, rows }, null, 2)}\n`);
 process.stderr.write(`saved ${file}\n`);
