@@ -1,0 +1,88 @@
+/**
+ * The chaos test (issue #3): events are written while the pipelines are killed with -9, taken over by
+ * standbys and cut off by Redis restarts; afterwards the whole output must equal the oracle's — nothing
+ * lost, duplicated or wrong, per-key order kept, nothing left pending, the same dead letters. See
+ * test/chaos/harness.ts for the scenario and test/chaos/last-report.md for the last run's report.
+ *
+ * CI runs the short form (200,000 events, 10 actions). The long form:
+ *
+ *   npm run build && STREAMSHARD_CHAOS_EVENTS=2000000 STREAMSHARD_CHAOS_KILLS=50 npx vitest run test/chaos.test.ts
+ *
+ * Other knobs: STREAMSHARD_CHAOS_SEED (default 3), STREAMSHARD_CHAOS_RATE (events/s; default: the input
+ * takes max(45 s, 6 s per action) to write), STREAMSHARD_CHAOS_TAKEOVERS (auto | on | off),
+ * STREAMSHARD_CHAOS_MIN_TAKEOVERS, STREAMSHARD_CHAOS_MIN_REDIS_RESTARTS and STREAMSHARD_CHAOS_MIN_BLIPS
+ * (connection drops; default 1 each), STREAMSHARD_CHAOS_BLIPS=off (no connection drops at all).
+ */
+import { fileURLToPath } from 'node:url';
+import { afterEach, expect, it } from 'vitest';
+import { runChaos } from './chaos/harness.js';
+import { toMarkdown } from './chaos/report.js';
+import { stopAllPipelines } from './helpers/pipeline.js';
+
+const env = process.env;
+const EVENTS = Number(env.STREAMSHARD_CHAOS_EVENTS ?? 200_000);
+const KILLS = Number(env.STREAMSHARD_CHAOS_KILLS ?? 10);
+const SEED = Number(env.STREAMSHARD_CHAOS_SEED ?? 3);
+const RATE = env.STREAMSHARD_CHAOS_RATE ? Number(env.STREAMSHARD_CHAOS_RATE) : undefined;
+const TAKEOVERS = (env.STREAMSHARD_CHAOS_TAKEOVERS ?? 'auto') as 'auto' | 'on' | 'off';
+const MIN_TAKEOVERS = Number(env.STREAMSHARD_CHAOS_MIN_TAKEOVERS ?? 1);
+const MIN_REDIS_RESTARTS = Number(env.STREAMSHARD_CHAOS_MIN_REDIS_RESTARTS ?? 1);
+const BLIPS = env.STREAMSHARD_CHAOS_BLIPS !== 'off';
+const MIN_BLIPS = BLIPS ? Number(env.STREAMSHARD_CHAOS_MIN_BLIPS ?? 1) : 0;
+
+afterEach(stopAllPipelines);
+
+// Generous: writing the input (≥ 40 s), up to a minute per action on a busy machine, the drain, the oracle.
+const TIMEOUT_MS = 600_000 + KILLS * 60_000 + EVENTS * 2;
+
+it(
+  `${EVENTS} events, ${KILLS} kills and Redis restarts: nothing lost, duplicated, wrong, reordered or stuck`,
+  { timeout: TIMEOUT_MS },
+  async () => {
+    const report = await runChaos({
+      events: EVENTS,
+      kills: KILLS,
+      seed: SEED,
+      rate: RATE,
+      takeovers: TAKEOVERS,
+      minTakeovers: MIN_TAKEOVERS,
+      minRedisRestarts: MIN_REDIS_RESTARTS,
+      minBlips: MIN_BLIPS,
+      blips: BLIPS,
+      reportDir: fileURLToPath(new URL('./chaos/', import.meta.url)),
+    });
+    console.log(toMarkdown(report));
+
+    expect(report.failures).toEqual([]);
+    expect(report.input).toMatchObject({ matchesGenerator: true, entries: EVENTS });
+    expect(report.kills.total).toBe(KILLS);
+    if (TAKEOVERS !== 'off') {
+      expect(report.takeoversNote, 'take-overs need the lease settings').toBeNull();
+      expect(report.kills.takeovers).toBeGreaterThanOrEqual(MIN_TAKEOVERS);
+    }
+    expect(report.kills.redisRestarts).toBeGreaterThanOrEqual(MIN_REDIS_RESTARTS);
+    expect(report.kills.connectionDrops).toBeGreaterThanOrEqual(MIN_BLIPS);
+    for (const p of Object.values(report.pipelines)) {
+      expect({
+        lost: p.output.lost,
+        duplicated: p.output.duplicated,
+        wrong: p.output.wrong,
+        orderViolations: p.output.orderViolations,
+        stuckPending: p.stuckPending,
+        drained: p.drained,
+        deadLetters: [p.deadLetters.lost, p.deadLetters.duplicated, p.deadLetters.wrong],
+        deadLettersByCode: p.deadLetters.byCode.actual,
+      }).toEqual({
+        lost: 0,
+        duplicated: 0,
+        wrong: 0,
+        orderViolations: 0,
+        stuckPending: 0,
+        drained: true,
+        deadLetters: [0, 0, 0],
+        deadLettersByCode: p.deadLetters.byCode.expected,
+      });
+    }
+    expect(report.ok).toBe(true);
+  },
+);
