@@ -282,7 +282,8 @@ const configSchema = z
     /**
      * Old-generation heap limit of each shard worker, in MB. Bounds memory: without it V8 lets worker heaps
      * grow far past their live state (measured: RSS 519 MB vs 344 MB at 128 MB for the same 1M drain).
-     * Size it for the shard's state — roughly 150 bytes per remembered dedup ID and per open (key, window) —
+     * Size it for the shard's state — measured ~330 bytes of heap per open (key, window) (BENCHMARKS.md) and
+     * ~270 per remembered dedup ID (54 MB of live heap at 200,000) —
      * since a worker that exceeds it dies; it is restarted from the checkpoint, and if the same batch keeps
      * killing it, its entries are isolated and dead-lettered (E_WORKER_CRASH). @defaultValue 256
      */
