@@ -133,7 +133,8 @@ it("the commit script rejects a commit fenced by another instance's lease and wr
   const old = new Lease(redis, leaseKeys, 'old', 200);
   expect(await old.tryAcquire()).toMatchObject({ held: true });
   const oldToken = old.token;
-  await new Promise((r) => setTimeout(r, 300)); // the old owner pauses past its TTL…
+  // the old owner pauses past its TTL…
+  await waitFor('the old lease lapsed', async () => (await redis.exists(keys.lease())) === 0);
   const next = new Lease(redis, leaseKeys, 'new', 10_000);
   expect(await next.tryAcquire()).toMatchObject({ held: true }); // …and another instance takes over
   expect(next.epoch).toBe(old.epoch + 1);
