@@ -89,7 +89,7 @@ export class Lane {
     return { count, output: this.submitBatch({ buf, count, crashes: 0 }) };
   }
 
-  /** Submits a batch, keeping a copy until its commit (the worker gets the original, transferred). */
+  /** Submits a batch: the worker gets a transferred copy; the lane keeps the original until its commit. */
   private submitBatch(b: RetainedBatch): Promise<ShardOutput> {
     this.retained.push(b);
     const buf = b.buf.slice(0);
