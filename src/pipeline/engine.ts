@@ -77,6 +77,10 @@ export class Engine {
   private fence: CommitFence | null = null;
   /** Commits sent by this engine (for fault injection). */
   private commitsSent = 0;
+  /** The Redis server's run_id at start. */
+  private runId: string | null = null;
+  /** Resolved while the server is known to be the one this term started on; null after a reconnect. */
+  private serverVerified: Promise<void> | null = Promise.resolve();
   /** performance.now() when this leadership term began, until its first commit is applied. */
   private recoveringSince: number | null = null;
 
@@ -99,8 +103,10 @@ export class Engine {
           this.connected[which] = state === 'ready';
           if (was && state === 'down' && !this.stopping)
             log.warn({ connection: name, err: err?.message }, 'redis connection lost');
-          if (!was && state === 'ready' && this.running)
+          if (!was && state === 'ready' && this.running) {
             log.info({ connection: name }, 'redis connection restored');
+            this.serverVerified = null; // the next read and commit first check it is the same server
+          }
         },
       });
     this.reader = conn('reader', 'reader');
@@ -146,6 +152,7 @@ export class Engine {
         cause: e,
       });
     }
+    this.runId = await serverRunId(this.redis);
     await checkFingerprint(this.redis, this.keys, c);
     await this.source.ensureGroup();
     this.groupPresent = true;
@@ -284,6 +291,7 @@ export class Engine {
       }
       let read: Awaited<ReturnType<RedisSource['read']>>;
       try {
+        await this.sameServer();
         read = await this.readOrAbort(budget);
         failures = 0;
       } catch (e) {
@@ -338,6 +346,30 @@ export class Engine {
         .then(resolve, reject)
         .finally(() => this.reader.off('close', onClose));
     });
+  }
+
+  /**
+   * After a reconnect, before reading or committing again: if Redis restarted or failed over (another
+   * run_id), it may have lost writes, and the term must restart from what it has (`StateLostError`), before
+   * a stale read or commit can mix old in-memory state with the restored data.
+   */
+  private sameServer(): Promise<void> {
+    this.serverVerified ??= serverRunId(this.redis).then(
+      (now) => {
+        if (now !== null && this.runId !== null && now !== this.runId) {
+          const e = new StateLostError(
+            new Error(`Redis restarted or failed over (run_id ${this.runId} → ${now})`),
+          );
+          this.fail(e);
+          throw e;
+        }
+      },
+      (e: unknown) => {
+        this.serverVerified = null; // could not ask: ask again next time
+        throw e;
+      },
+    );
+    return this.serverVerified;
   }
 
   /** After the reader could not read, no shard counts as quiet for the time it was starved. */
@@ -509,6 +541,7 @@ export class Engine {
       const n = attempt === 1 ? ++this.commitsSent : this.commitsSent;
       if (attempt === 1 && faults.killBeforeCommit === n) killSelf();
       try {
+        await this.sameServer();
         const applied = await applyOps(this.redis, fence, shard, seq, commit);
         if (attempt === 1 && faults.killAfterCommit === n) killSelf();
         if (attempt === 1 && faults.loseCommitReply === n) {
@@ -660,4 +693,10 @@ async function withTimeout(p: Promise<unknown>, ms: number): Promise<boolean> {
   const done = await Promise.race([p.then(() => true as const), timeout]);
   clearTimeout(timer);
   return done;
+}
+
+/** The server's `run_id` (changes when Redis restarts or another server answers), or null if not reported. */
+async function serverRunId(redis: Redis): Promise<string | null> {
+  const info = await redis.info('server');
+  return /run_id:(\w+)/.exec(info)?.[1] ?? null;
 }
