@@ -10,6 +10,7 @@ import { applyOps, isFenced } from '../src/commit/applyOps.js';
 import { CheckpointKeys } from '../src/commit/checkpointKeys.js';
 import { OpsWriter } from '../src/commit/opsCodec.js';
 import { produce } from '../src/produce/producer.js';
+import { READ_FENCED_1 } from '../src/source/redisSource.js';
 import { diffPassThrough, expectedFor, expectOutputsMatch } from './helpers/expectations.js';
 import { parseMetrics, sumOf } from './helpers/metricsText.js';
 import {
@@ -139,6 +140,27 @@ it("the commit script rejects a commit fenced by another instance's lease and wr
   expect(await next.tryAcquire()).toMatchObject({ held: true }); // …and another instance takes over
   expect(next.epoch).toBe(old.epoch + 1);
   expect(await old.tryAcquire()).toMatchObject({ held: false, holder: next.token });
+
+  // …then its read, even if sent after the pause, delivers nothing: reads are fenced in Redis too
+  await redis.xadd(n.input, '*', 'key', 'k', 'data', 'x');
+  await redis.xgroup('CREATE', n.input, n.group, '0');
+  const lateRead = await redis
+    .eval(READ_FENCED_1, 2, keys.lease(), n.input, oldToken, n.group, 'old', 100)
+    .catch((e: unknown) => e);
+  expect(isFenced(lateRead)).toBe(true);
+  expect((await groupState(redis, n.input, n.group)).pending).toBe(0);
+  const read = (await redis.eval(
+    READ_FENCED_1,
+    2,
+    keys.lease(),
+    n.input,
+    next.token,
+    n.group,
+    'new',
+    100,
+  )) as [number, unknown];
+  expect(read[0]).toBe(1);
+  expect((await groupState(redis, n.input, n.group)).pending).toBe(1);
 
   const w = new OpsWriter();
   w.reset();

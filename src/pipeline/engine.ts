@@ -119,6 +119,7 @@ export class Engine {
       blockMs: c.source.block,
       createGroup: c.source.createGroup,
       startId: c.source.startId,
+      fence: () => this.fence as CommitFence,
     });
     this.idleClose = windowIdleClose(c);
     this.router = new Router(c.key.field, c.keyGroups, c.shards);
@@ -297,6 +298,10 @@ export class Engine {
       } catch (e) {
         if (!this.running) break;
         this.source.resumeAfterError();
+        if (isFenced(e)) {
+          await this.leaseFenced(e as Error).catch((lost: unknown) => this.fail(lost));
+          continue;
+        }
         this.notQuietUntilNow(); // Redis unreachable: the shards are starved, not quiet
         failures++;
         const msg = (e as Error).message;
@@ -346,6 +351,19 @@ export class Engine {
         .then(resolve, reject)
         .finally(() => this.reader.off('close', onClose));
     });
+  }
+
+  /**
+   * A read or commit was fenced: our lease lapsed (e.g. the event loop or Redis stalled past the TTL). If
+   * nobody took it, the same token is valid again and the call can be retried; otherwise we must stand
+   * down (`LeaseLostError`).
+   */
+  private async leaseFenced(err: Error): Promise<void> {
+    const token = (this.fence as CommitFence).token;
+    const state = await this.lease.tryAcquire().catch(() => null);
+    if (state !== null && !state.held) throw new LeaseLostError(state.holder);
+    if (state !== null && state.token !== token) throw new LeaseLostError(state.token);
+    this.log.warn({ err: err.message }, 'lease had lapsed; renewed with the same token');
   }
 
   /**
@@ -560,13 +578,7 @@ export class Engine {
         const err = e as Error;
         if (this.failure !== null) throw err;
         if (isStateLost(err)) throw new StateLostError(err);
-        if (isFenced(err)) {
-          // Our lease lapsed (e.g. the event loop or Redis stalled past the TTL). If nobody took it, the
-          // same token is valid again and the commit can go through; otherwise we must stand down.
-          const state = await this.lease.tryAcquire().catch(() => null);
-          if (state !== null && !state.held) throw new LeaseLostError(state.holder);
-          if (state !== null && state.token !== fence.token) throw new LeaseLostError(state.token);
-        }
+        if (isFenced(err)) await this.leaseFenced(err);
         if (this.stopping && this.pastDeadline()) throw err;
         if (err.name === 'ReplyError' && !isFenced(err) && ++refusals >= MAX_COMMIT_REFUSALS) {
           throw new Error(`commit refused by Redis ${refusals} times: ${err.message}`, { cause: e });

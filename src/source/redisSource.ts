@@ -4,8 +4,28 @@
  * the last ID returned, until empty) — the entries a previous run read but did not commit — and then
  * reads new ones (`>`).
  */
+import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { RawEntry } from '../routing/batchCodec.js';
+
+/**
+ * The fenced read: `XREADGROUP … >` only while KEYS[1] (the lease) holds ARGV[1] (our token). A read moves
+ * entries into this consumer's pending list, so a read by an instance that lost its lease — e.g. one sent
+ * after a process pause, past any time-based check — would hide entries from the new leader; inside a
+ * script the check and the read are one step. A script cannot block: when nothing is new it returns the
+ * stream's last ID instead, and the caller waits with a plain `XREAD BLOCK` (no side effects) from there.
+ * Returns `{1, reply}` or `{0, lastId}`.
+ */
+export const READ_FENCED_1 = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('FENCED lease held by ' .. tostring(redis.call('GET', KEYS[1])) .. ', not ' .. ARGV[1])
+end
+local r = redis.call('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', ARGV[4], 'STREAMS', KEYS[2], '>')
+if r then return {1, r} end
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+if last[1] then return {0, last[1][1]} end
+return {0, '0-0'}`;
+
+const READ_SHA = createHash('sha1').update(READ_FENCED_1).digest('hex');
 
 export interface SourceOptions {
   stream: string;
@@ -15,6 +35,8 @@ export interface SourceOptions {
   blockMs: number;
   createGroup: boolean;
   startId: '$' | '0';
+  /** The lease key and the token this instance holds: new entries are read only while it holds it. */
+  fence: () => { leaseKey: string; token: string };
 }
 
 export interface ReadResult {
@@ -75,10 +97,19 @@ export class RedisSource {
   ): Promise<ReadResult> {
     const o = this.opts;
     const replay = this.cursor !== null;
-    const args: Array<string | number> = ['GROUP', o.group, o.consumer, 'COUNT', o.batchSize];
-    if (!replay) args.push('BLOCK', Math.max(1, Math.min(blockMs, o.blockMs)));
-    args.push('STREAMS', o.stream, this.cursor ?? '>');
-    const reply = await this.redis.callBuffer('XREADGROUP', ...args);
+    const reply = replay
+      ? await this.redis.callBuffer(
+          'XREADGROUP',
+          'GROUP',
+          o.group,
+          o.consumer,
+          'COUNT',
+          o.batchSize,
+          'STREAMS',
+          o.stream,
+          this.cursor as string,
+        )
+      : await this.readNew(Math.max(1, Math.min(blockMs, o.blockMs)));
     const result: ReadResult = { entries: [], deleted: [], replay, deliveries: null };
     const items = firstStreamItems(reply);
     for (const item of items) {
@@ -95,6 +126,31 @@ export class RedisSource {
     if (lastId !== null) this.lastId = lastId;
     if (replay) this.cursor = lastId;
     return result;
+  }
+
+  /** New entries through the fenced script; when there are none, waits up to `blockMs` for some. */
+  private async readNew(blockMs: number): Promise<unknown> {
+    const first = await this.readFenced();
+    if (first[0] === 1) return first[1];
+    const from = String(first[1]);
+    const woke = await this.redis.callBuffer('XREAD', 'BLOCK', blockMs, 'STREAMS', this.opts.stream, from);
+    if (woke === null) return null;
+    const second = await this.readFenced();
+    return second[0] === 1 ? second[1] : null;
+  }
+
+  private async readFenced(): Promise<[number, unknown]> {
+    const o = this.opts;
+    const f = o.fence();
+    const args = [2, f.leaseKey, o.stream, f.token, o.group, o.consumer, o.batchSize];
+    let r: [number, unknown];
+    try {
+      r = (await this.redis.callBuffer('EVALSHA', READ_SHA, ...args)) as [number, unknown];
+    } catch (e) {
+      if (!String((e as Error).message).startsWith('NOSCRIPT')) throw e;
+      r = (await this.redis.callBuffer('EVAL', READ_FENCED_1, ...args)) as [number, unknown];
+    }
+    return [Number(r[0]), r[0] === 1 ? r[1] : String(r[1])];
   }
 
   /**
