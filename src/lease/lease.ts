@@ -9,9 +9,8 @@
  * took over. An owner is `<consumer>/<random>`: a restarted process never mistakes a dead predecessor's
  * lease for its own, it waits for it to lapse.
  *
- * Reads are fenced by time instead (a blocking XREADGROUP cannot run in a script): the holder only issues a
- * read that ends before its lease could lapse — see {@link Lease.readBudget} — so that after the lease
- * lapses no read by the old owner can still move entries into its pending list.
+ * Reads of new entries are fenced the same way (source/redisSource.ts, READ_FENCED_1): the XREADGROUP runs
+ * in a script that checks the token, so a late read by an old owner moves no entry into its pending list.
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
