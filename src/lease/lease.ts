@@ -49,6 +49,7 @@ export class Lease {
   /** performance.now() before which our lease cannot have lapsed on the server (0 = not held). */
   private validUntil = 0;
   private renewTimer: NodeJS.Timeout | null = null;
+  private renewGen = 0;
   /** Called once when a renewal finds the lease taken by another instance. */
   onLost: (holder: string) => void = () => {};
 
@@ -94,24 +95,31 @@ export class Lease {
 
   /** Renews every ttl/3 until {@link stopRenewing}; calls {@link onLost} if another instance holds it. */
   startRenewing(): void {
+    this.stopRenewing();
+    // Each loop has its own generation: a renewal still in flight when the loop was stopped (and perhaps
+    // restarted for a new term) must not schedule itself again — that would leave a second, untracked loop
+    // running (it kept the process alive after a stop, and would re-take a released lease).
+    const gen = ++this.renewGen;
     const every = Math.max(50, Math.floor(this.ttlMs / 3));
     const renew = async (): Promise<void> => {
       try {
         const s = await this.tryAcquire();
+        if (gen !== this.renewGen) return;
         if (!s.held) {
           this.stopRenewing();
           this.onLost(s.holder);
           return;
         }
       } catch {
-        // Redis unreachable: keep trying; reads stop by themselves when the lease may have lapsed.
+        // Redis unreachable: keep trying; commits and reads are fenced in Redis meanwhile.
       }
-      if (this.renewTimer !== null) this.renewTimer = setTimeout(renew, every);
+      if (gen === this.renewGen) this.renewTimer = setTimeout(renew, every);
     };
     this.renewTimer = setTimeout(renew, every);
   }
 
   stopRenewing(): void {
+    this.renewGen++;
     if (this.renewTimer !== null) clearTimeout(this.renewTimer);
     this.renewTimer = null;
   }
