@@ -115,26 +115,35 @@ export async function startPipeline(
     exited,
     logs: () => [...lines],
     running: () => child.exitCode === null && child.signalCode === null,
-    async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 30_000) {
-      child.kill(signal);
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<'timeout'>((r) => {
-        timer = setTimeout(() => r('timeout'), timeoutMs);
-      });
-      const result = await Promise.race([exited, timeout]);
-      clearTimeout(timer);
-      if (result === 'timeout') {
-        child.kill('SIGKILL');
-        await exited;
-        throw new Error(`pipeline did not exit within ${timeoutMs} ms after ${signal}`);
-      }
-      return result;
-    },
+    stop: (signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 30_000) =>
+      signalAndWait(child, exited, signal, timeoutMs),
     async kill9() {
       child.kill('SIGKILL');
       await exited;
     },
   };
+}
+
+/** Sends `signal` and resolves with `exited`'s value; SIGKILL and an error when it takes over `timeoutMs`. */
+async function signalAndWait<T>(
+  child: ChildProcess,
+  exited: Promise<T>,
+  signal: NodeJS.Signals,
+  timeoutMs: number,
+): Promise<T> {
+  child.kill(signal);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((r) => {
+    timer = setTimeout(() => r('timeout'), timeoutMs);
+  });
+  const result = await Promise.race([exited, timeout]);
+  clearTimeout(timer);
+  if (result === 'timeout') {
+    child.kill('SIGKILL');
+    await exited;
+    throw new Error(`pipeline did not exit within ${timeoutMs} ms after ${signal}`);
+  }
+  return result;
 }
 
 function readyPort(line: string, msg: string): number | undefined {
@@ -448,19 +457,7 @@ export function spawnPipeline(
       await exited;
     },
     async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 30_000) {
-      child.kill(signal);
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<'timeout'>((r) => {
-        timer = setTimeout(() => r('timeout'), timeoutMs);
-      });
-      const result = await Promise.race([exited, timeout]);
-      clearTimeout(timer);
-      if (result === 'timeout') {
-        child.kill('SIGKILL');
-        await exited;
-        throw new Error(`pipeline did not exit within ${timeoutMs} ms after ${signal}`);
-      }
-      return result.code;
+      return (await signalAndWait(child, exited, signal, timeoutMs)).code;
     },
   };
 }
