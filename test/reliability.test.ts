@@ -10,7 +10,7 @@ import { applyOps, isFenced } from '../src/commit/applyOps.js';
 import { CheckpointKeys } from '../src/commit/checkpointKeys.js';
 import { OpsWriter } from '../src/commit/opsCodec.js';
 import { produce } from '../src/produce/producer.js';
-import { READ_FENCED_1 } from '../src/source/redisSource.js';
+import { RedisSource } from '../src/source/redisSource.js';
 import { diffPassThrough, expectedFor, expectOutputsMatch } from './helpers/expectations.js';
 import { parseMetrics, sumOf } from './helpers/metricsText.js';
 import {
@@ -144,21 +144,23 @@ it("the commit script rejects a commit fenced by another instance's lease and wr
   // …then its read, even if sent after the pause, delivers nothing: reads are fenced in Redis too
   await redis.xadd(n.input, '*', 'key', 'k', 'data', 'x');
   await redis.xgroup('CREATE', n.input, n.group, '0');
-  const lateRead = await redis
-    .eval(READ_FENCED_1, 2, keys.lease(), n.input, oldToken, n.group, 'old', 100)
+  const sourceOf = (consumer: string, token: string) =>
+    new RedisSource(redis, {
+      stream: n.input,
+      group: n.group,
+      consumer,
+      batchSize: 100,
+      blockMs: 100,
+      createGroup: false,
+      startId: '0',
+      fence: () => ({ leaseKey: keys.lease(), token }),
+    });
+  const lateRead = await sourceOf('old', oldToken)
+    .readFenced()
     .catch((e: unknown) => e);
   expect(isFenced(lateRead)).toBe(true);
   expect((await groupState(redis, n.input, n.group)).pending).toBe(0);
-  const read = (await redis.eval(
-    READ_FENCED_1,
-    2,
-    keys.lease(),
-    n.input,
-    next.token,
-    n.group,
-    'new',
-    100,
-  )) as [number, unknown];
+  const read = await sourceOf('new', next.token).readFenced();
   expect(read[0]).toBe(1);
   expect((await groupState(redis, n.input, n.group)).pending).toBe(1);
 

@@ -3,6 +3,7 @@
  * stream time. Runs once per shard at start, before the shard's pending entries are re-read.
  */
 import type { Redis } from 'ioredis';
+import { unwrap } from '../redis/connect.js';
 import type { RestoredState } from '../shard/protocol.js';
 import type { CheckpointKeys } from './checkpointKeys.js';
 
@@ -45,13 +46,4 @@ export async function loadCheckpoint(
     });
   }
   return state;
-}
-
-/** Pipeline results with the first error thrown. */
-export function unwrap(results: Array<[Error | null, unknown]> | null): unknown[] {
-  if (results === null) throw new Error('Redis pipeline was discarded');
-  return results.map(([err, value]) => {
-    if (err) throw err;
-    return value;
-  });
 }

@@ -45,3 +45,12 @@ export function connectRedis(opts: ConnectOptions): Redis {
 export function redactUrl(url: string): string {
   return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 }
+
+/** The replies of a pipeline or transaction, with the first error thrown (null: discarded or aborted). */
+export function unwrap(results: Array<[Error | null, unknown]> | null): unknown[] {
+  if (results === null) throw new Error('Redis pipeline was discarded');
+  return results.map(([err, value]) => {
+    if (err) throw err;
+    return value;
+  });
+}
