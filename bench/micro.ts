@@ -88,10 +88,7 @@ function emptyState(): BatchResult['state'] {
     windowWrites: [],
     windowsOpened: [],
     windowsClosed: [],
-    dedupAdds: [],
-    dedupRemovals: [],
-    dedupExpireUpTo: null,
-    dedupExpireGroups: [],
+    dedup: { appends: [], trims: [] },
     streamTime: null,
   };
 }

@@ -9,6 +9,7 @@ import { BatchReader, entrySize, NO_KEY, packBatch, type RawEntry } from '../src
 import { fnv1a, keyGroupOfKey, keyGroupsOfShard, shardOfKey } from '../src/routing/hash.js';
 import type { BatchResult, RestoredState } from '../src/shard/protocol.js';
 import { Shard } from '../src/shard/shard.js';
+import { type DedupDelta, DedupStage, readChunk } from '../src/shard/stages/dedup.js';
 
 const KEY_GROUPS = 16;
 
@@ -236,12 +237,52 @@ describe('dedup', () => {
     );
     expect(out.passThrough).toEqual([0, 1, 2, 3]); // p evicted by r, so p passes again; r is remembered
   });
+
+  it('keeps in its checkpoint log only the chunks that still hold a remembered ID', () => {
+    const logs = new Map<number, Uint8Array[]>();
+    const apply = (delta: DedupDelta) => {
+      for (const t of delta.trims) (logs.get(t.keyGroup) ?? []).splice(0, t.count);
+      for (const a of delta.appends) logs.set(a.keyGroup, [...(logs.get(a.keyGroup) ?? []), a.chunk]);
+    };
+    const ids = (kg: number) => (logs.get(kg) ?? []).flatMap((c) => readChunk(c).map((e) => e.id));
+    const d = new DedupStage({ ttl: 100, maxEntries: 3 });
+    d.admit('a', 1, 0);
+    d.admit('b', 1, 0);
+    d.admit('c', 2, 10);
+    apply(d.drain(10));
+    d.admit('d', 1, 50);
+    apply(d.drain(50));
+    expect([ids(1), ids(2)]).toEqual([['a', 'b', 'd'], ['c']]);
+    expect(logs.get(1)?.length).toBe(2);
+    d.admit('e', 3, 100); // a and b expire (100 − 0 ≥ ttl): their chunk goes; c (seen at 10) stays
+    apply(d.drain(100));
+    expect([ids(1), ids(2), ids(3)]).toEqual([['d'], ['c'], ['e']]);
+    d.admit('f', 3, 101);
+    d.admit('g', 3, 102); // maxEntries 3: c and d are forgotten, so their chunks go too
+    apply(d.drain(102));
+    expect([ids(1), ids(2), ids(3)]).toEqual([[], [], ['e', 'f', 'g']]);
+
+    // a stage restored from the log decides like the one that wrote it
+    const restored = new DedupStage({ ttl: 100, maxEntries: 3 });
+    restored.restore(
+      [...logs].map(([keyGroup, chunks]) => ({ keyGroup, chunks })),
+      102,
+    );
+    expect(restored.size).toBe(3);
+    for (const [id, t] of [
+      ['g', 150],
+      ['c', 150],
+      ['e', 199],
+      ['e', 200],
+    ] as const)
+      expect([id, t, restored.isDuplicate(id, t)]).toEqual([id, t, d.isDuplicate(id, t)]);
+  });
 });
 
 /** Applies checkpoint deltas the way the commit does, to a plain in-memory model of the Redis keys. */
 class CheckpointModel {
   windows = new Map<string, Map<string, string>>(); // `${kg}:${start}` → key → agg
-  dedup = new Map<number, Map<string, number>>();
+  dedup = new Map<number, Uint8Array[]>(); // kg → log chunks (a Redis list)
   streamTime = new Map<number, number>();
 
   apply(out: BatchResult, keyGroups: number[]): void {
@@ -252,18 +293,15 @@ class CheckpointModel {
       this.windows.set(`${w.keyGroup}:${w.start}`, h);
     }
     for (const c of s.windowsClosed) this.windows.delete(`${c.keyGroup}:${c.start}`);
-    for (const a of s.dedupAdds) {
-      const z = this.dedup.get(a.keyGroup) ?? new Map<string, number>();
-      for (let i = 0; i < a.scoreMembers.length; i += 2)
-        z.set(String(a.scoreMembers[i + 1]), Number(a.scoreMembers[i]));
-      this.dedup.set(a.keyGroup, z);
+    for (const t of s.dedup.trims) {
+      const log = this.dedup.get(t.keyGroup) ?? [];
+      expect(log.length).toBeGreaterThanOrEqual(t.count); // LPOP never asks for more than there is
+      log.splice(0, t.count);
     }
-    for (const r of s.dedupRemovals) for (const id of r.ids) this.dedup.get(r.keyGroup)?.delete(id);
-    if (s.dedupExpireUpTo !== null) {
-      for (const g of s.dedupExpireGroups) {
-        for (const [id, t] of this.dedup.get(g) ?? [])
-          if (t <= s.dedupExpireUpTo) this.dedup.get(g)?.delete(id);
-      }
+    for (const a of s.dedup.appends) {
+      const log = this.dedup.get(a.keyGroup) ?? [];
+      log.push(a.chunk.slice());
+      this.dedup.set(a.keyGroup, log);
     }
     if (s.streamTime !== null) for (const g of keyGroups) this.streamTime.set(g, s.streamTime);
   }
@@ -275,9 +313,9 @@ class CheckpointModel {
         const [kg, start] = k.split(':').map(Number) as [number, number];
         return { keyGroup: kg, start, fields: [...h].flat() };
       }),
-      dedup: [...this.dedup].flatMap(([kg, z]) =>
-        [...z].map(([id, seenAt]) => ({ keyGroup: kg, id, seenAt })),
-      ),
+      dedupLogs: [...this.dedup]
+        .filter(([, chunks]) => chunks.length > 0)
+        .map(([keyGroup, chunks]) => ({ keyGroup, chunks })),
       streamTime: st.length ? Math.max(...st) : null,
     };
   }

@@ -4,7 +4,8 @@
  *
  *   <ns>:wi:<kg>          SET   window starts open in key group kg
  *   <ns>:w:<kg>:<start>   HASH  key → "count,slot1,slot2,…" for the window starting at <start>
- *   <ns>:d:<kg>           ZSET  event ID → stream time it was first seen (dedup memory)
+ *   <ns>:dl:<kg>          LIST  dedup log: chunks of (stream time seen, event ID), oldest first
+ *                               (shard/stages/dedup.ts)
  *   <ns>:st               HASH  kg → stream time of the shard that owned kg
  *   <ns>:meta             HASH  fingerprint → what the checkpoint's layout depends on (key groups, windows)
  *   <ns>:lease            STRING the pipeline lease / fencing token (lease/lease.ts)
@@ -32,7 +33,7 @@ export class CheckpointKeys {
   }
 
   dedup(keyGroup: number): string {
-    return `${this.ns}:d:${keyGroup}`;
+    return `${this.ns}:dl:${keyGroup}`;
   }
 
   streamTime(): string {
@@ -72,7 +73,8 @@ export function fingerprintOf(c: PipelineConfig): string {
           aggregates: w.window.aggregates,
         }
       : null;
-  return JSON.stringify({ keyGroups: c.keyGroups, window });
+  // layout 2: the dedup memory is a log per key group (a list), no longer a sorted set
+  return JSON.stringify({ layout: 2, keyGroups: c.keyGroups, window });
 }
 
 export async function checkFingerprint(redis: Redis, keys: CheckpointKeys, c: PipelineConfig): Promise<void> {

@@ -73,12 +73,8 @@ export class CommitBuilder {
       this.op(['DEL', k.window(c.keyGroup, c.start)]);
       this.op(['SREM', k.windowIndex(c.keyGroup), String(c.start)]);
     }
-    for (const a of s.dedupAdds) this.op(['ZADD', k.dedup(a.keyGroup)], a.scoreMembers.map(String), 2);
-    for (const d of s.dedupRemovals) this.op(['ZREM', k.dedup(d.keyGroup)], d.ids);
-    if (s.dedupExpireUpTo !== null) {
-      const upTo = String(s.dedupExpireUpTo);
-      for (const g of s.dedupExpireGroups) this.op(['ZREMRANGEBYSCORE', k.dedup(g), '-inf', upTo]);
-    }
+    for (const t of s.dedup.trims) this.op(['LPOP', k.dedup(t.keyGroup), String(t.count)]);
+    for (const a of s.dedup.appends) this.op(['RPUSH', k.dedup(a.keyGroup), a.chunk]);
     if (s.streamTime !== null) {
       const t = String(s.streamTime);
       const args: string[] = [];

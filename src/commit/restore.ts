@@ -15,18 +15,17 @@ export async function loadCheckpoint(
   const index = redis.pipeline();
   for (const g of keyGroups) {
     index.smembers(keys.windowIndex(g));
-    index.zrange(keys.dedup(g), '0', '-1', 'WITHSCORES');
+    index.lrangeBuffer(keys.dedup(g), 0, -1);
   }
   index.hmget(keys.streamTime(), ...keyGroups.map(String));
   const replies = unwrap(await index.exec());
 
-  const state: RestoredState = { windows: [], dedup: [], streamTime: null };
+  const state: RestoredState = { windows: [], dedupLogs: [], streamTime: null };
   const bucketReads: Array<{ keyGroup: number; start: number }> = [];
   keyGroups.forEach((g, i) => {
     for (const s of replies[2 * i] as string[]) bucketReads.push({ keyGroup: g, start: Number(s) });
-    const z = replies[2 * i + 1] as string[];
-    for (let j = 0; j + 1 < z.length; j += 2)
-      state.dedup.push({ keyGroup: g, id: z[j] as string, seenAt: Number(z[j + 1]) });
+    const chunks = replies[2 * i + 1] as Buffer[];
+    if (chunks.length > 0) state.dedupLogs.push({ keyGroup: g, chunks });
   });
   for (const t of replies[replies.length - 1] as Array<string | null>) {
     if (t === null) continue;

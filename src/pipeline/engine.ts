@@ -163,12 +163,12 @@ export class Engine {
       this.lanes.push(lane);
       this.openBatches.push(lane.batch);
       const restored = await loadCheckpoint(this.redis, this.keys, this.shardKeyGroups[s] as number[]);
-      await lane.init(c, restored);
+      const init = await lane.init(c, restored);
       this.log.info(
         {
           shard: s,
           openWindows: restored.windows.length,
-          dedupIds: restored.dedup.length,
+          dedupIds: init.dedupIds,
           streamTime: restored.streamTime,
         },
         'shard restored',

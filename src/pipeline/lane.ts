@@ -75,10 +75,11 @@ export class Lane {
   }
 
   /** (Re)initialises the worker with restored state; after a crash, piscina has started a fresh thread. */
-  async init(config: PipelineConfig, restored: RestoredState): Promise<void> {
+  async init(config: PipelineConfig, restored: RestoredState): Promise<InitResult> {
     const task = { kind: 'init', config, shard: this.shard, restored, generation: this.generation } as const;
     const r = (await this.submit(() => this.pool.run(task))) as unknown as InitResult;
     this.openWindows = r.openWindows;
+    return r;
   }
 
   /** Sends the open batch to the worker; returns its size and the pending output. */

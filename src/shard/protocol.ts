@@ -4,13 +4,14 @@
  * and answers with what to write; the main thread turns that into one atomic commit.
  */
 import type { PipelineConfig } from '../config/load.js';
+import type { DedupDelta, DedupLog } from './stages/dedup.js';
 
 /** A shard's state as loaded from its checkpoint keys. */
 export interface RestoredState {
   /** Per open window bucket: its key group, start, and `[key, encodedAggregate, …]`. */
   windows: Array<{ keyGroup: number; start: number; fields: string[] }>;
-  /** Remembered event IDs with the stream time they were seen at, any order. */
-  dedup: Array<{ keyGroup: number; id: string; seenAt: number }>;
+  /** The dedup log of each key group that has one (stages/dedup.ts). */
+  dedupLogs: DedupLog[];
   /** Highest stream time stored for the shard's key groups, or null for a fresh shard. */
   streamTime: number | null;
 }
@@ -41,6 +42,8 @@ export type ShardTask = InitTask | BatchTask | TickTask;
 export interface InitResult {
   /** Open window buckets after restoring the checkpoint. */
   openWindows: number;
+  /** Event IDs the dedup stage remembers after restoring (0 without one). */
+  dedupIds: number;
 }
 
 /** Counts of one batch, sent as deltas; the main thread adds them to prom-client metrics. */
@@ -64,13 +67,8 @@ export interface StateDelta {
   windowsOpened: Array<{ keyGroup: number; start: number }>;
   /** Window buckets that closed (DEL the bucket, SREM from the index). */
   windowsClosed: Array<{ keyGroup: number; start: number }>;
-  /** ZADD remembered IDs: `[seenAt, id, …]` per key group. */
-  dedupAdds: Array<{ keyGroup: number; scoreMembers: Array<number | string> }>;
-  /** ZREM IDs forgotten because of maxEntries. */
-  dedupRemovals: Array<{ keyGroup: number; ids: string[] }>;
-  /** ZREMRANGEBYSCORE up to this score (inclusive) on these key groups: IDs past their TTL. */
-  dedupExpireUpTo: number | null;
-  dedupExpireGroups: number[];
+  /** LPOP forgotten chunks from, then RPUSH new chunks to, the key groups' dedup logs. */
+  dedup: DedupDelta;
   /** The shard's stream time when it changed in this batch; written for each of its key groups. */
   streamTime: number | null;
 }

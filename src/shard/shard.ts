@@ -71,13 +71,17 @@ export class Shard {
     return this.window?.openBuckets ?? 0;
   }
 
+  get dedupIds(): number {
+    return this.dedup?.size ?? 0;
+  }
+
   private restore(r: RestoredState): void {
     if (r.streamTime !== null) {
       this.streamTime = r.streamTime;
       this.streamTimeAtLastEvent = r.streamTime;
     }
     if (this.window) for (const w of r.windows) this.window.restore(w.keyGroup, w.start, w.fields);
-    this.dedup?.restore(r.dedup);
+    this.dedup?.restore(r.dedupLogs, this.streamTime);
   }
 
   /** Applies one packed batch. */
@@ -232,13 +236,7 @@ export class Shard {
       state.windowsClosed = w.closed;
       out.openWindows = this.window.openBuckets;
     }
-    if (this.dedup !== null) {
-      const d = this.dedup.drain(this.streamTime);
-      state.dedupAdds = d.adds;
-      state.dedupRemovals = d.removals;
-      state.dedupExpireUpTo = d.expireUpTo;
-      state.dedupExpireGroups = d.expireGroups;
-    }
+    if (this.dedup !== null) state.dedup = this.dedup.drain(this.streamTime);
     if (this.streamTimeChanged) {
       state.streamTime = this.streamTime;
       this.streamTimeChanged = false;
@@ -263,10 +261,7 @@ function emptyOutput(): BatchResult {
       windowWrites: [],
       windowsOpened: [],
       windowsClosed: [],
-      dedupAdds: [],
-      dedupRemovals: [],
-      dedupExpireUpTo: null,
-      dedupExpireGroups: [],
+      dedup: { appends: [], trims: [] },
       streamTime: null,
     } satisfies StateDelta,
     counts: {

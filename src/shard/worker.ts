@@ -22,7 +22,7 @@ export default function run(task: ShardTask): ShardOutput | InitResult {
       stdout = task.config.sink.type === 'stdout';
       shardIndex = task.shard;
       generation = task.generation;
-      return { openWindows: shard.openWindows };
+      return { openWindows: shard.openWindows, dedupIds: shard.dedupIds };
     case 'batch': {
       const t0 = performance.now();
       batches++;
