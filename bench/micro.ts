@@ -88,6 +88,7 @@ function emptyState(): BatchResult['state'] {
     windowWrites: [],
     windowsOpened: [],
     windowsClosed: [],
+    windowRemovals: [],
     dedup: { appends: [], trims: [] },
     streamTime: null,
   };

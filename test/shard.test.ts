@@ -292,6 +292,8 @@ class CheckpointModel {
       for (let i = 0; i < w.fields.length; i += 2) h.set(w.fields[i] as string, w.fields[i + 1] as string);
       this.windows.set(`${w.keyGroup}:${w.start}`, h);
     }
+    for (const r of s.windowRemovals)
+      for (const key of r.keys) this.windows.get(`${r.keyGroup}:${r.start}`)?.delete(key);
     for (const c of s.windowsClosed) this.windows.delete(`${c.keyGroup}:${c.start}`);
     for (const t of s.dedup.trims) {
       const log = this.dedup.get(t.keyGroup) ?? [];
@@ -322,38 +324,46 @@ class CheckpointModel {
 }
 
 describe('checkpoint', () => {
-  it('a shard restored from its deltas continues exactly like one that never stopped', () => {
-    const cfg = config(
-      `  - dedup: { ttl: 1s, maxEntries: 100000 }\n${TUMBLING.replace('size: 10s', 'size: 1s').replace('grace: 2s', 'grace: 300ms')}`,
-    );
-    let rnd = 42;
-    const next = () => {
-      rnd = (Math.imul(rnd, 1_103_515_245) + 12_345) >>> 0;
-      return rnd / 2 ** 32;
-    };
-    const events = Array.from({ length: 3000 }, (_, i) => {
-      const ts = i * 5 - (next() < 0.05 ? Math.floor(next() * 1500) : 0);
-      const id = next() < 0.1 && i > 10 ? `id-${i - 1 - Math.floor(next() * 300)}` : `id-${i}`;
-      return ev(`k${Math.floor(next() * 40)}`, ts, Math.floor(next() * 100), id);
-    });
-    const chunks: Array<typeof events> = [];
-    for (let i = 0; i < events.length; i += 100) chunks.push(events.slice(i, i + 100));
-    const packed = chunks.map((c) => batch(c).buf);
-    const packedAgain = chunks.map((c) => batch(c).buf);
+  const stages = `  - dedup: { ttl: 1s, maxEntries: 100000 }\n${TUMBLING.replace('size: 10s', 'size: 1s').replace('grace: 2s', 'grace: 300ms')}`;
+  let rnd = 42;
+  const next = () => {
+    rnd = (Math.imul(rnd, 1_103_515_245) + 12_345) >>> 0;
+    return rnd / 2 ** 32;
+  };
+  const events = Array.from({ length: 3000 }, (_, i) => {
+    const ts = i * 5 - (next() < 0.05 ? Math.floor(next() * 1500) : 0);
+    const id = next() < 0.1 && i > 10 ? `id-${i - 1 - Math.floor(next() * 300)}` : `id-${i}`;
+    return ev(`k${Math.floor(next() * 40)}`, ts, Math.floor(next() * 100), id);
+  });
+  const chunks: Array<typeof events> = [];
+  for (let i = 0; i < events.length; i += 100) chunks.push(events.slice(i, i + 100));
+  const all = Array.from({ length: KEY_GROUPS }, (_, i) => i);
 
-    const straight = new Shard(cfg);
-    const expected = packed.map((b) => straight.processBatch(b));
-
-    const all = Array.from({ length: KEY_GROUPS }, (_, i) => i);
+  /** Runs every chunk through a shard that "crashes" and is restored from the model before every 7th. */
+  function withCrashes(cfg: PipelineConfig): BatchResult[] {
     const model = new CheckpointModel();
     let shard = new Shard(cfg);
     const got: BatchResult[] = [];
-    packedAgain.forEach((b, i) => {
+    chunks.forEach((c, i) => {
       if (i % 7 === 3) shard = new Shard(cfg, model.restored()); // "crash" and restore before this batch
-      const out = shard.processBatch(b);
+      const out = shard.processBatch(batch(c).buf);
       model.apply(out, all);
       got.push(out);
     });
+    for (let t = 0; got[got.length - 1]?.closePending; t++) {
+      if (t % 3 === 1) shard = new Shard(cfg, model.restored()); // also while a close is spread over ticks
+      const out = shard.tick(0, 0);
+      model.apply(out, all);
+      got.push(out);
+    }
+    return got;
+  }
+
+  const straight = new Shard(config(stages));
+  const expected = chunks.map((c) => straight.processBatch(batch(c).buf));
+
+  it('a shard restored from its deltas continues exactly like one that never stopped', () => {
+    const got = withCrashes(config(stages));
     const summary = (outs: BatchResult[]) =>
       // Within one window the order of keys is not specified (a restored bucket is filled per key group).
       outs.map((o) => ({
@@ -366,5 +376,15 @@ describe('checkpoint', () => {
     expect(expected.reduce((n, o) => n + o.results.length, 0)).toBeGreaterThan(100);
     expect(expected.reduce((n, o) => n + o.counts.deduplicated, 0)).toBeGreaterThan(50);
     expect(expected.reduce((n, o) => n + o.counts.late, 0)).toBeGreaterThan(5);
+  });
+
+  it('spreads a window close over batches and ticks (commit.maxEvents results each), with the same results', () => {
+    const got = withCrashes(config(stages, 'commit: { maxEvents: 7 }\n'));
+    for (const o of got) expect(o.results.length).toBeLessThanOrEqual(7);
+    const flat = (outs: BatchResult[]) => outs.flatMap((o) => o.results.map((r) => r.join(','))).sort();
+    const dead = (outs: BatchResult[]) => outs.flatMap((o) => o.deadLetters.map((d) => d.error)).sort();
+    expect(flat(got)).toEqual(flat(expected));
+    expect(dead(got)).toEqual(dead(expected));
+    expect(got.some((o) => o.closePending)).toBe(true);
   });
 });

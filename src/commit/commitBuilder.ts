@@ -69,6 +69,7 @@ export class CommitBuilder {
     const s = r.state;
     for (const w of s.windowWrites) this.op(['HSET', k.window(w.keyGroup, w.start)], w.fields, 2);
     for (const o of s.windowsOpened) this.op(['SADD', k.windowIndex(o.keyGroup), String(o.start)]);
+    for (const r of s.windowRemovals) this.op(['HDEL', k.window(r.keyGroup, r.start)], r.keys);
     for (const c of s.windowsClosed) {
       this.op(['DEL', k.window(c.keyGroup, c.start)]);
       this.op(['SREM', k.windowIndex(c.keyGroup), String(c.start)]);

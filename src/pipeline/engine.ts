@@ -467,14 +467,19 @@ export class Engine {
     const now = Date.now();
     for (const lane of this.lanes) {
       if (!lane.idle || lane.openWindows === 0 || now - lane.quietSince < this.idleClose) continue;
-      lane.tickQueued = true;
-      const output = lane.tick(now);
-      output.then(
-        () => (lane.tickQueued = false),
-        () => (lane.tickQueued = false),
-      );
-      this.enqueueCommit(lane, 0, output, false);
+      this.tick(lane, now);
     }
+  }
+
+  /** Lets the lane's shard advance idle stream time and emit due windows, then commits that. */
+  private tick(lane: Lane, now: number): void {
+    lane.tickQueued = true;
+    const output = lane.tick(now);
+    output.then(
+      () => (lane.tickQueued = false),
+      () => (lane.tickQueued = false),
+    );
+    this.enqueueCommit(lane, 0, output, false);
   }
 
   private async commitOutput(
@@ -512,6 +517,8 @@ export class Engine {
       m.eventsAcked.inc(out.acked);
       m.resultsWritten.inc(out.resultsWritten);
     }
+    // A window close spread over commits goes on with the next batch, or with a tick if none is coming.
+    if (out.closePending && lane.idle && this.running && this.failure === null) this.tick(lane, Date.now());
     this.signalCapacity();
   }
 

@@ -67,6 +67,8 @@ export interface StateDelta {
   windowsOpened: Array<{ keyGroup: number; start: number }>;
   /** Window buckets that closed (DEL the bucket, SREM from the index). */
   windowsClosed: Array<{ keyGroup: number; start: number }>;
+  /** Keys emitted from a due bucket that is only partly closed (HDEL from the bucket). */
+  windowRemovals: Array<{ keyGroup: number; start: number; keys: string[] }>;
   /** LPOP forgotten chunks from, then RPUSH new chunks to, the key groups' dedup logs. */
   dedup: DedupDelta;
   /** The shard's stream time when it changed in this batch; written for each of its key groups. */
@@ -102,6 +104,8 @@ export interface BatchResult {
   eventTimes: number[];
   /** Open window buckets after this batch. */
   openWindows: number;
+  /** Due windows are left to emit (a close is spread over commits): the shard wants a tick soon. */
+  closePending: boolean;
 }
 
 /** What a worker answers for a batch or tick. */
@@ -118,6 +122,8 @@ export interface ShardOutput {
   eventTimes: number[];
   /** Open window buckets after this batch (the main thread keeps ticking a quiet shard while > 0). */
   openWindows: number;
+  /** See BatchResult.closePending. */
+  closePending: boolean;
   /** Milliseconds the worker spent on the task, encoding included. */
   busyMs: number;
 }

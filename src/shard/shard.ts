@@ -35,6 +35,11 @@ export class Shard {
   private readonly dedup: DedupStage | null = null;
   private readonly window: WindowStage | null = null;
   private readonly idleClose: number;
+  /**
+   * Most window results one batch (or tick) emits: closing a window start for every key at once made one
+   * commit of thousands of results, which every later batch of the shard waited for (the p99 latency).
+   */
+  private readonly closeSlice: number;
   private streamTime = Number.NEGATIVE_INFINITY;
   private streamTimeChanged = false;
   /** Stream time at the last event, for idle closing. */
@@ -61,6 +66,7 @@ export class Shard {
       }
     }
     this.idleClose = idleClose;
+    this.closeSlice = config.commit.maxEvents;
     this.maxDeliveries = config.source.maxDeliveries;
     this.retry = config.retry;
     this.decoder = new EventDecoder({ body: config.body, needId: this.dedup !== null, aggregates });
@@ -229,12 +235,14 @@ export class Shard {
   private finish(out: BatchResult): void {
     const state = out.state;
     if (this.window !== null) {
-      out.counts.windowsEmitted = this.window.closeDue(this.streamTime, out.results);
+      out.counts.windowsEmitted = this.window.closeDue(this.streamTime, out.results, this.closeSlice);
       const w = this.window.drain();
       state.windowWrites = w.writes;
       state.windowsOpened = w.opened;
       state.windowsClosed = w.closed;
+      state.windowRemovals = w.removed;
       out.openWindows = this.window.openBuckets;
+      out.closePending = this.window.closePending(this.streamTime);
     }
     if (this.dedup !== null) state.dedup = this.dedup.drain(this.streamTime);
     if (this.streamTimeChanged) {
@@ -261,6 +269,7 @@ function emptyOutput(): BatchResult {
       windowWrites: [],
       windowsOpened: [],
       windowsClosed: [],
+      windowRemovals: [],
       dedup: { appends: [], trims: [] },
       streamTime: null,
     } satisfies StateDelta,
@@ -277,5 +286,6 @@ function emptyOutput(): BatchResult {
     entryFields: [],
     eventTimes: [],
     openWindows: 0,
+    closePending: false,
   };
 }

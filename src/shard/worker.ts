@@ -49,6 +49,7 @@ function answer(r: BatchResult, t0: number): ShardOutput {
     counts: r.counts,
     eventTimes: r.eventTimes,
     openWindows: r.openWindows,
+    closePending: r.closePending,
     busyMs: performance.now() - t0,
   };
 }
