@@ -34,7 +34,7 @@ const USAGE = `npm run bench:e2e -- [flags]        (each flag also as BENCH_<NAM
   --grace-ms N          window grace (default 1000)
   --interval-ms N       event-time step between generated entries (default 1)
   --duplicates PCT      generator duplicates (default 0), also --out-of-order PCT, --malformed PCT
-  --commit-max-delay-ms N   streamshard commit.maxDelay (default 50, the product default)
+  --commit-max-delay-ms N   streamshard commit.maxDelay (default 10, the product default)
   --latency / --no-latency  measure latency at half of each contender's rate (default on)
   --latency-seconds N   offered-load duration (default 20), --warmup-seconds N (default 2, not counted)
   --poll-ms N           group-state poll interval of the drain timing (default 25)`;
@@ -53,7 +53,7 @@ const o = parseFlags(
     duplicates: 0,
     outOfOrder: 0,
     malformed: 0,
-    commitMaxDelayMs: 50,
+    commitMaxDelayMs: 10,
     latency: true,
     latencySeconds: 20,
     warmupSeconds: 2,

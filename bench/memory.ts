@@ -35,7 +35,7 @@ warnIfBusy((l) => progress.log(l));
 const local = await startLocalRedis({ log: (m) => progress.log(m) });
 const redis = new Redis(local.url, { protocol: 2 });
 const spec = { name: `streamshard-${o.shards}`, kind: 'streamshard' as const, shards: o.shards };
-const settings = { url: local.url, windowMs: 10_000, graceMs: 1000, commitMaxDelayMs: 50, pollMs: o.pollMs };
+const settings = { url: local.url, windowMs: 10_000, graceMs: 1000, commitMaxDelayMs: 10, pollMs: o.pollMs };
 
 /** Peak RSS in `parts` equal time slices of the drain (ready → done). */
 function slices(d: DrainResult, parts: number): number[] {

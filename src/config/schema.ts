@@ -274,16 +274,16 @@ const configSchema = z
       .object({
         /** A shard batch is processed and committed when it holds this many events… @defaultValue 1000 */
         maxEvents: z.number().int().min(1).max(100_000).default(1000).describe('Events per shard batch.'),
-        /** …or when its oldest event has waited this long. @defaultValue 50ms */
-        maxDelay: duration('Longest wait before a partial batch is processed.').default(50),
+        /** …or when its oldest event has waited this long. @defaultValue 10ms */
+        maxDelay: duration('Longest wait before a partial batch is processed.').default(10),
       })
       .strict()
-      .default({ maxEvents: 1000, maxDelay: 50 }),
+      .default({ maxEvents: 1000, maxDelay: 10 }),
     /**
      * Old-generation heap limit of each shard worker, in MB. Bounds memory: without it V8 lets worker heaps
      * grow far past their live state (measured: RSS 519 MB vs 344 MB at 128 MB for the same 1M drain).
-     * Size it for the shard's state — measured ~330 bytes of heap per open (key, window) (BENCHMARKS.md) and
-     * ~270 per remembered dedup ID (54 MB of live heap at 200,000) —
+     * Size it for the shard's state — measured ~100–150 bytes per open (key, window) and ~100 per remembered
+     * dedup ID with its string (BENCHMARKS.md; typed arrays and maps grow by doubling) —
      * since a worker that exceeds it dies; it is restarted from the checkpoint, and if the same batch keeps
      * killing it, its entries are isolated and dead-lettered (E_WORKER_CRASH). @defaultValue 256
      */

@@ -9,8 +9,9 @@
  * took over. An owner is `<consumer>/<random>`: a restarted process never mistakes a dead predecessor's
  * lease for its own, it waits for it to lapse.
  *
- * Reads of new entries are fenced the same way (source/redisSource.ts, READ_FENCED_1): the XREADGROUP runs
- * in a script that checks the token, so a late read by an old owner moves no entry into its pending list.
+ * Reads of new entries are fenced too (source/redisSource.ts, readFenced): the XREADGROUP runs in a
+ * transaction that WATCHes the lease after checking the token, so a late read by an old owner moves no
+ * entry into its pending list.
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
