@@ -10,6 +10,7 @@ import { applyOps, isFenced } from '../src/commit/applyOps.js';
 import { CheckpointKeys } from '../src/commit/checkpointKeys.js';
 import { OpsWriter } from '../src/commit/opsCodec.js';
 import { produce } from '../src/produce/producer.js';
+import { RespConnection } from '../src/redis/respConnection.js';
 import { RedisSource } from '../src/source/redisSource.js';
 import { diffPassThrough, expectedFor, expectOutputsMatch } from './helpers/expectations.js';
 import { parseMetrics, sumOf } from './helpers/metricsText.js';
@@ -26,7 +27,7 @@ import {
   waitForDrain,
 } from './helpers/pipeline.js';
 import { deadLetterOf, pairsOf, sortBySourceId } from './helpers/reference.js';
-import { waitFor } from './helpers/redis.js';
+import { redisUrl, waitFor } from './helpers/redis.js';
 
 useTestHooks();
 
@@ -144,8 +145,10 @@ it("the commit script rejects a commit fenced by another instance's lease and wr
   // …then its read, even if sent after the pause, delivers nothing: reads are fenced in Redis too
   await redis.xadd(n.input, '*', 'key', 'k', 'data', 'x');
   await redis.xgroup('CREATE', n.input, n.group, '0');
+  const reader = new RespConnection({ url: redisUrl(), name: 'test:reader', connectTimeoutMs: 2000 });
+  await reader.connect();
   const sourceOf = (consumer: string, token: string) =>
-    new RedisSource(redis, {
+    new RedisSource(reader, {
       stream: n.input,
       group: n.group,
       consumer,
@@ -162,6 +165,7 @@ it("the commit script rejects a commit fenced by another instance's lease and wr
   expect((await groupState(redis, n.input, n.group)).pending).toBe(0);
   const read = await sourceOf('new', next.token).readFenced();
   expect(read[0]).toBe(1);
+  reader.disconnect();
   expect((await groupState(redis, n.input, n.group)).pending).toBe(1);
 
   const w = new OpsWriter();

@@ -16,6 +16,7 @@ import { loadCheckpoint } from '../commit/restore.js';
 import type { PipelineConfig } from '../config/load.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { connectRedis, redactUrl } from '../redis/connect.js';
+import { RespConnection } from '../redis/respConnection.js';
 import type { Lease } from '../lease/lease.js';
 import { keyGroupsOfShard } from '../routing/hash.js';
 import { type OpenBatch, Router } from '../routing/router.js';
@@ -46,7 +47,7 @@ export class LeaseLostError extends Error {
 }
 
 export class Engine {
-  private readonly reader: Redis;
+  private readonly reader: RespConnection;
   readonly redis: Redis;
   private readonly source: RedisSource;
   private readonly router: Router;
@@ -91,26 +92,33 @@ export class Engine {
     private readonly lease: Lease,
   ) {
     const c = config;
-    const conn = (name: string, which: 'reader' | 'main') =>
-      connectRedis({
-        url: c.redis.url,
-        name: `streamshard:${c.name}:${which}`,
-        connectTimeoutMs: c.redis.connectTimeout,
-        sendNowOrFail: which === 'reader',
-        commandTimeoutMs: which === 'reader' ? c.source.block + 10_000 : undefined,
-        onState: (state, err) => {
-          const was = this.connected[which];
-          this.connected[which] = state === 'ready';
-          if (was && state === 'down' && !this.stopping)
-            log.warn({ connection: name, err: err?.message }, 'redis connection lost');
-          if (!was && state === 'ready' && this.running) {
-            log.info({ connection: name }, 'redis connection restored');
-            this.serverVerified = null; // the next read and commit first check it is the same server
-          }
-        },
-      });
-    this.reader = conn('reader', 'reader');
-    this.redis = conn('main', 'main');
+    const onState = (which: 'reader' | 'main') => (state: 'ready' | 'down', err?: Error) => {
+      const was = this.connected[which];
+      this.connected[which] = state === 'ready';
+      if (was && state === 'down' && !this.stopping)
+        log.warn({ connection: which, err: err?.message }, 'redis connection lost');
+      if (!was && state === 'ready' && this.running) {
+        log.info({ connection: which }, 'redis connection restored');
+        this.serverVerified = null; // the next read and commit first check it is the same server
+      }
+    };
+    // The reader has a connection of its own, with its own lean reply parser (redis/respConnection.ts).
+    this.reader = new RespConnection({
+      url: c.redis.url,
+      name: `streamshard:${c.name}:reader`,
+      connectTimeoutMs: c.redis.connectTimeout,
+      commandTimeoutMs: c.source.block + 10_000,
+    });
+    const readerState = onState('reader');
+    this.reader.on('ready', () => readerState('ready'));
+    this.reader.on('close', () => readerState('down'));
+    this.reader.on('error', (e: Error) => readerState('down', e));
+    this.redis = connectRedis({
+      url: c.redis.url,
+      name: `streamshard:${c.name}:main`,
+      connectTimeoutMs: c.redis.connectTimeout,
+      onState: onState('main'),
+    });
     this.source = new RedisSource(this.reader, {
       stream: c.source.stream,
       group: c.source.group,
@@ -334,9 +342,8 @@ export class Engine {
   }
 
   /**
-   * One read that fails when the reader's connection closes. ioredis (with no offline queue and no
-   * re-sending, which the lease requires) drops a command in flight at a reconnect without settling its
-   * promise, so without this the loop would wait forever.
+   * One read that fails when the reader's connection closes — also when the close happens between the
+   * read's round trips (its cursors then stay where they were).
    */
   private readOrAbort(budget: number): ReturnType<RedisSource['read']> {
     return new Promise((resolve, reject) => {

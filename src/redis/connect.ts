@@ -1,7 +1,7 @@
 /**
  * Redis connections. Every connection speaks RESP2 explicitly (ioredis 6 defaults to RESP3) and never
- * auto-pipelines. A blocking XREADGROUP holds its connection for up to `block` ms, so the reader gets a
- * connection of its own; commits and metrics share the other.
+ * auto-pipelines. A blocking read holds its connection for up to `block` ms, so the reader gets a
+ * connection of its own (redis/respConnection.ts, not ioredis); commits and metrics share this one.
  */
 import { Redis } from 'ioredis';
 
@@ -12,12 +12,6 @@ export interface ConnectOptions {
   connectTimeoutMs: number;
   /** Called on connection state changes (for readiness and logs). */
   onState?: (state: 'ready' | 'down', error?: Error) => void;
-  /**
-   * Fail commands at once while disconnected, and never re-send one that was in flight when the connection
-   * dropped. For the reader: a read is sent only when the lease leaves time for it, so it must not go out
-   * later from a queue (see lease/lease.ts). @defaultValue false
-   */
-  sendNowOrFail?: boolean;
   /** Fail a command that got no reply within this many ms (a half-open connection). @defaultValue none */
   commandTimeoutMs?: number;
 }
@@ -32,7 +26,6 @@ export function connectRedis(opts: ConnectOptions): Redis {
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
     maxRetriesPerRequest: null,
     lazyConnect: true,
-    ...(opts.sendNowOrFail ? { enableOfflineQueue: false, autoResendUnfulfilledCommands: false } : {}),
     ...(opts.commandTimeoutMs !== undefined ? { commandTimeout: opts.commandTimeoutMs } : {}),
   });
   redis.on('ready', () => opts.onState?.('ready'));

@@ -4,8 +4,7 @@
  * the last ID returned, until empty) — the entries a previous run read but did not commit — and then
  * reads new ones (`>`).
  */
-import type { Redis } from 'ioredis';
-import { unwrap } from '../redis/connect.js';
+import { type Reply, ReplyError, type RespConnection } from '../redis/respConnection.js';
 import type { RawEntry } from '../routing/batchCodec.js';
 
 /**
@@ -57,7 +56,7 @@ export class RedisSource {
   private lastId: string | null = null;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RespConnection,
     private readonly opts: SourceOptions,
   ) {
     redis.on('close', () => this.closes++);
@@ -75,7 +74,7 @@ export class RedisSource {
       return;
     }
     try {
-      await this.redis.xgroup('CREATE', stream, group, this.opts.startId, 'MKSTREAM');
+      await this.redis.call('XGROUP', 'CREATE', stream, group, this.opts.startId, 'MKSTREAM');
     } catch (e) {
       if (!String((e as Error).message).includes('BUSYGROUP')) throw e;
     }
@@ -83,7 +82,7 @@ export class RedisSource {
 
   async groupExists(): Promise<boolean> {
     try {
-      const groups = (await this.redis.xinfo('GROUPS', this.opts.stream)) as unknown[];
+      const groups = (await this.redis.call('XINFO', 'GROUPS', this.opts.stream)) as unknown[];
       return groups.some((g) => fieldOf(g, 'name') === this.opts.group);
     } catch (e) {
       if (String((e as Error).message).includes('no such key')) return false;
@@ -102,7 +101,7 @@ export class RedisSource {
     const o = this.opts;
     const replay = this.cursor !== null;
     const reply = replay
-      ? await this.redis.callBuffer(
+      ? await this.redis.call(
           'XREADGROUP',
           'GROUP',
           o.group,
@@ -137,7 +136,7 @@ export class RedisSource {
     const first = await this.readFenced();
     if (first[0] === 1) return first[1];
     const from = first[1];
-    const woke = await this.redis.callBuffer('XREAD', 'BLOCK', blockMs, 'STREAMS', this.opts.stream, from);
+    const woke = await this.redis.call('XREAD', 'BLOCK', blockMs, 'STREAMS', this.opts.stream, from);
     if (woke === null) return null;
     const second = await this.readFenced();
     return second[0] === 1 ? second[1] : null;
@@ -149,29 +148,27 @@ export class RedisSource {
     for (let attempt = 1; ; attempt++) {
       const f = o.fence();
       const closes = this.closes;
-      const holder = unwrap(await this.redis.pipeline().watch(f.leaseKey).get(f.leaseKey).exec())[1];
+      const held = thrown(
+        await this.redis.send([
+          ['WATCH', f.leaseKey],
+          ['GET', f.leaseKey],
+        ]),
+      )[1];
+      const holder = held === null ? null : String(held);
       if (holder !== f.token) {
-        await this.redis.unwatch();
+        await this.redis.call('UNWATCH');
         throw new Error(`FENCED lease held by ${String(holder)}, not ${f.token}`);
       }
       if (this.closes !== closes) throw new Error('the reader connection was re-established during a read');
-      const r = await this.redis
-        .multi()
-        .callBuffer(
-          'XREADGROUP',
-          'GROUP',
-          o.group,
-          o.consumer,
-          'COUNT',
-          o.batchSize,
-          'STREAMS',
-          o.stream,
-          '>',
-        )
-        .callBuffer('XREVRANGE', o.stream, '+', '-', 'COUNT', 1)
-        .exec();
+      const tx = await this.redis.send([
+        ['MULTI'],
+        ['XREADGROUP', 'GROUP', o.group, o.consumer, 'COUNT', o.batchSize, 'STREAMS', o.stream, '>'],
+        ['XREVRANGE', o.stream, '+', '-', 'COUNT', 1],
+        ['EXEC'],
+      ]);
+      const r = thrown(tx)[3] as Reply[] | null;
       if (r !== null) {
-        const [reply, last] = unwrap(r);
+        const [reply, last] = thrown(r);
         if (reply !== null) return [1, reply];
         const top = (last as Array<[Buffer, unknown]>)[0];
         return [0, top === undefined ? '0-0' : top[0].toString('latin1')];
@@ -195,18 +192,25 @@ export class RedisSource {
     const o = this.opts;
     const first = (entries[0] as RawEntry).id.toString('latin1');
     const last = (entries[entries.length - 1] as RawEntry).id.toString('latin1');
-    const rows = (await this.redis.xpending(
+    const rows = (await this.redis.call(
+      'XPENDING',
       o.stream,
       o.group,
       first,
       last,
       entries.length * 2,
       o.consumer,
-    )) as Array<[string, string, number, number]>;
+    )) as Array<[Buffer, Buffer, number, number]>;
     const byId = new Map<string, number>();
-    for (const [id, , , count] of rows) byId.set(id, Number(count));
+    for (const [id, , , count] of rows) byId.set(id.toString('latin1'), Number(count));
     return entries.map((e) => byId.get(e.id.toString('latin1')) ?? 1);
   }
+}
+
+/** The replies, throwing the first error among them. */
+function thrown(replies: Reply[]): Reply[] {
+  for (const r of replies) if (r instanceof ReplyError) throw r;
+  return replies;
 }
 
 function firstStreamItems(reply: unknown): unknown[] {

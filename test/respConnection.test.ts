@@ -1,0 +1,130 @@
+/**
+ * The reader's RESP connection: reply parsing when replies arrive in pieces, failures of commands in
+ * flight, reconnecting, and agreement with ioredis on real Redis replies.
+ */
+import net from 'node:net';
+import { afterAll, describe, expect, it } from 'vitest';
+import { encode, ReplyError, RespConnection } from '../src/redis/respConnection.js';
+import { redis, useTestHooks } from './helpers/pipeline.js';
+import { redisUrl, uniqueName, waitFor } from './helpers/redis.js';
+
+/** A loopback server speaking just enough RESP: +OK to the handshake, scripted bytes to the test commands. */
+async function fakeServer(onCommand: (text: string, socket: net.Socket) => void) {
+  const sockets: net.Socket[] = [];
+  const server = net.createServer((s) => {
+    sockets.push(s);
+    s.on('data', (d) => {
+      const text = d.toString('latin1');
+      if (text.includes('SETNAME')) s.write('+OK\r\n');
+      else onCommand(text, s);
+    });
+    s.on('error', () => {});
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    sockets,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+async function trickle(s: net.Socket, bytes: Buffer): Promise<void> {
+  for (let i = 0; i < bytes.length; i++) {
+    s.write(bytes.subarray(i, i + 1));
+    if (i % 7 === 0) await new Promise((r) => setImmediate(r));
+  }
+}
+
+useTestHooks();
+
+const servers: Array<{ close: () => Promise<void> }> = [];
+afterAll(async () => {
+  for (const s of servers) await s.close();
+});
+
+describe('RespConnection', () => {
+  it('parses every reply type, delivered one byte at a time', async () => {
+    const replies = [
+      Buffer.from(
+        '+OK\r\n$-1\r\n:42\r\n:-7\r\n-ERR bad thing\r\n*3\r\n*2\r\n$3\r\nabc\r\n*-1\r\n$0\r\n\r\n*0\r\n',
+        'latin1',
+      ),
+      Buffer.from('$4\r\na\r\nb\r\n', 'latin1'),
+    ];
+    let n = 0;
+    const srv = await fakeServer((text, s) => {
+      if (text.includes('TEST')) void trickle(s, replies[n++] as Buffer);
+    });
+    servers.push(srv);
+    const c = new RespConnection({ url: srv.url, name: 't', connectTimeoutMs: 2000 });
+    await c.connect();
+    const got = await c.send([['TEST'], ['TEST'], ['TEST'], ['TEST'], ['TEST'], ['TEST']]);
+    expect(got.slice(0, 4)).toEqual(['OK', null, 42, -7]);
+    expect(got[4]).toBeInstanceOf(ReplyError);
+    expect((got[4] as ReplyError).message).toBe('ERR bad thing');
+    expect(got[5]).toEqual([[Buffer.from('abc'), null], Buffer.alloc(0), []]);
+    // the next reply (a bulk string holding CRLF) is parsed by length, not by line
+    expect(await c.call('TEST')).toEqual(Buffer.from('a\r\nb'));
+    c.disconnect();
+  });
+
+  it('fails the commands in flight when the connection drops, then reconnects', async () => {
+    const srv = await fakeServer((text, s) => {
+      if (text.includes('DROP')) {
+        s.write('*2\r\n$3\r\nab'); // half a reply, then the connection is gone
+        setTimeout(() => s.destroy(), 20);
+      } else if (text.includes('PING')) s.write('+PONG\r\n');
+    });
+    servers.push(srv);
+    const c = new RespConnection({ url: srv.url, name: 't', connectTimeoutMs: 2000 });
+    const events: string[] = [];
+    c.on('ready', () => events.push('ready'));
+    c.on('close', () => events.push('close'));
+    await c.connect();
+    await expect(c.call('DROP')).rejects.toThrow('Connection is closed');
+    await expect(c.call('PING')).rejects.toThrow('Connection is closed'); // sent nowhere while down
+    await waitFor('reconnected', async () => c.status === 'ready');
+    expect(await c.call('PING')).toBe('PONG');
+    expect(events).toEqual(['ready', 'close', 'ready']);
+    c.disconnect();
+  });
+
+  it('fails a command that gets no reply within commandTimeoutMs and closes the connection', async () => {
+    const srv = await fakeServer(() => {}); // never answers
+    servers.push(srv);
+    const c = new RespConnection({ url: srv.url, name: 't', connectTimeoutMs: 2000, commandTimeoutMs: 100 });
+    await c.connect();
+    await expect(c.call('HANG')).rejects.toThrow('timed out');
+    await waitFor('closed', async () => c.status === 'down');
+    c.disconnect();
+  });
+
+  it('rejects connect when the server is unreachable', async () => {
+    const c = new RespConnection({ url: 'redis://127.0.0.1:1', name: 't', connectTimeoutMs: 500 });
+    await expect(c.connect()).rejects.toThrow();
+    c.disconnect();
+  });
+
+  it('returns what ioredis returns for stream replies from a real Redis, and names itself', async () => {
+    const stream = uniqueName('resp');
+    const p = redis.pipeline();
+    for (let i = 0; i < 3000; i++)
+      p.xadd(stream, '*', 'key', `k${i}`, 'data', Buffer.from([0, 13, 10, i & 255]));
+    await p.exec();
+    const c = new RespConnection({ url: redisUrl(), name: 'streamshard:test:resp', connectTimeoutMs: 2000 });
+    await c.connect();
+    const mine = await c.call('XRANGE', stream, '-', '+'); // ~100 KB: arrives in several chunks
+    const theirs = await redis.xrangeBuffer(stream, '-', '+');
+    expect(mine).toEqual(theirs);
+    expect(await redis.client('LIST')).toContain('name=streamshard:test:resp');
+    expect(encode([['SET', 'k', Buffer.from('v'), 3]]).toString()).toBe(
+      '*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n$1\r\n3\r\n',
+    );
+    c.disconnect();
+  });
+});
