@@ -72,12 +72,7 @@ export function routed(router: Router, b: RawEntry[], shards = 1): OpenBatch[] {
 
 /** The packed buffer of an open batch (a fresh copy each call: a transfer detaches it). */
 export function pack(b: OpenBatch): ArrayBuffer {
-  const copy = new OpenBatch();
-  copy.entries = b.entries.slice();
-  copy.keyGroups = b.keyGroups.slice();
-  copy.keyFields = b.keyFields.slice();
-  copy.bytes = b.bytes;
-  return copy.take().buf;
+  return b.snapshot();
 }
 
 /** Runs the batches through one shard in order and keeps every output (for the commit benchmarks). */

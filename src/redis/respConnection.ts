@@ -54,8 +54,8 @@ export class RespConnection extends EventEmitter {
   private closing = false;
   private attempts = 0;
   private reconnectTimer: NodeJS.Timeout | null = null;
+  /** Sends awaiting replies, oldest first (a few at a time: the reader waits for each read). */
   private readonly queue: Pending[] = [];
-  private queueHead = 0;
   /** Received bytes not yet parsed into a whole reply. */
   private buf: Buffer = Buffer.alloc(0);
   private pos = 0;
@@ -184,9 +184,7 @@ export class RespConnection extends EventEmitter {
     if (this.socket !== socket) return;
     this.socket = null;
     this.ready = false;
-    const failed = this.queue.splice(this.queueHead);
-    this.queue.length = 0;
-    this.queueHead = 0;
+    const failed = this.queue.splice(0);
     for (const p of failed) {
       if (p.timer) clearTimeout(p.timer);
       p.reject(new Error('Connection is closed.'));
@@ -215,18 +213,14 @@ export class RespConnection extends EventEmitter {
         this.pos = start;
         return;
       }
-      const p = this.queue[this.queueHead];
+      const p = this.queue[0];
       if (p === undefined) {
         this.socket?.destroy(new Error('reply without a command'));
         return;
       }
       p.replies.push(reply);
       if (--p.left === 0) {
-        this.queueHead++;
-        if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
-          this.queue.splice(0, this.queueHead);
-          this.queueHead = 0;
-        }
+        this.queue.shift(); // a settled send must not keep its replies (the entries) alive
         if (p.timer) clearTimeout(p.timer);
         p.resolve(p.replies);
       }

@@ -1,42 +1,76 @@
 /**
- * Routing on the main thread: find the key field, hash its bytes, map to key group and shard, and append
- * the entry to that shard's open batch. No body decode, no string for the key: the cost per entry is a
+ * Routing on the main thread: find the key field, hash its bytes, map to key group and shard, and copy
+ * the entry into that shard's open batch. No body decode, no string for the key: the cost per entry is a
  * field-name comparison and an FNV over the key bytes.
  */
-import { entrySize, MAX_DELIVERIES, NO_KEY, packBatch, type RawEntry } from './batchCodec.js';
+import { entrySize, MAX_DELIVERIES, NO_KEY, type RawEntry } from './batchCodec.js';
 import { fnv1a, keyGroupOf } from './hash.js';
 
-/** The entries collected for one shard since its last flush. */
+/**
+ * The entries collected for one shard since its last flush, already in the batch format (batchCodec.ts):
+ * each routed entry is copied into this buffer at once, so that nothing of the read — the reply's Buffers
+ * and entry objects — outlives it. (Holding the entries until the flush let them survive young-generation
+ * GCs and pile up in the old generation: measured 375 MB of main-thread heap over a 600k-entry drain.)
+ */
 export class OpenBatch {
-  entries: RawEntry[] = [];
-  keyGroups: number[] = [];
-  keyFields: number[] = [];
-  deliveries: number[] = [];
-  bytes = 4;
+  private buf = new Uint8Array(64 * 1024);
+  private view = new DataView(this.buf.buffer);
+  private pos = 4;
+  private count = 0;
   /** Wall time the first entry arrived (for `commit.maxDelay`). */
   since = 0;
 
   get size(): number {
-    return this.entries.length;
+    return this.count;
   }
 
-  /** Packs and resets; returns the entry count and the transferable buffer. */
+  /** Appends one entry (see batchCodec.ts for the layout). */
+  add(e: RawEntry, keyGroup: number, keyField: number, deliveries: number): void {
+    this.ensure(entrySize(e));
+    const view = this.view;
+    const bytes = this.buf;
+    let o = this.pos;
+    view.setUint16(o, keyGroup, true);
+    view.setUint16(o + 2, keyField, true);
+    view.setUint16(o + 4, deliveries, true);
+    view.setUint16(o + 6, e.id.length, true);
+    bytes.set(e.id, o + 8);
+    o += 8 + e.id.length;
+    view.setUint16(o, e.fields.length, true);
+    o += 2;
+    for (const f of e.fields) {
+      view.setUint32(o, f.length, true);
+      bytes.set(f, o + 4);
+      o += 4 + f.length;
+    }
+    this.pos = o;
+    this.count++;
+  }
+
+  /** A copy of the batch so far, as its own ArrayBuffer (transferable). */
+  snapshot(): ArrayBuffer {
+    this.view.setUint32(0, this.count, true);
+    return this.buf.slice(0, this.pos).buffer;
+  }
+
+  /** The batch as its own ArrayBuffer, and a reset. */
   take(): { count: number; buf: ArrayBuffer } {
-    const buf = packBatch(
-      this.entries,
-      Uint16Array.from(this.keyGroups),
-      Uint16Array.from(this.keyFields),
-      this.bytes,
-      Uint16Array.from(this.deliveries),
-    );
-    const count = this.entries.length;
-    this.entries = [];
-    this.keyGroups = [];
-    this.keyFields = [];
-    this.deliveries = [];
-    this.bytes = 4;
+    const buf = this.snapshot();
+    const count = this.count;
+    this.pos = 4;
+    this.count = 0;
     this.since = 0;
     return { count, buf };
+  }
+
+  private ensure(extra: number): void {
+    if (this.pos + extra <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.pos + extra) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.pos));
+    this.buf = next;
+    this.view = new DataView(next.buffer);
   }
 }
 
@@ -75,12 +109,8 @@ export class Router {
       const key = keyField === NO_KEY ? EMPTY : (f[keyField] as Buffer);
       const kg = keyGroupOf(fnv1a(key), this.keyGroups);
       const b = batches[this.shardOf[kg] as number] as OpenBatch;
-      if (b.entries.length === 0) b.since = now;
-      b.entries.push(e);
-      b.keyGroups.push(kg);
-      b.keyFields.push(keyField);
-      b.deliveries.push(deliveries === null ? 1 : Math.min(MAX_DELIVERIES, deliveries[n] as number));
-      b.bytes += entrySize(e);
+      if (b.size === 0) b.since = now;
+      b.add(e, kg, keyField, deliveries === null ? 1 : Math.min(MAX_DELIVERIES, deliveries[n] as number));
     }
   }
 }
