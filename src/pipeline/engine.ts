@@ -334,8 +334,9 @@ export class Engine {
       }
       if (read.deleted.length > 0) await this.ackDeleted(read.deleted);
       for (const lane of this.lanes) {
-        // An empty read means the stream is drained for now: do not make the last events wait.
-        if (lane.batch.size >= c.commit.maxEvents || (n === 0 && lane.batch.size > 0)) this.flush(lane);
+        // An empty read means the stream is drained for now: do not make the last events wait (unless
+        // the lane is busy: then they go when its commit is done, see `partialDue`).
+        if (lane.batch.size >= c.commit.maxEvents || (n === 0 && this.partialDue(lane))) this.flush(lane);
       }
       this.scheduleFlush();
     }
@@ -431,18 +432,29 @@ export class Engine {
     }
   }
 
-  /** One timer for all lanes: fires when the oldest open batch reaches `commit.maxDelay`. */
+  /**
+   * Group commit: a partial batch (below `commit.maxEvents`) is sent only while its lane has nothing in
+   * flight (after `commit.maxDelay`, or at once when a read found nothing new). A busy lane's next batch
+   * keeps filling until its commit is done, and goes then (`commitOutput`), so under load commits grow
+   * instead of queueing behind each other — at 20k events/s, small
+   * batches cut every `maxDelay` queued up and made the latency worse than at a higher rate.
+   */
+  private partialDue(lane: Lane): boolean {
+    return lane.batch.size > 0 && lane.inFlight === 0;
+  }
+
+  /** One timer for all idle lanes: fires when the oldest of their open batches reaches `commit.maxDelay`. */
   private scheduleFlush(): void {
     if (this.flushTimer !== null) return;
     let oldest = Number.POSITIVE_INFINITY;
-    for (const l of this.lanes) if (l.batch.size > 0 && l.batch.since < oldest) oldest = l.batch.since;
+    for (const l of this.lanes) if (this.partialDue(l) && l.batch.since < oldest) oldest = l.batch.since;
     if (oldest === Number.POSITIVE_INFINITY) return;
     const delay = Math.max(0, oldest + this.config.commit.maxDelay - Date.now());
     this.flushTimer = setTimeout(() => {
       this.flushTimer = null;
       const now = Date.now();
       for (const l of this.lanes) {
-        if (l.batch.size > 0 && now - l.batch.since >= this.config.commit.maxDelay) this.flush(l);
+        if (this.partialDue(l) && now - l.batch.since >= this.config.commit.maxDelay) this.flush(l);
       }
       this.scheduleFlush();
     }, delay);
@@ -517,6 +529,8 @@ export class Engine {
     }
     lane.openWindows = out.openWindows;
     lane.inFlight -= count;
+    // What gathered while the lane was busy has waited for a whole commit already: it goes now.
+    if (this.partialDue(lane) && this.running) this.flush(lane);
     lane.busyMs += out.busyMs;
     const m = this.metrics;
     if (m !== null) {
