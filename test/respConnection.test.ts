@@ -2,7 +2,12 @@
  * The reader's RESP connection: reply parsing when replies arrive in pieces, failures of commands in
  * flight, reconnecting, and agreement with ioredis on real Redis replies.
  */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encode, ReplyError, RespConnection } from '../src/redis/respConnection.js';
 import { redis, useTestHooks } from './helpers/pipeline.js';
@@ -127,4 +132,111 @@ describe('RespConnection', () => {
     );
     c.disconnect();
   });
+
+  const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
+  it.skipIf(!hasOpenssl)(
+    'speaks TLS, AUTH with a user and SELECT (rediss://user:pass@host:port/db)',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'streamshard-tls-'));
+      const [key, cert] = [join(dir, 'key.pem'), join(dir, 'cert.pem')];
+      const made = spawnSync('openssl', [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      ]);
+      expect(made.status).toBe(0);
+      const [port, tlsPort] = [await freePort(), await freePort()];
+      const server = spawn(
+        'redis-server',
+        [
+          '--port',
+          String(port),
+          '--bind',
+          '127.0.0.1',
+          '--tls-port',
+          String(tlsPort),
+          '--tls-cert-file',
+          cert,
+          '--tls-key-file',
+          key,
+          '--tls-ca-cert-file',
+          cert,
+          '--tls-auth-clients',
+          'no',
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+          '--dir',
+          dir,
+        ],
+        { stdio: 'ignore' },
+      );
+      const admin = new Redis({
+        port,
+        host: '127.0.0.1',
+        protocol: 2,
+        lazyConnect: true,
+        retryStrategy: () => 50,
+      });
+      admin.on('error', () => {}); // refused until the server listens
+      try {
+        await waitFor(
+          'the TLS redis-server',
+          async () =>
+            (await admin.connect().then(
+              () => true,
+              () => false,
+            )) || undefined,
+        );
+        await admin.call('ACL', 'SETUSER', 'reader', 'on', '>s3cret', '~*', '&*', '+@all');
+        const ca = readFileSync(cert);
+        const c = new RespConnection({
+          url: `rediss://reader:s3cret@localhost:${tlsPort}/3`,
+          name: 'streamshard:test:tls',
+          connectTimeoutMs: 2000,
+          tls: { ca },
+        });
+        await c.connect();
+        await c.call('SET', 'where', 'db3');
+        expect(String(await c.call('CLIENT', 'GETNAME'))).toBe('streamshard:test:tls');
+        await admin.select(3);
+        expect(await admin.get('where')).toBe('db3');
+        c.disconnect();
+        const wrong = new RespConnection({
+          url: `rediss://reader:nope@localhost:${tlsPort}`,
+          name: 't',
+          connectTimeoutMs: 2000,
+          tls: { ca },
+        });
+        await expect(wrong.connect()).rejects.toThrow('WRONGPASS');
+        wrong.disconnect();
+      } finally {
+        admin.disconnect();
+        server.kill('SIGKILL');
+      }
+    },
+  );
 });
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}

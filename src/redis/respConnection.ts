@@ -34,6 +34,8 @@ export interface RespOptions {
   name: string;
   connectTimeoutMs: number;
   commandTimeoutMs?: number;
+  /** Extra TLS options for `rediss://` (e.g. `ca`); a private CA can also come from NODE_EXTRA_CA_CERTS. */
+  tls?: tls.ConnectionOptions;
 }
 
 interface Pending {
@@ -133,7 +135,7 @@ export class RespConnection extends EventEmitter {
     const host = u.hostname.replace(/^\[|\]$/g, '');
     const socket =
       u.protocol === 'rediss:'
-        ? tls.connect({ host, port, servername: net.isIP(host) ? undefined : host })
+        ? tls.connect({ host, port, servername: net.isIP(host) ? undefined : host, ...this.opts.tls })
         : net.connect({ host, port });
     socket.setNoDelay(true);
     this.socket = socket;
