@@ -2,10 +2,10 @@
  * Decode + validate: turns a packed entry into an event, or into a dead-letter reason. The decoder, the
  * path getters and the checks are chosen once when the shard is built, never per event.
  */
-import { Decoder } from '@msgpack/msgpack';
 import type { Aggregate, BodyConfig } from '../../config/schema.js';
 import { DeadLetterCode } from '../../errors.js';
 import { type BatchReader, latin1, NO_KEY } from '../../routing/batchCodec.js';
+import { MsgpackBodyDecoder } from './msgpackBody.js';
 
 export type Body = Record<string, unknown>;
 export type Getter = (body: Body) => unknown;
@@ -81,7 +81,7 @@ export class EventDecoder {
     this.bodyField = opts.body.field;
     this.flat = opts.body.encoding === 'flat';
     if (opts.body.encoding === 'msgpack') {
-      const decoder = new Decoder();
+      const decoder = new MsgpackBodyDecoder();
       this.decodeBody = (bytes) => decoder.decode(bytes);
     } else {
       this.decodeBody = (bytes) => JSON.parse(utf8.decode(bytes));
