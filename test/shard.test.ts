@@ -73,7 +73,7 @@ describe('routing', () => {
     const r = new BatchReader(buf);
     const seen: string[][] = [];
     while (r.next())
-      seen.push([r.id(), String(r.keyField), ...r.fields.map((f) => Buffer.from(f).toString('latin1'))]);
+      seen.push([r.id(), String(r.keyField), ...r.fields().map((f) => Buffer.from(f).toString('latin1'))]);
     expect(seen).toEqual(
       entries.map((e, i) => [
         e.id.toString(),

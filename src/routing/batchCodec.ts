@@ -78,8 +78,10 @@ export class BatchReader {
   poison = false;
   idStart = 0;
   idEnd = 0;
-  /** Field values of the current entry: names at even, values at odd indexes. */
-  readonly fields: Uint8Array[] = [];
+  /** Fields of the current entry (names at even, values at odd indexes), as byte ranges of the batch. */
+  fieldCount = 0;
+  private starts = new Int32Array(32);
+  private ends = new Int32Array(32);
 
   constructor(buf: ArrayBuffer) {
     this.view = new DataView(buf);
@@ -104,14 +106,44 @@ export class BatchReader {
     o = this.idEnd;
     const n = v.getUint16(o, true);
     o += 2;
-    this.fields.length = n;
+    if (n > this.starts.length) {
+      this.starts = new Int32Array(n);
+      this.ends = new Int32Array(n);
+    }
+    this.fieldCount = n;
     for (let i = 0; i < n; i++) {
       const len = v.getUint32(o, true);
-      this.fields[i] = this.bytes.subarray(o + 4, o + 4 + len);
+      this.starts[i] = o + 4;
+      this.ends[i] = o + 4 + len;
       o += 4 + len;
     }
     this.offset = o;
     return true;
+  }
+
+  /** Field `i` of the current entry (a view: valid while the batch buffer is). */
+  field(i: number): Uint8Array {
+    return this.bytes.subarray(this.starts[i] as number, this.ends[i] as number);
+  }
+
+  fieldLength(i: number): number {
+    return (this.ends[i] as number) - (this.starts[i] as number);
+  }
+
+  /** True when field `i` holds exactly `bytes` (compared in place, no view or string). */
+  fieldIs(i: number, bytes: Uint8Array): boolean {
+    const start = this.starts[i] as number;
+    if ((this.ends[i] as number) - start !== bytes.length) return false;
+    const b = this.bytes;
+    for (let k = 0; k < bytes.length; k++) if (b[start + k] !== bytes[k]) return false;
+    return true;
+  }
+
+  /** Every field of the current entry, as views (for dead-letter and pass-through copies). */
+  fields(): Uint8Array[] {
+    const out: Uint8Array[] = new Array(this.fieldCount);
+    for (let i = 0; i < this.fieldCount; i++) out[i] = this.field(i);
+    return out;
   }
 
   /** The current entry's ID bytes (a view: valid while the batch buffer is). */

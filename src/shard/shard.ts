@@ -130,7 +130,7 @@ export class Shard {
       if (verdict === DROP) continue;
       if (this.window === null) {
         out.passThrough.push(r.index);
-        out.entryFields[r.index] = r.fields.slice();
+        out.entryFields[r.index] = r.fields();
         out.eventTimes.push(ev.ts);
         continue;
       }
@@ -227,7 +227,7 @@ export class Shard {
     deliveries?: number,
   ): void {
     out.deadLetters.push({ index: r.index, error: `${code}: ${message}`, deliveries });
-    out.entryFields[r.index] = r.fields.slice();
+    out.entryFields[r.index] = r.fields();
     out.counts.deadLettered[code] = (out.counts.deadLettered[code] ?? 0) + 1;
   }
 

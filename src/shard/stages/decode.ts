@@ -69,6 +69,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: false });
 export class EventDecoder {
   readonly event: DecodedEvent;
   private readonly bodyField: string;
+  private readonly bodyFieldBytes: Uint8Array;
   private readonly decodeBody: (bytes: Uint8Array) => unknown;
   private readonly getTime: Getter;
   private readonly getId: Getter;
@@ -79,6 +80,7 @@ export class EventDecoder {
 
   constructor(opts: DecodeOptions) {
     this.bodyField = opts.body.field;
+    this.bodyFieldBytes = Buffer.from(opts.body.field, 'utf8');
     this.flat = opts.body.encoding === 'flat';
     if (opts.body.encoding === 'msgpack') {
       const decoder = new MsgpackBodyDecoder();
@@ -100,17 +102,16 @@ export class EventDecoder {
   decode(r: BatchReader): DecodeFailure | null {
     const ev = this.event;
     if (r.keyField === NO_KEY) return { code: DeadLetterCode.MissingKey, message: 'key field missing' };
-    const keyBytes = r.fields[r.keyField] as Uint8Array;
-    if (keyBytes.length === 0) return { code: DeadLetterCode.MissingKey, message: 'key field empty' };
-    ev.key = utf8.decode(keyBytes);
+    if (r.fieldLength(r.keyField) === 0)
+      return { code: DeadLetterCode.MissingKey, message: 'key field empty' };
+    ev.key = utf8.decode(r.field(r.keyField));
 
     let body: unknown;
     if (this.flat) {
       const b: Body = {};
-      for (let i = 0; i + 1 < r.fields.length; i += 2) {
-        b[latin1(r.fields[i] as Uint8Array, 0, (r.fields[i] as Uint8Array).length)] = utf8.decode(
-          r.fields[i + 1],
-        );
+      for (let i = 0; i + 1 < r.fieldCount; i += 2) {
+        const name = r.field(i);
+        b[latin1(name, 0, name.length)] = utf8.decode(r.field(i + 1));
       }
       body = b;
     } else {
@@ -160,11 +161,8 @@ export class EventDecoder {
   }
 
   private findField(r: BatchReader): Uint8Array | undefined {
-    const name = this.bodyField;
-    for (let i = 0; i + 1 < r.fields.length; i += 2) {
-      const f = r.fields[i] as Uint8Array;
-      if (f.length === name.length && latin1(f, 0, f.length) === name) return r.fields[i + 1];
-    }
+    for (let i = 0; i + 1 < r.fieldCount; i += 2)
+      if (r.fieldIs(i, this.bodyFieldBytes)) return r.field(i + 1);
     return undefined;
   }
 }
