@@ -114,6 +114,19 @@ describe('decode and validate', () => {
   });
 });
 
+describe('body field', () => {
+  it('finds a body field whose name is not ASCII', () => {
+    const shard = new Shard(config('  - dedup: {}\n', 'body: { field: données }\n'));
+    const e = entry('k', { id: 'x', ts: 5, amount: 1 }, '1-1');
+    e.fields[2] = Buffer.from('données');
+    const size = 4 + entrySize(e);
+    const buf = packBatch([e], Uint16Array.from([0]), Uint16Array.from([1]), size);
+    const out = shard.processBatch(buf);
+    expect(out.deadLetters).toEqual([]);
+    expect(out.passThrough).toEqual([0]);
+  });
+});
+
 describe('filter', () => {
   it('applies the conditions in config order, numeric strings compare as numbers', () => {
     const shard = new Shard(
