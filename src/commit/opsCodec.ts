@@ -4,6 +4,7 @@
  * written in the old raw forms (fixraw, raw16, raw32), which it reads as Lua strings. Being specific also
  * makes it cheaper than a general encoder: one growing buffer, no type dispatch beyond string vs bytes.
  */
+import { ensureRoom } from '../util/bytes.js';
 
 export type OpArg = string | Uint8Array;
 
@@ -96,11 +97,8 @@ export class OpsWriter {
   }
 
   private ensure(extra: number): void {
-    if (this.pos + extra <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.pos + extra) size *= 2;
-    const next = new Uint8Array(size);
-    next.set(this.buf.subarray(0, this.pos));
+    const next = ensureRoom(this.buf, this.pos, extra);
+    if (next === this.buf) return;
     this.buf = next;
     this.view = new DataView(next.buffer);
   }

@@ -30,6 +30,32 @@ export function entrySize(e: RawEntry): number {
   return n;
 }
 
+/** Writes one entry at `o` (see the layout above); returns the offset after it. */
+export function writeEntry(
+  view: DataView,
+  bytes: Uint8Array,
+  o: number,
+  e: RawEntry,
+  keyGroup: number,
+  keyField: number,
+  deliveries: number,
+): number {
+  view.setUint16(o, keyGroup, true);
+  view.setUint16(o + 2, keyField, true);
+  view.setUint16(o + 4, deliveries, true);
+  view.setUint16(o + 6, e.id.length, true);
+  bytes.set(e.id, o + 8);
+  o += 8 + e.id.length;
+  view.setUint16(o, e.fields.length, true);
+  o += 2;
+  for (const f of e.fields) {
+    view.setUint32(o, f.length, true);
+    bytes.set(f, o + 4);
+    o += 4 + f.length;
+  }
+  return o;
+}
+
 /** Writes entries into a fresh ArrayBuffer of exactly `size` bytes (the sum of entrySize + 4). */
 export function packBatch(
   entries: RawEntry[],
@@ -45,20 +71,8 @@ export function packBatch(
   view.setUint32(0, entries.length, true);
   let o = 4;
   for (let i = 0; i < entries.length; i++) {
-    const e = entries[i] as RawEntry;
-    view.setUint16(o, keyGroups[i] as number, true);
-    view.setUint16(o + 2, keyFields[i] as number, true);
-    view.setUint16(o + 4, deliveries === undefined ? 1 : (deliveries[i] as number), true);
-    view.setUint16(o + 6, e.id.length, true);
-    bytes.set(e.id, o + 8);
-    o += 8 + e.id.length;
-    view.setUint16(o, e.fields.length, true);
-    o += 2;
-    for (const f of e.fields) {
-      view.setUint32(o, f.length, true);
-      bytes.set(f, o + 4);
-      o += 4 + f.length;
-    }
+    const d = deliveries === undefined ? 1 : (deliveries[i] as number);
+    o = writeEntry(view, bytes, o, entries[i] as RawEntry, keyGroups[i] as number, keyFields[i] as number, d);
   }
   return buf;
 }

@@ -3,7 +3,8 @@
  * the entry into that shard's open batch. No body decode, no string for the key: the cost per entry is a
  * field-name comparison and an FNV over the key bytes.
  */
-import { entrySize, MAX_DELIVERIES, NO_KEY, type RawEntry } from './batchCodec.js';
+import { ensureRoom } from '../util/bytes.js';
+import { entrySize, MAX_DELIVERIES, NO_KEY, type RawEntry, writeEntry } from './batchCodec.js';
 import { fnv1a, keyGroupOf } from './hash.js';
 
 /**
@@ -27,23 +28,7 @@ export class OpenBatch {
   /** Appends one entry (see batchCodec.ts for the layout). */
   add(e: RawEntry, keyGroup: number, keyField: number, deliveries: number): void {
     this.ensure(entrySize(e));
-    const view = this.view;
-    const bytes = this.buf;
-    let o = this.pos;
-    view.setUint16(o, keyGroup, true);
-    view.setUint16(o + 2, keyField, true);
-    view.setUint16(o + 4, deliveries, true);
-    view.setUint16(o + 6, e.id.length, true);
-    bytes.set(e.id, o + 8);
-    o += 8 + e.id.length;
-    view.setUint16(o, e.fields.length, true);
-    o += 2;
-    for (const f of e.fields) {
-      view.setUint32(o, f.length, true);
-      bytes.set(f, o + 4);
-      o += 4 + f.length;
-    }
-    this.pos = o;
+    this.pos = writeEntry(this.view, this.buf, this.pos, e, keyGroup, keyField, deliveries);
     this.count++;
   }
 
@@ -64,11 +49,8 @@ export class OpenBatch {
   }
 
   private ensure(extra: number): void {
-    if (this.pos + extra <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.pos + extra) size *= 2;
-    const next = new Uint8Array(size);
-    next.set(this.buf.subarray(0, this.pos));
+    const next = ensureRoom(this.buf, this.pos, extra);
+    if (next === this.buf) return;
     this.buf = next;
     this.view = new DataView(next.buffer);
   }

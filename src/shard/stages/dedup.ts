@@ -21,6 +21,7 @@
  * Chunk format: u32 count, then per ID: f64 seenAt, u32 byte length, UTF-8 bytes (all big-endian).
  */
 import type { DedupConfig } from '../../config/schema.js';
+import { ensureRoom } from '../../util/bytes.js';
 
 /** What the checkpoint must do for one key group's log. */
 export interface DedupDelta {
@@ -254,11 +255,8 @@ class ChunkWriter {
   }
 
   private ensure(extra: number): void {
-    if (this.pos + extra <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.pos + extra) size *= 2;
-    const next = new Uint8Array(size);
-    next.set(this.buf.subarray(0, this.pos));
+    const next = ensureRoom(this.buf, this.pos, extra);
+    if (next === this.buf) return;
     this.buf = next;
     this.view = new DataView(next.buffer);
   }
