@@ -4,15 +4,16 @@
  * written in the old raw forms (fixraw, raw16, raw32), which it reads as Lua strings. Being specific also
  * makes it cheaper than a general encoder: one growing buffer, no type dispatch beyond string vs bytes.
  */
-import { ensureRoom } from '../util/bytes.js';
+import { ByteWriter } from '../util/bytes.js';
 
 export type OpArg = string | Uint8Array;
 
-export class OpsWriter {
-  private buf = new Uint8Array(64 * 1024);
-  private view = new DataView(this.buf.buffer);
-  private pos = 0;
+export class OpsWriter extends ByteWriter {
   private readonly encoder = new TextEncoder();
+
+  constructor() {
+    super(64 * 1024);
+  }
 
   reset(): void {
     this.pos = 0;
@@ -89,17 +90,5 @@ export class OpsWriter {
       this.view.setUint32(this.pos + 1, len);
       this.pos += 5;
     }
-  }
-
-  /** A copy of what was written (the internal buffer is reused). */
-  finish(): Uint8Array {
-    return this.buf.slice(0, this.pos);
-  }
-
-  private ensure(extra: number): void {
-    const next = ensureRoom(this.buf, this.pos, extra);
-    if (next === this.buf) return;
-    this.buf = next;
-    this.view = new DataView(next.buffer);
   }
 }

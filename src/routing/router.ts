@@ -3,7 +3,7 @@
  * the entry into that shard's open batch. No body decode, no string for the key: the cost per entry is a
  * field-name comparison and an FNV over the key bytes.
  */
-import { ensureRoom } from '../util/bytes.js';
+import { ByteWriter } from '../util/bytes.js';
 import { entrySize, MAX_DELIVERIES, NO_KEY, type RawEntry, writeEntry } from './batchCodec.js';
 import { fnv1a, keyGroupOf } from './hash.js';
 
@@ -13,13 +13,14 @@ import { fnv1a, keyGroupOf } from './hash.js';
  * and entry objects — outlives it. (Holding the entries until the flush let them survive young-generation
  * GCs and pile up in the old generation: measured 375 MB of main-thread heap over a 600k-entry drain.)
  */
-export class OpenBatch {
-  private buf = new Uint8Array(64 * 1024);
-  private view = new DataView(this.buf.buffer);
-  private pos = 4;
+export class OpenBatch extends ByteWriter {
   private count = 0;
   /** Wall time the first entry arrived (for `commit.maxDelay`). */
   since = 0;
+
+  constructor() {
+    super(64 * 1024, 4);
+  }
 
   get size(): number {
     return this.count;
@@ -35,7 +36,7 @@ export class OpenBatch {
   /** A copy of the batch so far, as its own ArrayBuffer (transferable). */
   snapshot(): ArrayBuffer {
     this.view.setUint32(0, this.count, true);
-    return this.buf.slice(0, this.pos).buffer;
+    return this.finish().buffer;
   }
 
   /** The batch as its own ArrayBuffer, and a reset. */
@@ -46,13 +47,6 @@ export class OpenBatch {
     this.count = 0;
     this.since = 0;
     return { count, buf };
-  }
-
-  private ensure(extra: number): void {
-    const next = ensureRoom(this.buf, this.pos, extra);
-    if (next === this.buf) return;
-    this.buf = next;
-    this.view = new DataView(next.buffer);
   }
 }
 

@@ -1,18 +1,31 @@
-/** Growable byte buffers: the writers of the batch format, the commit op list and the dedup log. */
-
 /**
- * `buf` itself when `used + extra` bytes fit, else a buffer of at least twice the size holding its first
- * `used` bytes. Callers keep a DataView over the result.
+ * A growable byte buffer with a DataView over it: the base of the writers of the batch format
+ * (routing/router.ts), the commit op list (commit/opsCodec.ts) and the dedup log (shard/stages/dedup.ts).
  */
-export function ensureRoom(
-  buf: Uint8Array<ArrayBuffer>,
-  used: number,
-  extra: number,
-): Uint8Array<ArrayBuffer> {
-  if (used + extra <= buf.length) return buf;
-  let size = buf.length * 2;
-  while (size < used + extra) size *= 2;
-  const next = new Uint8Array(size);
-  next.set(buf.subarray(0, used));
-  return next;
+export class ByteWriter {
+  protected buf: Uint8Array<ArrayBuffer>;
+  protected view: DataView<ArrayBuffer>;
+  protected pos: number;
+
+  constructor(size: number, start = 0) {
+    this.buf = new Uint8Array(size);
+    this.view = new DataView(this.buf.buffer);
+    this.pos = start;
+  }
+
+  /** A copy of what was written (the internal buffer is reused). */
+  finish(): Uint8Array<ArrayBuffer> {
+    return this.buf.slice(0, this.pos);
+  }
+
+  /** Makes room for `extra` more bytes, at least doubling the buffer when it grows. */
+  protected ensure(extra: number): void {
+    if (this.pos + extra <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.pos + extra) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.pos));
+    this.buf = next;
+    this.view = new DataView(next.buffer);
+  }
 }

@@ -21,7 +21,7 @@
  * Chunk format: u32 count, then per ID: f64 seenAt, u32 byte length, UTF-8 bytes (all big-endian).
  */
 import type { DedupConfig } from '../../config/schema.js';
-import { ensureRoom } from '../../util/bytes.js';
+import { ByteWriter } from '../../util/bytes.js';
 
 /** What the checkpoint must do for one key group's log. */
 export interface DedupDelta {
@@ -223,11 +223,12 @@ export class DedupStage {
 }
 
 /** Writes one chunk; reuses its buffer. */
-class ChunkWriter {
-  private buf = new Uint8Array(4096);
-  private view = new DataView(this.buf.buffer);
-  private pos = 0;
+class ChunkWriter extends ByteWriter {
   private readonly encoder = new TextEncoder();
+
+  constructor() {
+    super(4096);
+  }
 
   reset(count: number): void {
     this.view.setUint32(0, count);
@@ -248,17 +249,6 @@ class ChunkWriter {
     const len = i === n ? n : this.encoder.encodeInto(id, this.buf.subarray(start)).written;
     this.view.setUint32(this.pos + 8, len);
     this.pos = start + len;
-  }
-
-  finish(): Uint8Array {
-    return this.buf.slice(0, this.pos);
-  }
-
-  private ensure(extra: number): void {
-    const next = ensureRoom(this.buf, this.pos, extra);
-    if (next === this.buf) return;
-    this.buf = next;
-    this.view = new DataView(next.buffer);
   }
 }
 
