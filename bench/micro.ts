@@ -16,7 +16,7 @@ import { BatchReader } from '../src/routing/batchCodec.js';
 import { fnv1a, keyGroupOf } from '../src/routing/hash.js';
 import { type OpenBatch, Router } from '../src/routing/router.js';
 import type { BatchResult } from '../src/shard/protocol.js';
-import { Shard } from '../src/shard/shard.js';
+import { emptyStateDelta, Shard } from '../src/shard/shard.js';
 import { EventDecoder } from '../src/shard/stages/decode.js';
 import { DedupStage } from '../src/shard/stages/dedup.js';
 import { WindowStage } from '../src/shard/stages/window.js';
@@ -76,23 +76,12 @@ const resultsOnly: BatchResult = {
   deadLetters: [],
   entryIds: [],
   passThrough: [],
-  state: emptyState(),
+  state: emptyStateDelta(),
 };
 const perWindow = closing.results.length;
 
 let k = 0;
 const next = <T>(xs: T[]): T => xs[k++ % xs.length] as T;
-
-function emptyState(): BatchResult['state'] {
-  return {
-    windowWrites: [],
-    windowsOpened: [],
-    windowsClosed: [],
-    windowRemovals: [],
-    dedup: { appends: [], trims: [] },
-    streamTime: null,
-  };
-}
 
 /** Feeds the batches in stream order, starting a fresh shard when the input wraps (no replayed duplicates). */
 function shardRunner(withCommit: boolean): () => void {

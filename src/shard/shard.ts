@@ -260,19 +260,24 @@ function lateMessage(ts: number, streamTime: number): string {
   return `late: every window of event time ${ts} closed (stream time ${streamTime})`;
 }
 
+/** A checkpoint delta that changes nothing. */
+export function emptyStateDelta(): StateDelta {
+  return {
+    windowWrites: [],
+    windowsOpened: [],
+    windowsClosed: [],
+    windowRemovals: [],
+    dedup: { appends: [], trims: [] },
+    streamTime: null,
+  };
+}
+
 function emptyOutput(): BatchResult {
   return {
     results: [],
     passThrough: [],
     deadLetters: [],
-    state: {
-      windowWrites: [],
-      windowsOpened: [],
-      windowsClosed: [],
-      windowRemovals: [],
-      dedup: { appends: [], trims: [] },
-      streamTime: null,
-    } satisfies StateDelta,
+    state: emptyStateDelta(),
     counts: {
       processed: 0,
       filtered: 0,
