@@ -132,10 +132,19 @@ it('counts what the oracle counts and exposes histograms, gauges and process met
     'consumer_group_lag',
     'shard_in_flight_events',
     'worker_utilization',
+    'shard_heap_used_bytes',
+    'shard_heap_size_bytes',
   ]) {
     expect(types.get(P + g), g).toBe('gauge');
     expect(names.has(P + g), g).toBe(true);
   }
+  // Each worker has answered at least one batch: its heap (a V8 isolate is several MB) is reported.
+  for (const s of samples.filter((x) => x.name === `${P}shard_heap_used_bytes`)) {
+    expect(s.value, `heap of shard ${s.labels.shard}`).toBeGreaterThan(1e6);
+  }
+  expect(sum(samples, `${P}shard_heap_size_bytes`)).toBeGreaterThan(
+    sum(samples, `${P}shard_heap_used_bytes`),
+  );
   expect(sum(samples, `${P}consumer_group_pending`)).toBe(0);
   expect(sum(samples, `${P}consumer_group_lag`)).toBe(0);
   expect(names.has('process_cpu_seconds_total') || names.has(`${P}process_cpu_seconds_total`)).toBe(true);

@@ -12,6 +12,8 @@ export interface MetricsProbe {
   groupInfo(): Promise<{ pending: number; lag: number | null } | null>;
   inFlight(shard: number): number;
   utilization(shard: number): number;
+  /** The shard worker's V8 heap `[used, size]` in bytes. */
+  workerHeap(shard: number): [number, number];
   redisConnected(): boolean;
   /** True while this instance holds the pipeline lease (processes); false while it stands by. */
   isLeader(): boolean;
@@ -181,6 +183,22 @@ export class Metrics {
         for (let s = 0; s < shards; s++) this.set({ shard: String(s) }, probe.utilization(s));
       },
     });
+    const heap = (what: string, help: string, i: 0 | 1) =>
+      new Gauge({
+        name: `${p}shard_heap_${what}_bytes`,
+        help,
+        labelNames: ['shard'],
+        registers,
+        collect() {
+          for (let s = 0; s < shards; s++) this.set({ shard: String(s) }, probe.workerHeap(s)[i]);
+        },
+      });
+    heap(
+      'used',
+      "V8 heap in use in the shard worker's thread (the nodejs_* metrics cover the main thread only).",
+      0,
+    );
+    heap('size', "V8 heap size (reserved) of the shard worker's thread.", 1);
     new Gauge({
       name: `${p}redis_connected`,
       help: '1 when the Redis connections are ready.',

@@ -532,6 +532,8 @@ export class Engine {
     // What gathered while the lane was busy has waited for a whole commit already: it goes now.
     if (this.partialDue(lane) && this.running) this.flush(lane);
     lane.busyMs += out.busyMs;
+    lane.heapUsed = out.heapUsed;
+    lane.heapSize = out.heapSize;
     const m = this.metrics;
     if (m !== null) {
       m.recordBatch(count, out.counts, out.busyMs, out.eventTimes, Date.now());
@@ -692,6 +694,12 @@ export class Engine {
 
   utilization(shard: number): number {
     return this.lanes[shard]?.utilization() ?? 0;
+  }
+
+  /** The shard worker's V8 heap (used, size) in bytes as of its last answer; zeros before any. */
+  workerHeap(shard: number): [number, number] {
+    const lane = this.lanes[shard];
+    return lane === undefined ? [0, 0] : [lane.heapUsed, lane.heapSize];
   }
 
   /** XINFO GROUPS for this group, cached for 1 s (several gauges read it per scrape). */

@@ -148,6 +148,10 @@ export class Lane {
     return this.inFlight === 0 && this.batch.size === 0 && !this.tickQueued;
   }
 
+  /** The worker's V8 heap as of its last answer (bytes). */
+  heapUsed = 0;
+  heapSize = 0;
+
   /** Worker milliseconds spent on this lane's tasks since start (as the worker measured them). */
   busyMs = 0;
   private sampledAt = performance.now();

@@ -60,6 +60,7 @@ export class Pipeline {
       groupInfo: () => this.engine?.groupInfo() ?? Promise.resolve(null),
       inFlight: (s: number) => this.engine?.inFlight(s) ?? 0,
       utilization: (s: number) => this.engine?.utilization(s) ?? 0,
+      workerHeap: (s: number) => this.engine?.workerHeap(s) ?? [0, 0],
       redisConnected: () => this.engine?.readiness().redis ?? this.leaseRedis.status === 'ready',
       isLeader: () => this.role === 'leader',
       leaseEpoch: () => this.lease.epoch,

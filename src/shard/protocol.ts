@@ -126,4 +126,7 @@ export interface ShardOutput {
   closePending: boolean;
   /** Milliseconds the worker spent on the task, encoding included. */
   busyMs: number;
+  /** The worker's V8 heap after the task (bytes): prom-client on the main thread cannot see it. */
+  heapUsed: number;
+  heapSize: number;
 }

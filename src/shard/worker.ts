@@ -2,6 +2,7 @@
  * The piscina worker entry. Each shard has its own single-thread pool, so this module's state is the
  * state of exactly one shard. It applies a batch (or an idle tick) and answers with the encoded commit.
  */
+import { getHeapStatistics } from 'node:v8';
 import { CommitBuilder } from '../commit/commitBuilder.js';
 import { faults } from '../fault/faults.js';
 import type { BatchResult, InitResult, ShardOutput, ShardTask } from './protocol.js';
@@ -41,6 +42,7 @@ export default function run(task: ShardTask): ShardOutput | InitResult {
 
 function answer(r: BatchResult, t0: number): ShardOutput {
   const commit = (builder as CommitBuilder).build(r);
+  const heap = getHeapStatistics(); // ~1 µs
   return {
     commit,
     printed: stdout ? printable(r) : [],
@@ -51,6 +53,8 @@ function answer(r: BatchResult, t0: number): ShardOutput {
     openWindows: r.openWindows,
     closePending: r.closePending,
     busyMs: performance.now() - t0,
+    heapUsed: heap.used_heap_size,
+    heapSize: heap.total_heap_size,
   };
 }
 
