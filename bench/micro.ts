@@ -56,8 +56,11 @@ const facts: EventFacts[][] = open.map((b) => {
   const out: EventFacts[] = [];
   while (r.next()) {
     if (d.decode(r) !== null) continue;
+    const keyBytes = r.field(r.keyField).slice();
     out.push({
-      key: d.event.key,
+      key: new TextDecoder().decode(keyBytes),
+      keyBytes,
+      keyHash: fnv1a(keyBytes),
       id: d.event.id,
       ts: d.event.ts,
       keyGroup: r.keyGroup,
@@ -130,7 +133,8 @@ function windowAddRunner(): () => void {
       values[1] = e.amount;
       values[2] = e.amount;
       values[3] = e.amount;
-      w.add(e.key, e.keyGroup, e.ts % 10_000, values, 0);
+      const k = e.keyBytes;
+      w.addBytes(k, 0, k.length, e.keyHash, e.keyGroup, e.ts % 10_000, values, 0);
     }
     w.drain();
   };

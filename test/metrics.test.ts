@@ -143,7 +143,7 @@ it('counts what the oracle counts and exposes histograms, gauges and process met
     expect(s.value, `heap of shard ${s.labels.shard}`).toBeGreaterThan(1e6);
   }
   expect(sum(samples, `${P}shard_heap_size_bytes`)).toBeGreaterThan(
-    sum(samples, `${P}shard_heap_used_bytes`),
+    sum(samples, `${P}shard_heap_used_bytes`) ?? 0,
   );
   expect(sum(samples, `${P}consumer_group_pending`)).toBe(0);
   expect(sum(samples, `${P}consumer_group_lag`)).toBe(0);

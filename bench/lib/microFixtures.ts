@@ -84,6 +84,9 @@ export function shardOutputs(config: PipelineConfig, open: OpenBatch[]): BatchRe
 /** Field values of one decoded event, for the dedup and window benchmarks. */
 export interface EventFacts {
   key: string;
+  /** The key's UTF-8 bytes and their FNV-1a, as the shard reads them from the batch. */
+  keyBytes: Uint8Array;
+  keyHash: number;
   id: string;
   ts: number;
   keyGroup: number;

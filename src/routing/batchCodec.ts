@@ -81,7 +81,8 @@ export function packBatch(
 export class BatchReader {
   readonly count: number;
   private readonly view: DataView;
-  private readonly bytes: Uint8Array;
+  /** The whole batch; fields are ranges of it (`fieldStart`, `fieldEnd`). */
+  readonly bytes: Uint8Array;
   private offset = 4;
   /** Index of the current entry in the batch. */
   index = -1;
@@ -138,6 +139,14 @@ export class BatchReader {
   /** Field `i` of the current entry (a view: valid while the batch buffer is). */
   field(i: number): Uint8Array {
     return this.bytes.subarray(this.starts[i] as number, this.ends[i] as number);
+  }
+
+  fieldStart(i: number): number {
+    return this.starts[i] as number;
+  }
+
+  fieldEnd(i: number): number {
+    return this.ends[i] as number;
   }
 
   fieldLength(i: number): number {

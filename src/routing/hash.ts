@@ -21,6 +21,17 @@ export function fnv1a(bytes: Uint8Array, start = 0, end = bytes.length): number 
   return h >>> 0;
 }
 
+/**
+ * Mixes a hash's high bits into its low ones (murmur3's finaliser step), for open-addressing tables that
+ * index by the low bits: FNV-1a of keys that differ only in their last characters (`u1`, `u2`, …) would
+ * otherwise crowd together.
+ */
+export function spread(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  return h ^ (h >>> 13);
+}
+
 export function keyGroupOf(hash: number, keyGroups: number): number {
   return hash % keyGroups;
 }

@@ -9,6 +9,7 @@ import type { Aggregate } from '../config/schema.js';
 import { DeadLetterCode } from '../errors.js';
 import { faults } from '../fault/faults.js';
 import { BatchReader } from '../routing/batchCodec.js';
+import { fnv1a } from '../routing/hash.js';
 import type { BatchResult, RestoredState, ShardCounts, StateDelta } from './protocol.js';
 import { EventDecoder } from './stages/decode.js';
 import { DedupStage } from './stages/dedup.js';
@@ -116,7 +117,7 @@ export class Shard {
         continue;
       }
       // A worker thread's process.exit() ends the thread only: the main thread sees a crashed worker.
-      if (faults.crashOnKey !== null && ev.key === faults.crashOnKey) process.exit(70);
+      if (faults.crashOnKey !== null && keyText(r) === faults.crashOnKey) process.exit(70);
       if (ev.ts > this.streamTime) {
         this.streamTime = ev.ts;
         this.streamTimeChanged = true;
@@ -134,7 +135,10 @@ export class Shard {
         out.eventTimes.push(ev.ts);
         continue;
       }
-      if (!this.window.add(ev.key, r.keyGroup, ev.ts, ev.values, this.streamTime)) {
+      const from = r.fieldStart(r.keyField);
+      const to = r.fieldEnd(r.keyField);
+      const hash = fnv1a(r.bytes, from, to);
+      if (!this.window.addBytes(r.bytes, from, to, hash, r.keyGroup, ev.ts, ev.values, this.streamTime)) {
         counts.late++;
         this.deadLetter(out, r, DeadLetterCode.Late, lateMessage(ev.ts, this.streamTime));
         continue;
@@ -190,7 +194,7 @@ export class Shard {
 
   private passesSteps(r: BatchReader, counts: ShardCounts): Verdict {
     const ev = this.decoder.event;
-    if (faults.stageThrow !== null && ev.key === faults.stageThrow.key) this.injectStageFault(r);
+    if (faults.stageThrow !== null && keyText(r) === faults.stageThrow.key) this.injectStageFault(r);
     let admitted: DedupStage | null = null;
     let verdict: Verdict = PASS;
     for (const s of this.steps) {
@@ -250,6 +254,13 @@ export class Shard {
       this.streamTimeChanged = false;
     }
   }
+}
+
+const utf8 = new TextDecoder();
+
+/** The current entry's key as text (for fault injection only: the stages use its bytes). */
+function keyText(r: BatchReader): string {
+  return utf8.decode(r.field(r.keyField));
 }
 
 function errorMessage(e: unknown): string {

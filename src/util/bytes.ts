@@ -29,3 +29,9 @@ export class ByteWriter {
     this.view = new DataView(next.buffer);
   }
 }
+
+/** Whether `a[aFrom, aFrom + (end - start))` holds the same bytes as `b[start, end)`. */
+export function bytesEqual(a: Uint8Array, aFrom: number, b: Uint8Array, start: number, end: number): boolean {
+  for (let i = 0; i < end - start; i++) if (a[aFrom + i] !== b[start + i]) return false;
+  return true;
+}

@@ -43,7 +43,7 @@ export function toNumber(v: unknown): number {
 
 /** The decoded event; one instance reused for every entry of a shard. */
 export interface DecodedEvent {
-  key: string;
+  /** The key is field `keyField` of the entry: the shard reads its bytes (no string per event). */
   body: Body;
   ts: number;
   id: string;
@@ -95,7 +95,7 @@ export class EventDecoder {
       a.fn === 'count' || a.field === undefined ? null : compilePath(a.field),
     );
     this.valuePaths = opts.aggregates.map((a) => a.field ?? '');
-    this.event = { key: '', body: {}, ts: 0, id: '', values: new Float64Array(opts.aggregates.length) };
+    this.event = { body: {}, ts: 0, id: '', values: new Float64Array(opts.aggregates.length) };
   }
 
   /** Decodes the reader's current entry into `this.event`; returns a failure instead of throwing. */
@@ -104,7 +104,6 @@ export class EventDecoder {
     if (r.keyField === NO_KEY) return { code: DeadLetterCode.MissingKey, message: 'key field missing' };
     if (r.fieldLength(r.keyField) === 0)
       return { code: DeadLetterCode.MissingKey, message: 'key field empty' };
-    ev.key = utf8.decode(r.field(r.keyField));
 
     let body: unknown;
     if (this.flat) {

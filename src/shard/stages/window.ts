@@ -5,17 +5,16 @@
  *
  * Layout: windows are epoch-aligned, so every key shares the same window starts. State is therefore a
  * sorted list of *buckets* (one per window start). Closing is a walk from the head of the list while
- * `start + size + grace <= streamTime` — no per-key timers or heaps. A bucket is columnar: one Map entry
- * per key gives its row, and the row's state lives in typed arrays shared by all rows, so an open
- * (key, window) costs a Map entry, its key string and a few dozen bytes of arrays. Measured with 1M short
- * keys (`u0…`) in one bucket, count/sum/min/max: ~101 bytes (64 of heap with the 24-byte key string, 37 of
- * array buffers) instead of ~300 with a Float64Array object per key; up to ~1.5× that just past a
- * power-of-two row count (146 at 600k), as the Map and the arrays double.
+ * `start + size + grace <= streamTime` — no per-key timers or heaps. A bucket is columnar and holds no
+ * object per key: a key index over the keys' bytes (keyIndex.ts) gives its row, and the row's state lives
+ * in typed arrays shared by all rows. Measured with 1M short keys (`u0…`) in one bucket, count/sum/min/max
+ * (`--expose-gc`, heap + array buffers): ~62 bytes per open (key, window), all of it in array buffers
+ * (101 with a `Map` entry and a key string per row, ~300 with a Float64Array object per key); up to ~1.5×
+ * that just past a power-of-two row count (96 at 600k), as the arrays double.
  *
  *   buckets (sorted by start)   [ 10:00 ]──[ 10:05 ]──[ 10:10 ]
  *                                  │
- *     index   Map key → row        "a"→0   "b"→1   "c"→2
- *     keys    row → key            "a"     "b"     "c"     …
+ *     index   key bytes → row      "a"→0   "b"→1   "c"→2         KeyIndex (and row → key)
  *     data    row → count, slots   3,9,1 │ 1,4,4 │ 2,5,2 │ …   Float64Array, stride 1 + slots
  *     group   row → key group      7     │ 0     │ 7     │ …   Uint16Array
  *     flags   row → DIRTY (listed in `dirty`) | SAVED (has a checkpoint field)   Uint8Array
@@ -33,6 +32,8 @@
  * decimal numbers readable with redis-cli.
  */
 import type { Aggregate, WindowConfig } from '../../config/schema.js';
+import { fnv1a } from '../../routing/hash.js';
+import { KeyIndex } from './keyIndex.js';
 
 /** The key group has a checkpoint hash for this bucket (and an entry in its window index). */
 const HELD = 1;
@@ -44,8 +45,8 @@ const SAVED = 2;
 const FIRST_ROWS = 16;
 
 class Bucket {
-  readonly index = new Map<string, number>();
-  readonly keys: string[] = [];
+  /** Key bytes → row, and row → key (keyIndex.ts). */
+  readonly index = new KeyIndex();
   rows = 0;
   data: Float64Array;
   group = new Uint16Array(FIRST_ROWS);
@@ -79,6 +80,8 @@ export interface WindowDrain {
   /** Fields to delete: keys emitted from a window whose key group still has rows in it. */
   removed: Array<{ keyGroup: number; start: number; keys: string[] }>;
 }
+
+const encoder = new TextEncoder();
 
 const FN_SUM = 0;
 const FN_MIN = 1;
@@ -123,27 +126,44 @@ export class WindowStage {
     return this.buckets.length;
   }
 
-  /**
-   * Adds an event to every window of `ts` that is still open. Returns false when all of them have closed
-   * (the event is late). `values` are the aggregated fields in aggregate order.
-   */
+  /** `addBytes` with a string key (tests and tools; the shard passes the key's bytes). */
   add(key: string, keyGroup: number, ts: number, values: Float64Array, streamTime: number): boolean {
+    const bytes = encoder.encode(key);
+    return this.addBytes(bytes, 0, bytes.length, fnv1a(bytes), keyGroup, ts, values, streamTime);
+  }
+
+  /**
+   * Adds an event with the key `bytes[start, end)` (`hash` = its FNV-1a) to every window of `ts` that is
+   * still open. Returns false when all of them have closed (the event is late). `values` are the aggregated
+   * fields in aggregate order.
+   */
+  addBytes(
+    bytes: Uint8Array,
+    start: number,
+    end: number,
+    hash: number,
+    keyGroup: number,
+    ts: number,
+    values: Float64Array,
+    streamTime: number,
+  ): boolean {
     const last = Math.floor(ts / this.advance) * this.advance; // latest window start containing ts
     let added = false;
-    for (let start = last; start > ts - this.size; start -= this.advance) {
-      if (start + this.size + this.grace <= streamTime) break; // this and every earlier start are closed
-      this.addTo(this.bucket(start), key, keyGroup, values);
+    for (let w = last; w > ts - this.size; w -= this.advance) {
+      if (w + this.size + this.grace <= streamTime) break; // this and every earlier start are closed
+      const b = this.bucket(w);
+      let row = b.index.find(bytes, start, end, hash);
+      if (row < 0) {
+        row = this.newRow(b, b.index.insert(bytes, start, end, hash), keyGroup);
+        this.hold(b, keyGroup, HELD | FRESH);
+      }
+      this.addTo(b, row, values);
       added = true;
     }
     return added;
   }
 
-  private addTo(b: Bucket, key: string, keyGroup: number, values: Float64Array): void {
-    let row = b.index.get(key);
-    if (row === undefined) {
-      row = this.newRow(b, key, keyGroup);
-      this.hold(b, keyGroup, HELD | FRESH);
-    }
+  private addTo(b: Bucket, row: number, values: Float64Array): void {
     const d = b.data;
     const at = row * this.stride;
     d[at] = (d[at] as number) + 1;
@@ -171,16 +191,17 @@ export class WindowStage {
     }
   }
 
-  /** Appends a row for `key` holding `empty`; the caller records its key group with `hold`. */
-  private newRow(b: Bucket, key: string, keyGroup: number): number {
-    const row = b.rows++;
+  /**
+   * Sets up `row`, just added to the bucket's index, holding `empty`; the caller records its key group
+   * with `hold`.
+   */
+  private newRow(b: Bucket, row: number, keyGroup: number): number {
+    b.rows++;
     if (row === b.group.length) {
       b.data = grown(b.data, row * 2 * this.stride);
       b.group = grown(b.group, row * 2);
       b.flags = grown(b.flags, row * 2);
     }
-    b.index.set(key, row);
-    b.keys.push(key);
     b.group[row] = keyGroup;
     b.data.set(this.empty, row * this.stride);
     if (keyGroup >= b.groupRows.length) groupSlots(b, keyGroup);
@@ -246,7 +267,7 @@ export class WindowStage {
     const end = String(b.start + this.size);
     const partial = stop < b.rows;
     for (let row = b.head; row < stop; row++) {
-      out.push(this.result(b.keys[row] as string, start, end, b.data, row * this.stride));
+      out.push(this.result(b.index.key(row), start, end, b.data, row * this.stride));
       const g = b.group[row] as number;
       const left = (b.groupRows[g] as number) - 1;
       b.groupRows[g] = left;
@@ -288,7 +309,7 @@ export class WindowStage {
           // A group no longer HELD was closed as a whole; a row never SAVED has no field to delete.
           if (((b.groupFlags[g] as number) & HELD) === 0 || ((b.flags[row] as number) & SAVED) === 0)
             continue;
-          groupList(byGroup, g).push(b.keys[row] as string);
+          groupList(byGroup, g).push(b.index.key(row));
         }
         b.drainedHead = b.head;
         for (const [keyGroup, keys] of byGroup) removed.push({ keyGroup, start: b.start, keys });
@@ -303,7 +324,7 @@ export class WindowStage {
         }
         b.flags[row] = SAVED;
         const fields = groupList(byGroup, b.group[row] as number);
-        fields.push(b.keys[row] as string, encodeAgg(b.data, row * this.stride, this.offsets));
+        fields.push(b.index.key(row), encodeAgg(b.data, row * this.stride, this.offsets));
       }
       b.dirtyCount = 0;
       for (const [keyGroup, fields] of byGroup) writes.push({ keyGroup, start: b.start, fields });
@@ -324,8 +345,8 @@ export class WindowStage {
             'the window stage changed since it was written',
         );
       }
-      const key = fields[i] as string;
-      const row = b.index.get(key) ?? this.newRow(b, key, keyGroup);
+      const { row: at, added } = b.index.rowOf(fields[i] as string);
+      const row = added ? this.newRow(b, at, keyGroup) : at;
       b.data.set(parsed, row * this.stride);
       b.flags[row] = (b.flags[row] as number) | SAVED;
     }
