@@ -391,6 +391,32 @@ describe('checkpoint', () => {
     expect(expected.reduce((n, o) => n + o.counts.late, 0)).toBeGreaterThan(5);
   });
 
+  it('emits at most 2n results with a batch of n events (at least 100) and 100 with a tick', () => {
+    const tumbling = '  - window: { size: 10s, grace: 0s, idleClose: 1s, aggregates: [{ fn: count }] }\n';
+    const shard = new Shard(config(tumbling, 'commit: { maxEvents: 1000 }\n'));
+    const keys = Array.from({ length: 1500 }, (_, i) => ev(`k${i}`, 1000, 1));
+    for (let i = 0; i < keys.length; i += 500) shard.processBatch(batch(keys.slice(i, i + 500)).buf);
+    // One event past the window: its 1,500 results are due. A batch of 1 emits 100, of 300 events 600.
+    const one = shard.processBatch(batch([ev('x', 20_000, 1)]).buf);
+    expect([one.results.length, one.closePending]).toEqual([100, true]);
+    const more = shard.processBatch(batch(Array.from({ length: 300 }, (_, i) => ev(`y${i}`, 20_001, 1))).buf);
+    expect([more.results.length, more.closePending]).toEqual([600, true]);
+    const ticks: number[] = [];
+    for (
+      let t = shard.tick(Date.now(), Date.now());
+      t.results.length > 0;
+      t = shard.tick(Date.now(), Date.now())
+    )
+      ticks.push(t.results.length);
+    expect(ticks).toEqual([100, 100, 100, 100, 100, 100, 100, 100]);
+    // The 1,000-event cap: a full batch emits at most commit.maxEvents.
+    const big = new Shard(config(tumbling, 'commit: { maxEvents: 1000 }\n'));
+    const many = Array.from({ length: 3000 }, (_, i) => ev(`k${i}`, 1000, 1));
+    for (let i = 0; i < many.length; i += 1000) big.processBatch(batch(many.slice(i, i + 1000)).buf);
+    const full = big.processBatch(batch(Array.from({ length: 1000 }, (_, i) => ev(`z${i}`, 20_000, 1))).buf);
+    expect(full.results.length).toBe(1000);
+  });
+
   it('spreads a window close over batches and ticks (commit.maxEvents results each), with the same results', () => {
     const got = withCrashes(config(stages, 'commit: { maxEvents: 7 }\n'));
     for (const o of got) expect(o.results.length).toBeLessThanOrEqual(7);

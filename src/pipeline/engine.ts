@@ -333,10 +333,12 @@ export class Engine {
         this.router.route(read.entries, this.openBatches, now, read.deliveries);
       }
       if (read.deleted.length > 0) await this.ackDeleted(read.deleted);
+      // A read of fewer than `batchSize` entries got everything there was: the reader has caught up, and
+      // more reads would not fill the batches soon. An idle lane sends what it has at once rather than after
+      // `commit.maxDelay` (a busy one sends it when its commit is done, see `partialDue`).
+      const caughtUp = n < c.source.batchSize;
       for (const lane of this.lanes) {
-        // An empty read means the stream is drained for now: do not make the last events wait (unless
-        // the lane is busy: then they go when its commit is done, see `partialDue`).
-        if (lane.batch.size >= c.commit.maxEvents || (n === 0 && this.partialDue(lane))) this.flush(lane);
+        if (lane.batch.size >= c.commit.maxEvents || (caughtUp && this.partialDue(lane))) this.flush(lane);
       }
       this.scheduleFlush();
     }

@@ -24,6 +24,13 @@ const DROP = 1;
 const FAILED = 2;
 type Verdict = typeof PASS | typeof DROP | typeof FAILED;
 
+/**
+ * Most window results a tick (no events) emits. A tick's commit holds up the events that arrive meanwhile,
+ * so it is kept short: with 1,000 results per tick, a 10k-key window close at 33k events/s live load
+ * pushed the latency of the events behind it past 100 ms (see BENCHMARKS.md).
+ */
+const TICK_SLICE = 100;
+
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 /** Blocks this thread (a shard worker: its events must wait in order anyway). */
 function sleepSync(ms: number): void {
@@ -37,10 +44,14 @@ export class Shard {
   private readonly window: WindowStage | null = null;
   private readonly idleClose: number;
   /**
-   * Most window results one batch (or tick) emits: closing a window start for every key at once made one
-   * commit of thousands of results, which every later batch of the shard waited for (the p99 latency).
+   * Most window results one batch emits: closing a window start for every key at once made one commit of
+   * thousands of results, which every later batch of the shard waited for (the p99 latency). A batch of n
+   * events emits up to 2n (at least the tick slice, at most `commit.maxEvents`), so emitting keeps pace
+   * with the input while a backlog drains, and a small batch under live load is not held up by a big slice.
    */
-  private readonly closeSlice: number;
+  private readonly maxSlice: number;
+  /** Most results a tick emits: TICK_SLICE, or `commit.maxEvents` if lower. */
+  private readonly tickSlice: number;
   private streamTime = Number.NEGATIVE_INFINITY;
   private streamTimeChanged = false;
   /** Stream time at the last event, for idle closing. */
@@ -67,7 +78,8 @@ export class Shard {
       }
     }
     this.idleClose = idleClose;
-    this.closeSlice = config.commit.maxEvents;
+    this.maxSlice = config.commit.maxEvents;
+    this.tickSlice = Math.min(TICK_SLICE, this.maxSlice);
     this.maxDeliveries = config.source.maxDeliveries;
     this.retry = config.retry;
     this.decoder = new EventDecoder({ body: config.body, needId: this.dedup !== null, aggregates });
@@ -146,7 +158,7 @@ export class Shard {
       out.eventTimes.push(ev.ts);
     }
     if (r.count > 0) this.streamTimeAtLastEvent = this.streamTime;
-    this.finish(out);
+    this.finish(out, Math.min(this.maxSlice, Math.max(this.tickSlice, 2 * r.count)));
     return out;
   }
 
@@ -167,7 +179,7 @@ export class Shard {
         }
       }
     }
-    this.finish(out);
+    this.finish(out, this.tickSlice);
     return out;
   }
 
@@ -235,11 +247,11 @@ export class Shard {
     out.counts.deadLettered[code] = (out.counts.deadLettered[code] ?? 0) + 1;
   }
 
-  /** Closes due windows and collects the checkpoint delta. */
-  private finish(out: BatchResult): void {
+  /** Closes due windows (at most `slice` results) and collects the checkpoint delta. */
+  private finish(out: BatchResult, slice: number): void {
     const state = out.state;
     if (this.window !== null) {
-      out.counts.windowsEmitted = this.window.closeDue(this.streamTime, out.results, this.closeSlice);
+      out.counts.windowsEmitted = this.window.closeDue(this.streamTime, out.results, slice);
       const w = this.window.drain();
       state.windowWrites = w.writes;
       state.windowsOpened = w.opened;
