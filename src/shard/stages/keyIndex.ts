@@ -75,7 +75,9 @@ export class KeyIndex {
     const start = row === 0 ? 0 : (this.ends[row - 1] as number);
     const end = this.ends[row] as number;
     const a = this.arena;
-    if (end - start > 64) return utf8.decode(a.subarray(start, end));
+    // Concatenating chars makes a flat string only below V8's 13-char rope threshold; a rope would be
+    // flattened (copied) again when the commit encodes it.
+    if (end - start > 12) return utf8.decode(a.subarray(start, end));
     let s = '';
     for (let i = start; i < end; i++) {
       const c = a[i] as number;
