@@ -6,16 +6,9 @@
  * failed), and a restore from the checkpoint the deltas built.
  */
 import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '../src/produce/generator.js';
 import { type DedupDelta, type DedupLog, DedupStage } from '../src/shard/stages/dedup.js';
 import { MapDedupStage } from './helpers/mapDedup.js';
-
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 
 /** ID `n`: mostly short ASCII, some non-ASCII, some long. */
 function idOf(n: number): string {
@@ -71,7 +64,7 @@ const CASES: Case[] = [
 describe('DedupStage against the Map-based stage', () => {
   for (const c of CASES) {
     it(c.name, () => {
-      const rnd = random(c.events + c.ids);
+      const rnd = mulberry32(c.events + c.ids);
       const cfg = { ttl: c.ttl, maxEntries: c.maxEntries };
       let stage = new DedupStage(cfg);
       let ref = new MapDedupStage(cfg);

@@ -4,18 +4,11 @@
  * non-ASCII and long keys, and with every key on one hash (all probes collide).
  */
 import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '../src/produce/generator.js';
 import { fnv1a } from '../src/routing/hash.js';
 import { KeyIndex } from '../src/shard/stages/keyIndex.js';
 
 const enc = new TextEncoder();
-
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 
 /** Key `n` in one of a few shapes: short ASCII, a shared prefix, non-ASCII, long. */
 function keyOf(n: number): string {
@@ -43,7 +36,7 @@ function inBuffer(key: string, rnd: () => number): [Uint8Array, number, number] 
 describe('KeyIndex', () => {
   for (const sameHash of [false, true]) {
     it(`matches a Map through growth${sameHash ? ', every key on one hash' : ''}`, () => {
-      const rnd = random(sameHash ? 2 : 1);
+      const rnd = mulberry32(sameHash ? 2 : 1);
       const idx = new KeyIndex();
       const ref = new Map<string, number>();
       const n = sameHash ? 600 : 40_000;

@@ -149,7 +149,7 @@ export class Shard {
       }
       const from = r.fieldStart(r.keyField);
       const to = r.fieldEnd(r.keyField);
-      const hash = fnv1a(r.bytes, from, to);
+      const hash = fnv1a(r.bytes, from, to); // as the router did: ~20 ns, cheaper than 4 more bytes per entry
       if (!this.window.addBytes(r.bytes, from, to, hash, r.keyGroup, ev.ts, ev.values, this.streamTime)) {
         counts.late++;
         this.deadLetter(out, r, DeadLetterCode.Late, lateMessage(ev.ts, this.streamTime));
