@@ -2,14 +2,15 @@
  * The reader's RESP connection: reply parsing when replies arrive in pieces, failures of commands in
  * flight, reconnecting, and agreement with ioredis on real Redis replies.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encode, ReplyError, RespConnection } from '../src/redis/respConnection.js';
+import { startLocalRedis } from '../src/util/localRedis.js';
 import { redis, useTestHooks } from './helpers/pipeline.js';
 import { redisUrl, uniqueName, waitFor } from './helpers/redis.js';
 
@@ -157,50 +158,12 @@ describe('RespConnection', () => {
         'subjectAltName=DNS:localhost,IP:127.0.0.1',
       ]);
       expect(made.status).toBe(0);
-      const [port, tlsPort] = [await freePort(), await freePort()];
-      const server = spawn(
-        'redis-server',
-        [
-          '--port',
-          String(port),
-          '--bind',
-          '127.0.0.1',
-          '--tls-port',
-          String(tlsPort),
-          '--tls-cert-file',
-          cert,
-          '--tls-key-file',
-          key,
-          '--tls-ca-cert-file',
-          cert,
-          '--tls-auth-clients',
-          'no',
-          '--save',
-          '',
-          '--appendonly',
-          'no',
-          '--dir',
-          dir,
-        ],
-        { stdio: 'ignore' },
-      );
-      const admin = new Redis({
-        port,
-        host: '127.0.0.1',
-        protocol: 2,
-        lazyConnect: true,
-        retryStrategy: () => 50,
-      });
-      admin.on('error', () => {}); // refused until the server listens
+      // startLocalRedis picks both ports (again, if one was taken) and polls the plain one with PING.
+      const server = await startLocalRedis({ tls: { certFile: cert, keyFile: key } });
+      const tlsPort = server.tlsPort;
+      expect(tlsPort).toBeTypeOf('number');
+      const admin = new Redis(server.url, { protocol: 2 });
       try {
-        await waitFor(
-          'the TLS redis-server',
-          async () =>
-            (await admin.connect().then(
-              () => true,
-              () => false,
-            )) || undefined,
-        );
         await admin.call('ACL', 'SETUSER', 'reader', 'on', '>s3cret', '~*', '&*', '+@all');
         const ca = readFileSync(cert);
         const c = new RespConnection({
@@ -225,18 +188,9 @@ describe('RespConnection', () => {
         wrong.disconnect();
       } finally {
         admin.disconnect();
-        server.kill('SIGKILL');
+        await server.stop();
+        rmSync(dir, { recursive: true, force: true });
       }
     },
   );
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}

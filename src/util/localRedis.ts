@@ -19,6 +19,8 @@ export interface LocalRedis {
   /** `redis://127.0.0.1:<port>`. */
   url: string;
   port: number;
+  /** The TLS port, when started with {@link LocalRedisOptions.tls}. */
+  tlsPort?: number;
   /** Its working directory (AOF files, `redis.log`); removed by {@link LocalRedis.stop}. */
   dir: string;
   /** SIGTERM, wait for exit (SIGKILL after 5 s), remove {@link LocalRedis.dir}. Safe to call twice. */
@@ -38,6 +40,11 @@ export interface LocalRedisOptions {
   appendOnly?: boolean;
   /** Where progress messages go (the install, the chosen port). @defaultValue silent */
   log?: (msg: string) => void;
+  /**
+   * Also listen for TLS on a second free port ({@link LocalRedis.tlsPort}) with this PEM certificate and
+   * key; clients are not asked for certificates. The plain port stays open for set-up and polling.
+   */
+  tls?: { certFile: string; keyFile: string };
 }
 
 /** What to tell a user who has no Redis. */
@@ -181,7 +188,32 @@ function exited(child: ChildProcess): Promise<void> {
 
 type Attempt = { ok: true; child: ChildProcess } | { ok: false; portInUse: boolean; reason: string };
 
-async function tryStart(bin: string, port: number, dir: string, appendOnly: boolean): Promise<Attempt> {
+interface StartSpec {
+  bin: string;
+  port: number;
+  dir: string;
+  appendOnly: boolean;
+  tls?: { port: number; certFile: string; keyFile: string };
+}
+
+function tlsArgs(tls: StartSpec['tls']): string[] {
+  if (!tls) return [];
+  return [
+    '--tls-port',
+    String(tls.port),
+    '--tls-cert-file',
+    tls.certFile,
+    '--tls-key-file',
+    tls.keyFile,
+    '--tls-ca-cert-file',
+    tls.certFile,
+    '--tls-auth-clients',
+    'no',
+  ];
+}
+
+async function tryStart(spec: StartSpec): Promise<Attempt> {
+  const { bin, port, dir, appendOnly } = spec;
   const logFile = join(dir, 'redis.log');
   const args = [
     '--port',
@@ -201,6 +233,7 @@ async function tryStart(bin: string, port: number, dir: string, appendOnly: bool
     'no',
     '--logfile',
     logFile,
+    ...tlsArgs(spec.tls),
   ];
   const child = spawn(bin, args, { stdio: 'ignore' });
   let spawnError: Error | undefined;
@@ -242,26 +275,24 @@ export async function startLocalRedis(opts: LocalRedisOptions = {}): Promise<Loc
   let lastReason = '';
   for (let attempt = 1; attempt <= PORT_ATTEMPTS; attempt++) {
     const port = await freePort();
-    const res = await tryStart(bin, port, dir, opts.appendOnly ?? false);
+    const tls = opts.tls && { port: await freePort(), ...opts.tls };
+    const spec: StartSpec = { bin, port, dir, appendOnly: opts.appendOnly ?? false, tls };
+    const res = await tryStart(spec);
     if (res.ok) {
-      log(`redis-server listening on 127.0.0.1:${port} (dir ${dir})`);
-      return running(res.child, port, dir, bin, opts.appendOnly ?? false);
+      const tlsNote = tls ? `, TLS on ${tls.port}` : '';
+      log(`redis-server listening on 127.0.0.1:${port}${tlsNote} (dir ${dir})`);
+      return running(res.child, spec);
     }
     lastReason = res.reason;
     if (!res.portInUse) break;
-    log(`port ${port} was taken before redis-server bound it; retrying`);
+    log(`a port was taken before redis-server bound it; retrying`);
   }
   await rm(dir, { recursive: true, force: true });
   throw new Error(`redis-server did not start:\n${lastReason}`);
 }
 
-function running(
-  first: ChildProcess,
-  port: number,
-  dir: string,
-  bin: string,
-  appendOnly: boolean,
-): LocalRedis {
+function running(first: ChildProcess, spec: StartSpec): LocalRedis {
+  const { port, dir } = spec;
   let child = first;
   // 'exit' handlers must be synchronous: SIGKILL and a best-effort rmSync are all we can still do there.
   const killOnExit = (): void => {
@@ -290,6 +321,7 @@ function running(
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
+    tlsPort: spec.tls?.port,
     dir,
     stop: () => {
       stopping ??= stop();
@@ -298,7 +330,7 @@ function running(
     restart: async (downMs = 0) => {
       await terminate();
       if (downMs > 0) await sleep(downMs);
-      const res = await tryStart(bin, port, dir, appendOnly);
+      const res = await tryStart(spec);
       if (!res.ok) throw new Error(`redis-server did not restart on port ${port}:\n${res.reason}`);
       child = res.child;
       child.unref();
