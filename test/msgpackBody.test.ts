@@ -1,6 +1,8 @@
 /**
  * The msgpack body decoder's fast path must give exactly what @msgpack/msgpack gives — the same value, or
- * an error — for any input: compared on random bodies of every msgpack type and on damaged ones.
+ * an error — for any input: compared on random bodies of every msgpack type and on damaged ones. Its
+ * projection (only the fields the shard uses, read in place) must, whenever it answers, give what the
+ * decoded object holds under those names.
  */
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { describe, expect, it } from 'vitest';
@@ -120,5 +122,57 @@ describe('MsgpackBodyDecoder', () => {
       [0x92, 0x01, 0x02], // an array, not a map
     ];
     for (const c of cases) expectSame(Uint8Array.from(c), fast, general);
+  });
+
+  describe('project', () => {
+    const NAMES = ['id', 'ts', 'amount', 'k'.repeat(40), 'ключ'];
+    const names = NAMES.map((n) => new TextEncoder().encode(n));
+    const projected: unknown[] = new Array(NAMES.length);
+
+    /** Projects `body` placed inside a larger buffer; when it answers, compares with the full decode. */
+    function expectAgrees(body: Uint8Array): boolean {
+      const pad = Math.floor(rnd() * 5);
+      const within = new Uint8Array(pad + body.length + 3).fill(0xc1); // 0xc1: never valid msgpack
+      within.set(body, pad);
+      if (!fast.project(within, pad, pad + body.length, names, projected)) return false;
+      const full = outcome(() => general.decode(body));
+      expect(full).not.toHaveProperty('error');
+      const value = (full as { value: Record<string, unknown> }).value;
+      expect(typeof value === 'object' && value !== null && !Array.isArray(value)).toBe(true);
+      expect(projected).toEqual(NAMES.map((n) => (Object.hasOwn(value, n) ? value[n] : undefined)));
+      return true;
+    }
+
+    it('agrees with the full decode on random and damaged bodies, in place within a larger buffer', () => {
+      let answered = 0;
+      for (let i = 0; i < 6000; i++) {
+        const bytes = pick(encoders).encode(body()).slice();
+        if (i % 2 === 1) {
+          const at = Math.floor(rnd() * bytes.length);
+          if (rnd() < 0.5) bytes[at] = Math.floor(rnd() * 256);
+          else {
+            if (expectAgrees(bytes.subarray(0, at))) answered++;
+            continue;
+          }
+        }
+        if (expectAgrees(bytes)) answered++;
+      }
+      // Bodies with a nested value, binary or an odd key go the full way; flat ones must not.
+      expect(answered).toBeGreaterThan(1000);
+    });
+
+    it('answers for flat bodies and leaves __proto__, non-ASCII and duplicate keys to the full decode', () => {
+      const enc = new Encoder();
+      expect(expectAgrees(enc.encode({ id: 'e-1', ts: 1.7e12, amount: 12, type: 'order' }))).toBe(true);
+      expect(projected).toEqual(['e-1', 1.7e12, 12, undefined, undefined]);
+      expect(expectAgrees(Uint8Array.from([0x81, 0xa9, ...Buffer.from('__proto__'), 0xc3]))).toBe(false);
+      expect(expectAgrees(Uint8Array.from([0x81, 0xa2, 0xc3, 0x28, 0x01]))).toBe(false);
+      // {ts: 1, ts: 2}: the object keeps the last value, and so does the projection
+      expect(expectAgrees(Uint8Array.from([0x82, 0xa2, 0x74, 0x73, 0x01, 0xa2, 0x74, 0x73, 0x02]))).toBe(
+        true,
+      );
+      expect(projected[1]).toBe(2);
+      expect(expectAgrees(enc.encode({ id: 'x', nested: { ts: 1 } }))).toBe(false);
+    });
   });
 });

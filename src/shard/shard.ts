@@ -82,7 +82,12 @@ export class Shard {
     this.tickSlice = Math.min(TICK_SLICE, this.maxSlice);
     this.maxDeliveries = config.source.maxDeliveries;
     this.retry = config.retry;
-    this.decoder = new EventDecoder({ body: config.body, needId: this.dedup !== null, aggregates });
+    this.decoder = new EventDecoder({
+      body: config.body,
+      needId: this.dedup !== null,
+      aggregates,
+      needBody: this.steps.some((s) => s.kind === 'filter'),
+    });
     if (restored) this.restore(restored);
   }
 

@@ -60,34 +60,49 @@ export interface DecodeOptions {
   body: BodyConfig;
   /** Validate that the event has an ID (a dedup stage needs it). */
   needId: boolean;
+  /**
+   * A stage reads the whole body (a filter): `event.body` must be the decoded body. When false, msgpack
+   * bodies are projected to the fields in use and `event.body` stays empty. @defaultValue true
+   */
+  needBody?: boolean;
   /** Aggregates whose fields must be numeric (the window stage's). */
   aggregates: Aggregate[];
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: false });
+const NO_SLOT = -1;
+
+/**
+ * The top-level body fields the shard reads, for {@link MsgpackBodyDecoder.project}: the names, and which
+ * of them is the time, the ID and each aggregate's field.
+ */
+interface Projection {
+  names: Uint8Array[];
+  time: number;
+  id: number;
+  values: Int32Array;
+}
 
 export class EventDecoder {
   readonly event: DecodedEvent;
   private readonly bodyField: string;
   private readonly bodyFieldBytes: Uint8Array;
-  private readonly decodeBody: (bytes: Uint8Array) => unknown;
+  private readonly msgpack: MsgpackBodyDecoder | null;
   private readonly getTime: Getter;
   private readonly getId: Getter;
   private readonly needId: boolean;
   private readonly valueGetters: Array<Getter | null>;
   private readonly valuePaths: string[];
   private readonly flat: boolean;
+  private readonly projection: Projection | null;
+  /** The projected values, by projection name. */
+  private readonly projected: unknown[];
 
   constructor(opts: DecodeOptions) {
     this.bodyField = opts.body.field;
     this.bodyFieldBytes = Buffer.from(opts.body.field, 'utf8');
     this.flat = opts.body.encoding === 'flat';
-    if (opts.body.encoding === 'msgpack') {
-      const decoder = new MsgpackBodyDecoder();
-      this.decodeBody = (bytes) => decoder.decode(bytes);
-    } else {
-      this.decodeBody = (bytes) => JSON.parse(utf8.decode(bytes));
-    }
+    this.msgpack = opts.body.encoding === 'msgpack' ? new MsgpackBodyDecoder() : null;
     this.getTime = compilePath(opts.body.timePath);
     this.getId = compilePath(opts.body.idPath);
     this.needId = opts.needId;
@@ -96,6 +111,14 @@ export class EventDecoder {
     );
     this.valuePaths = opts.aggregates.map((a) => a.field ?? '');
     this.event = { body: {}, ts: 0, id: '', values: new Float64Array(opts.aggregates.length) };
+    const projected = opts.aggregates.map((a) =>
+      a.fn === 'count' || a.field === undefined ? null : a.field,
+    );
+    this.projection =
+      this.msgpack !== null && opts.needBody === false
+        ? projectionOf(opts.body, opts.needId, projected)
+        : null;
+    this.projected = new Array(this.projection?.names.length ?? 0);
   }
 
   /** Decodes the reader's current entry into `this.event`; returns a failure instead of throwing. */
@@ -114,11 +137,20 @@ export class EventDecoder {
       }
       body = b;
     } else {
-      const raw = this.findField(r);
-      if (raw === undefined)
-        return { code: DeadLetterCode.BadBody, message: `body field "${this.bodyField}" missing` };
+      const at = this.bodyIndex(r);
+      if (at < 0) return { code: DeadLetterCode.BadBody, message: `body field "${this.bodyField}" missing` };
+      const [start, end] = [r.fieldStart(at), r.fieldEnd(at)];
+      const p = this.projection;
+      if (
+        p !== null &&
+        (this.msgpack as MsgpackBodyDecoder).project(r.bytes, start, end, p.names, this.projected)
+      )
+        return this.checkProjected(p);
       try {
-        body = this.decodeBody(raw);
+        body =
+          this.msgpack !== null
+            ? this.msgpack.decode(r.bytes, start, end)
+            : JSON.parse(utf8.decode(r.bytes.subarray(start, end)));
       } catch (e) {
         return { code: DeadLetterCode.BadBody, message: `cannot decode body: ${(e as Error).message}` };
       }
@@ -159,11 +191,69 @@ export class EventDecoder {
     return null;
   }
 
-  private findField(r: BatchReader): Uint8Array | undefined {
-    for (let i = 0; i + 1 < r.fieldCount; i += 2)
-      if (r.fieldIs(i, this.bodyFieldBytes)) return r.field(i + 1);
-    return undefined;
+  /** Checks the projected fields like {@link decode} checks the decoded body's (same codes, same order). */
+  private checkProjected(p: Projection): DecodeFailure | null {
+    const ev = this.event;
+    const v = this.projected;
+    const t = v[p.time];
+    if (t === undefined || t === null)
+      return { code: DeadLetterCode.MissingTime, message: 'event time missing' };
+    const ts = parseTime(t);
+    if (Number.isNaN(ts)) {
+      return {
+        code: DeadLetterCode.BadTime,
+        message: `event time is not epoch ms or ISO-8601: ${preview(t)}`,
+      };
+    }
+    ev.ts = ts;
+    if (this.needId) {
+      const id = v[p.id];
+      if (typeof id === 'string' && id !== '') ev.id = id;
+      else if (typeof id === 'number' && Number.isFinite(id)) ev.id = String(id);
+      else return { code: DeadLetterCode.MissingId, message: 'event id missing or not a string/number' };
+    }
+    for (let i = 0; i < p.values.length; i++) {
+      const slot = p.values[i] as number;
+      if (slot === NO_SLOT) continue;
+      const n = toNumber(v[slot]);
+      if (!Number.isFinite(n)) {
+        return { code: DeadLetterCode.BadField, message: `field "${this.valuePaths[i]}" is not a number` };
+      }
+      ev.values[i] = n;
+    }
+    return null;
   }
+
+  /** Index of the body's value in the entry's fields; -1 when the entry has no body field. */
+  private bodyIndex(r: BatchReader): number {
+    for (let i = 0; i + 1 < r.fieldCount; i += 2) if (r.fieldIs(i, this.bodyFieldBytes)) return i + 1;
+    return -1;
+  }
+}
+
+/**
+ * The projection for these paths, or null when one is not a plain top-level name (a dotted path) or is
+ * a name `Object.prototype` has (the decoded object would answer it by inheritance).
+ */
+function projectionOf(
+  body: BodyConfig,
+  needId: boolean,
+  valuePaths: Array<string | null>,
+): Projection | null {
+  const names: string[] = [];
+  const slot = (path: string): number => {
+    if (path.includes('.') || path in Object.prototype || path.includes('\uFFFD')) return Number.NaN;
+    const i = names.indexOf(path);
+    if (i >= 0) return i;
+    names.push(path);
+    return names.length - 1;
+  };
+  const time = slot(body.timePath);
+  const id = needId ? slot(body.idPath) : NO_SLOT;
+  const values = valuePaths.map((p) => (p === null ? NO_SLOT : slot(p)));
+  if ([time, id, ...values].some(Number.isNaN)) return null;
+  const encoder = new TextEncoder();
+  return { names: names.map((n) => encoder.encode(n)), time, id, values: Int32Array.from(values) };
 }
 
 function preview(v: unknown): string {

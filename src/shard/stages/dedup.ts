@@ -34,7 +34,7 @@
  */
 import type { DedupConfig } from '../../config/schema.js';
 import { fnv1a, spread } from '../../routing/hash.js';
-import { ByteWriter, bytesEqual } from '../../util/bytes.js';
+import { ByteWriter, bytesEqual, copyBytes } from '../../util/bytes.js';
 
 /** What the checkpoint must do for one key group's log. */
 export interface DedupDelta {
@@ -196,7 +196,7 @@ export class DedupStage {
     if (this.length === this.seenAt.length || this.arenaUsed + len > this.arena.length) this.makeRoom(len);
     const i = this.length;
     const from = this.arenaUsed;
-    this.arena.set(this.scratch.subarray(0, len), from);
+    copyBytes(this.scratch, 0, len, this.arena, from);
     const seq = this.base + i;
     this.length++;
     this.seenAt[i] = seenAt;
@@ -403,7 +403,7 @@ class ChunkWriter extends ByteWriter {
     this.ensure(12 + len);
     this.view.setFloat64(this.pos, seenAt);
     this.view.setUint32(this.pos + 8, len);
-    this.buf.set(bytes.subarray(start, end), this.pos + 12);
+    copyBytes(bytes, start, end, this.buf, this.pos + 12);
     this.pos += 12 + len;
   }
 }

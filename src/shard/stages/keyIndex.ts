@@ -13,7 +13,7 @@
  *   arena   the keys' bytes, appended        a b c d e f g h i
  */
 import { fnv1a, spread } from '../../routing/hash.js';
-import { bytesEqual } from '../../util/bytes.js';
+import { bytesEqual, copyBytes } from '../../util/bytes.js';
 
 const FIRST_ROWS = 16;
 const utf8 = new TextDecoder();
@@ -54,7 +54,7 @@ export class KeyIndex {
       a.set(this.arena.subarray(0, from));
       this.arena = a;
     }
-    this.arena.set(bytes.subarray(start, end), from);
+    copyBytes(bytes, start, end, this.arena, from);
     this.ends[row] = to;
     this.hashes[row] = hash | 0;
     this.place(row);
