@@ -28,6 +28,7 @@ import {
   type EventFacts,
   entryBatches,
   pack,
+  replyOf,
   routed,
   shardOutputs,
 } from './lib/microFixtures.js';
@@ -46,8 +47,9 @@ const msgpackBatches = entryBatches(400, 'msgpack');
 const jsonBatches = entryBatches(20, 'json');
 const router1 = new Router('key', config.keyGroups, 1);
 const router2 = new Router('key', config.keyGroups, 2);
-const open = msgpackBatches.map((b) => routed(router1, b)[0] as OpenBatch);
-const openJson = jsonBatches.map((b) => routed(router1, b)[0] as OpenBatch);
+const msgpackReplies = msgpackBatches.map((b) => replyOf(b));
+const open = msgpackReplies.map((b) => routed(router1, b)[0] as OpenBatch);
+const openJson = jsonBatches.map((b) => routed(router1, replyOf(b))[0] as OpenBatch);
 const keyBytes = msgpackBatches[0]?.map((e) => e.fields[1] as Buffer) ?? [];
 
 const facts: EventFacts[][] = open.map((b) => {
@@ -158,10 +160,10 @@ const tasks: Array<{ name: string; items: number; unit: string; fn: () => void; 
     },
   },
   {
-    name: 'route: find key field, hash, copy into the shard batch (2 shards)',
+    name: 'route: read the RESP entry headers, find key field, hash, copy into the shard batch (2 shards)',
     items: BATCH,
     unit: 'events',
-    fn: () => void routed(router2, next(msgpackBatches), 2),
+    fn: () => void routed(router2, next(msgpackReplies), 2),
   },
   {
     name: 'pack: the batch as its own ArrayBuffer',

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { encode, ReplyError, RespConnection } from '../src/redis/respConnection.js';
+import { encode, parseReply, ReplyError, RespConnection } from '../src/redis/respConnection.js';
 import { startLocalRedis } from '../src/util/localRedis.js';
 import { redis, useTestHooks } from './helpers/pipeline.js';
 import { redisUrl, uniqueName, waitFor } from './helpers/redis.js';
@@ -64,7 +64,7 @@ describe('RespConnection', () => {
     ];
     let n = 0;
     const srv = await fakeServer((text, s) => {
-      if (text.includes('TEST')) void trickle(s, replies[n++] as Buffer);
+      if (text.includes('TEST')) void trickle(s, replies[n++ % 2] as Buffer);
     });
     servers.push(srv);
     const c = new RespConnection({ url: srv.url, name: 't', connectTimeoutMs: 2000 });
@@ -76,6 +76,17 @@ describe('RespConnection', () => {
     expect(got[5]).toEqual([[Buffer.from('abc'), null], Buffer.alloc(0), []]);
     // the next reply (a bulk string holding CRLF) is parsed by length, not by line
     expect(await c.call('TEST')).toEqual(Buffer.from('a\r\nb'));
+    // sendRaw hands over each reply's exact bytes, also when they came in pieces
+    const raw = await c.sendRaw([['TEST'], ['TEST'], ['TEST'], ['TEST'], ['TEST'], ['TEST']]);
+    expect(raw.map((b) => b.toString('latin1'))).toEqual([
+      '+OK\r\n',
+      '$-1\r\n',
+      ':42\r\n',
+      ':-7\r\n',
+      '-ERR bad thing\r\n',
+      '*3\r\n*2\r\n$3\r\nabc\r\n*-1\r\n$0\r\n\r\n*0\r\n',
+    ]);
+    expect(raw.map(parseReply)).toEqual(got);
     c.disconnect();
   });
 

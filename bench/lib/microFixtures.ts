@@ -12,6 +12,7 @@ import { generateEvents } from '../../src/produce/generator.js';
 import type { RawEntry } from '../../src/routing/batchCodec.js';
 import { OpenBatch, Router } from '../../src/routing/router.js';
 import type { BatchResult } from '../../src/shard/protocol.js';
+import { StreamReply } from '../../src/source/streamReply.js';
 import { Shard } from '../../src/shard/shard.js';
 import { ROOT } from './contender.js';
 
@@ -63,10 +64,25 @@ export function entryBatches(batches: number, encoding: 'msgpack' | 'json'): Raw
   return out;
 }
 
-/** Routes a batch into fresh open batches, one per shard (what the main thread does before packing). */
-export function routed(router: Router, b: RawEntry[], shards = 1): OpenBatch[] {
+/** The entries as Redis sends them: the RESP bytes of an XREADGROUP reply. */
+export function replyOf(entries: RawEntry[], stream = 'in'): StreamReply {
+  const parts: Buffer[] = [
+    Buffer.from(`*1\r\n*2\r\n$${stream.length}\r\n${stream}\r\n*${entries.length}\r\n`),
+  ];
+  const bulk = (b: Buffer) => parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n'));
+  for (const e of entries) {
+    parts.push(Buffer.from('*2\r\n'));
+    bulk(e.id);
+    parts.push(Buffer.from(`*${e.fields.length}\r\n`));
+    for (const f of e.fields) bulk(f);
+  }
+  return new StreamReply(Buffer.concat(parts));
+}
+
+/** Routes a read into fresh open batches, one per shard (what the main thread does before packing). */
+export function routed(router: Router, reply: StreamReply, shards = 1): OpenBatch[] {
   const open = Array.from({ length: shards }, () => new OpenBatch());
-  router.route(b, open, 0);
+  router.route(reply, open, 0);
   return open;
 }
 

@@ -327,7 +327,7 @@ export class Engine {
         continue;
       }
       const now = Date.now();
-      const n = read.entries.length;
+      const n = read.entries.count;
       if (n > 0) {
         this.metrics?.eventsRead.inc(n);
         this.router.route(read.entries, this.openBatches, now, read.deliveries);

@@ -41,14 +41,129 @@ export interface RespOptions {
 interface Pending {
   /** Replies still expected for this send. */
   left: number;
-  replies: Reply[];
-  resolve: (r: Reply[]) => void;
+  /** Hand over each reply's RESP bytes instead of parsing them ({@link RespConnection.sendRaw}). */
+  raw: boolean;
+  replies: Array<Reply | Buffer>;
+  resolve: (r: Array<Reply | Buffer>) => void;
   reject: (e: Error) => void;
   timer: NodeJS.Timeout | null;
 }
 
 const CRLF = Buffer.from('\r\n');
 const INCOMPLETE = Symbol('incomplete');
+const BAD = Symbol('bad');
+
+/**
+ * Reads RESP2 replies from `buf` at `pos`. {@link skip} steps over a whole reply without allocating, so
+ * that a reply arriving in several chunks is parsed once, when complete — not again after every chunk.
+ */
+export class RespReader {
+  constructor(
+    public buf: Buffer,
+    public pos = 0,
+  ) {}
+
+  /** Steps over one whole reply: true, INCOMPLETE when the bytes end first (pos is then undefined), or BAD. */
+  skip(): true | typeof INCOMPLETE | typeof BAD {
+    const b = this.buf;
+    if (this.pos >= b.length) return INCOMPLETE;
+    const type = b[this.pos++];
+    switch (type) {
+      case 0x24: {
+        const n = this.int();
+        if (n === null) return INCOMPLETE;
+        if (n < 0) return true;
+        if (this.pos + n + 2 > b.length) return INCOMPLETE;
+        this.pos += n + 2;
+        return true;
+      }
+      case 0x2a: {
+        const n = this.int();
+        if (n === null) return INCOMPLETE;
+        for (let i = 0; i < n; i++) {
+          const r = this.skip();
+          if (r !== true) return r;
+        }
+        return true;
+      }
+      case 0x3a:
+        return this.int() === null ? INCOMPLETE : true;
+      case 0x2b:
+      case 0x2d: {
+        const end = b.indexOf(CRLF, this.pos);
+        if (end < 0) return INCOMPLETE;
+        this.pos = end + 2;
+        return true;
+      }
+      default:
+        return BAD;
+    }
+  }
+
+  /** Parses the whole reply at `pos` (see {@link skip}: call this once it returned true). */
+  parse(): Reply {
+    const b = this.buf;
+    const type = b[this.pos++];
+    switch (type) {
+      case 0x24: {
+        const n = this.int() as number;
+        if (n < 0) return null;
+        const s = b.subarray(this.pos, this.pos + n);
+        this.pos += n + 2;
+        return s;
+      }
+      case 0x2a: {
+        const n = this.int() as number;
+        if (n < 0) return null;
+        const items: Reply[] = new Array(n);
+        for (let i = 0; i < n; i++) items[i] = this.parse();
+        return items;
+      }
+      case 0x3a:
+        return this.int() as number;
+      default: {
+        // + simple string, - error
+        const end = b.indexOf(CRLF, this.pos);
+        const s = b.toString('utf8', this.pos, end);
+        this.pos = end + 2;
+        return type === 0x2b ? s : new ReplyError(s);
+      }
+    }
+  }
+
+  /** A decimal line (after the type byte), or null when its end has not arrived. */
+  int(): number | null {
+    const b = this.buf;
+    let i = this.pos;
+    let neg = false;
+    if (b[i] === 0x2d) {
+      neg = true;
+      i++;
+    }
+    let n = 0;
+    for (; i < b.length; i++) {
+      const c = b[i] as number;
+      if (c === 0x0d) {
+        if (i + 1 >= b.length) return null;
+        this.pos = i + 2;
+        return neg ? -n : n;
+      }
+      n = n * 10 + (c - 0x30);
+    }
+    return null;
+  }
+}
+
+/**
+ * Parses one whole reply handed over by {@link RespConnection.sendRaw}.
+ * @throws Error when `bytes` is not exactly one complete reply
+ */
+export function parseReply(bytes: Buffer): Reply {
+  const r = new RespReader(bytes);
+  if (r.skip() !== true || r.pos !== bytes.length) throw new Error('not one complete RESP reply');
+  r.pos = 0;
+  return r.parse();
+}
 
 export class RespConnection extends EventEmitter {
   private socket: net.Socket | null = null;
@@ -58,9 +173,8 @@ export class RespConnection extends EventEmitter {
   private reconnectTimer: NodeJS.Timeout | null = null;
   /** Sends awaiting replies, oldest first (a few at a time: the reader waits for each read). */
   private readonly queue: Pending[] = [];
-  /** Received bytes not yet parsed into a whole reply. */
-  private buf: Buffer = Buffer.alloc(0);
-  private pos = 0;
+  /** Received bytes not yet handed out as a whole reply. */
+  private readonly reader = new RespReader(Buffer.alloc(0));
   private readonly target: URL;
 
   constructor(private readonly opts: RespOptions) {
@@ -101,10 +215,23 @@ export class RespConnection extends EventEmitter {
 
   /** Sends the commands in one write; resolves with one reply per command (errors as ReplyError values). */
   send(commands: Arg[][]): Promise<Reply[]> {
+    return this.sendAs(commands, false) as Promise<Reply[]>;
+  }
+
+  /**
+   * Like {@link send}, but each reply comes as its RESP bytes (a view of the received data), unparsed: for
+   * stream reads, whose entries are routed straight from these bytes (source/streamReply.ts). An error
+   * reply is not a ReplyError here: see {@link parseReply}.
+   */
+  sendRaw(commands: Arg[][]): Promise<Buffer[]> {
+    return this.sendAs(commands, true) as Promise<Buffer[]>;
+  }
+
+  private sendAs(commands: Arg[][], raw: boolean): Promise<Array<Reply | Buffer>> {
     if (!this.ready || this.socket === null) {
       return Promise.reject(new Error('Connection is closed (the reader sends nothing while disconnected).'));
     }
-    return this.write(this.socket, commands);
+    return this.write(this.socket, commands, raw);
   }
 
   /** One command; a ReplyError reply rejects. */
@@ -114,9 +241,9 @@ export class RespConnection extends EventEmitter {
     return r as Reply;
   }
 
-  private write(socket: net.Socket, commands: Arg[][]): Promise<Reply[]> {
+  private write(socket: net.Socket, commands: Arg[][], raw = false): Promise<Array<Reply | Buffer>> {
     return new Promise((resolve, reject) => {
-      const p: Pending = { left: commands.length, replies: [], resolve, reject, timer: null };
+      const p: Pending = { left: commands.length, raw, replies: [], resolve, reject, timer: null };
       const t = this.opts.commandTimeoutMs;
       if (t !== undefined) {
         p.timer = setTimeout(() => {
@@ -139,8 +266,8 @@ export class RespConnection extends EventEmitter {
         : net.connect({ host, port });
     socket.setNoDelay(true);
     this.socket = socket;
-    this.buf = Buffer.alloc(0);
-    this.pos = 0;
+    this.reader.buf = Buffer.alloc(0);
+    this.reader.pos = 0;
     const timer = setTimeout(() => socket.destroy(new Error('connect timeout')), this.opts.connectTimeoutMs);
     socket.once(u.protocol === 'rediss:' ? 'secureConnect' : 'connect', () => {
       clearTimeout(timer);
@@ -201,18 +328,19 @@ export class RespConnection extends EventEmitter {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.pos >= this.buf.length) {
-      this.buf = chunk;
-      this.pos = 0;
-    } else {
-      this.buf = Buffer.concat([this.buf.subarray(this.pos), chunk]);
-      this.pos = 0;
-    }
-    while (this.pos < this.buf.length) {
-      const start = this.pos;
-      const reply = this.parse();
-      if (reply === INCOMPLETE) {
-        this.pos = start;
+    const r = this.reader;
+    if (r.pos >= r.buf.length) r.buf = chunk;
+    else r.buf = Buffer.concat([r.buf.subarray(r.pos), chunk]);
+    r.pos = 0;
+    while (r.pos < r.buf.length) {
+      const start = r.pos;
+      const whole = r.skip();
+      if (whole === INCOMPLETE) {
+        r.pos = start;
+        return;
+      }
+      if (whole === BAD) {
+        this.socket?.destroy(new Error(`unexpected RESP type byte ${r.buf[start]}`));
         return;
       }
       const p = this.queue[0];
@@ -220,85 +348,19 @@ export class RespConnection extends EventEmitter {
         this.socket?.destroy(new Error('reply without a command'));
         return;
       }
-      p.replies.push(reply);
+      if (p.raw) p.replies.push(r.buf.subarray(start, r.pos));
+      else {
+        const end = r.pos;
+        r.pos = start;
+        p.replies.push(r.parse());
+        r.pos = end;
+      }
       if (--p.left === 0) {
         this.queue.shift(); // a settled send must not keep its replies (the entries) alive
         if (p.timer) clearTimeout(p.timer);
         p.resolve(p.replies);
       }
     }
-  }
-
-  /** Parses one reply at `pos`, advancing it; INCOMPLETE when the bytes end first. */
-  private parse(): Reply | typeof INCOMPLETE {
-    const b = this.buf;
-    if (this.pos >= b.length) return INCOMPLETE;
-    const type = b[this.pos++];
-    switch (type) {
-      case 0x24: {
-        // $ bulk string
-        const n = this.int();
-        if (n === null) return INCOMPLETE;
-        if (n < 0) return null;
-        const end = this.pos + n;
-        if (end + 2 > b.length) return INCOMPLETE;
-        const s = b.subarray(this.pos, end);
-        this.pos = end + 2;
-        return s;
-      }
-      case 0x2a: {
-        // * array
-        const n = this.int();
-        if (n === null) return INCOMPLETE;
-        if (n < 0) return null;
-        const items: Reply[] = new Array(n);
-        for (let i = 0; i < n; i++) {
-          const item = this.parse();
-          if (item === INCOMPLETE) return INCOMPLETE;
-          items[i] = item;
-        }
-        return items;
-      }
-      case 0x3a: {
-        // : integer
-        const n = this.int();
-        return n === null ? INCOMPLETE : n;
-      }
-      case 0x2b:
-      case 0x2d: {
-        // + simple string, - error
-        const end = b.indexOf(CRLF, this.pos);
-        if (end < 0) return INCOMPLETE;
-        const s = b.toString('utf8', this.pos, end);
-        this.pos = end + 2;
-        return type === 0x2b ? s : new ReplyError(s);
-      }
-      default:
-        this.socket?.destroy(new Error(`unexpected RESP type byte ${type}`));
-        return INCOMPLETE;
-    }
-  }
-
-  /** A decimal line (after the type byte), or null when its end has not arrived. */
-  private int(): number | null {
-    const b = this.buf;
-    let i = this.pos;
-    let neg = false;
-    if (b[i] === 0x2d) {
-      neg = true;
-      i++;
-    }
-    let n = 0;
-    for (; i < b.length; i++) {
-      const c = b[i] as number;
-      if (c === 0x0d) {
-        if (i + 1 >= b.length) return null;
-        this.pos = i + 2;
-        return neg ? -n : n;
-      }
-      n = n * 10 + (c - 0x30);
-    }
-    return null;
   }
 }
 

@@ -4,8 +4,14 @@
  * the last ID returned, until empty) — the entries a previous run read but did not commit — and then
  * reads new ones (`>`).
  */
-import { type Reply, ReplyError, type RespConnection } from '../redis/respConnection.js';
-import type { RawEntry } from '../routing/batchCodec.js';
+import {
+  parseReply,
+  type Reply,
+  ReplyError,
+  type RespConnection,
+  RespReader,
+} from '../redis/respConnection.js';
+import { NO_ENTRIES, StreamReply } from './streamReply.js';
 
 /**
  * The fenced read. A read moves entries into this consumer's pending list, so a read by an instance that
@@ -39,7 +45,8 @@ export interface SourceOptions {
 }
 
 export interface ReadResult {
-  entries: RawEntry[];
+  /** The entries, still in the reply's bytes (the router copies them into the shard batches). */
+  entries: StreamReply;
   /** Pending entries whose data was deleted from the stream (XDEL/trim): nothing to process, ack them. */
   deleted: Buffer[];
   /** True while re-reading this consumer's own pending entries. */
@@ -100,50 +107,52 @@ export class RedisSource {
   ): Promise<ReadResult> {
     const o = this.opts;
     const replay = this.cursor !== null;
-    const reply = replay
-      ? await this.redis.call(
-          'XREADGROUP',
-          'GROUP',
-          o.group,
-          o.consumer,
-          'COUNT',
-          o.batchSize,
-          'STREAMS',
-          o.stream,
-          this.cursor as string,
+    const entries = replay
+      ? new StreamReply(
+          (
+            await this.redis.sendRaw([
+              [
+                'XREADGROUP',
+                'GROUP',
+                o.group,
+                o.consumer,
+                'COUNT',
+                o.batchSize,
+                'STREAMS',
+                o.stream,
+                this.cursor as string,
+              ],
+            ])
+          )[0] as Buffer,
         )
       : await this.readNew(Math.max(1, Math.min(blockMs, o.blockMs)));
-    const result: ReadResult = { entries: [], deleted: [], replay, deliveries: null };
-    const items = firstStreamItems(reply);
-    for (const item of items) {
-      const [id, fields] = item as [Buffer, Buffer[] | null];
-      if (fields === null) result.deleted.push(id);
-      else result.entries.push({ id, fields });
-    }
-    const last = items[items.length - 1] as [Buffer, unknown] | undefined;
-    if (replay && result.entries.length > 0) result.deliveries = await this.deliveriesOf(result.entries);
+    const result: ReadResult = { entries, deleted: entries.deleted, replay, deliveries: null };
+    if (replay && entries.count > 0) result.deliveries = await this.deliveriesOf(entries);
     // Only a read whose entries reach the caller moves the cursors: if it failed or was given up half-way
     // (the connection closed), the next read starts from the same place.
     if (abort.aborted) throw new Error('read given up (the connection closed)');
-    const lastId = last === undefined ? null : last[0].toString('latin1');
+    const lastId = entries.lastId;
     if (lastId !== null) this.lastId = lastId;
     if (replay) this.cursor = lastId;
     return result;
   }
 
-  /** New entries through the fenced script; when there are none, waits up to `blockMs` for some. */
-  private async readNew(blockMs: number): Promise<unknown> {
+  /** New entries through the fenced read; when there are none, waits up to `blockMs` for some. */
+  private async readNew(blockMs: number): Promise<StreamReply> {
     const first = await this.readFenced();
     if (first[0] === 1) return first[1];
     const from = first[1];
-    const woke = await this.redis.call('XREAD', 'BLOCK', blockMs, 'STREAMS', this.opts.stream, from);
-    if (woke === null) return null;
+    // Only wakes us up: its reply (entries) is dropped unparsed, the fenced read below reads them.
+    const [woke] = await this.redis.sendRaw([['XREAD', 'BLOCK', blockMs, 'STREAMS', this.opts.stream, from]]);
+    const w = woke as Buffer;
+    if (w[0] === 0x2d) throw parseReply(w) as ReplyError;
+    if (w[0] === 0x2a && w[1] === 0x2d) return NO_ENTRIES; // *-1: timed out
     const second = await this.readFenced();
-    return second[0] === 1 ? second[1] : null;
+    return second[0] === 1 ? second[1] : NO_ENTRIES;
   }
 
-  /** One fenced read of new entries: `[1, reply]`, or `[0, last stream ID]` when nothing was new. */
-  async readFenced(): Promise<[1, unknown] | [0, string]> {
+  /** One fenced read of new entries: `[1, entries]`, or `[0, last stream ID]` when nothing was new. */
+  async readFenced(): Promise<[1, StreamReply] | [0, string]> {
     const o = this.opts;
     for (let attempt = 1; ; attempt++) {
       const f = o.fence();
@@ -160,18 +169,20 @@ export class RedisSource {
         throw new Error(`FENCED lease held by ${String(holder)}, not ${f.token}`);
       }
       if (this.closes !== closes) throw new Error('the reader connection was re-established during a read');
-      const tx = await this.redis.send([
+      const tx = await this.redis.sendRaw([
         ['MULTI'],
         ['XREADGROUP', 'GROUP', o.group, o.consumer, 'COUNT', o.batchSize, 'STREAMS', o.stream, '>'],
         ['XREVRANGE', o.stream, '+', '-', 'COUNT', 1],
         ['EXEC'],
       ]);
-      const r = thrown(tx)[3] as Reply[] | null;
-      if (r !== null) {
-        const [reply, last] = thrown(r);
-        if (reply !== null) return [1, reply];
-        const top = (last as Array<[Buffer, unknown]>)[0];
-        return [0, top === undefined ? '0-0' : top[0].toString('latin1')];
+      thrown(tx.slice(0, 3).map(parseReply));
+      const exec = execReplies(tx[3] as Buffer);
+      if (exec !== null) {
+        const [read, last] = exec;
+        if (read[0] === 0x2d) throw parseReply(read) as ReplyError;
+        if (!(read[0] === 0x2a && read[1] === 0x2d)) return [1, new StreamReply(read)]; // not *-1 (nil)
+        const top = thrown([parseReply(last)])[0] as Array<[Buffer, unknown]>;
+        return [0, top[0] === undefined ? '0-0' : top[0][0].toString('latin1')];
       }
       // The lease key changed between WATCH and EXEC (our own renewal, or a take-over): nothing was read.
       if (attempt >= MAX_WATCH_RETRIES) throw new Error('the lease key kept changing during fenced reads');
@@ -188,22 +199,22 @@ export class RedisSource {
   }
 
   /** Delivery counts of pending entries (one XPENDING over their ID range); 1 where unknown. */
-  private async deliveriesOf(entries: RawEntry[]): Promise<number[]> {
+  private async deliveriesOf(entries: StreamReply): Promise<number[]> {
     const o = this.opts;
-    const first = (entries[0] as RawEntry).id.toString('latin1');
-    const last = (entries[entries.length - 1] as RawEntry).id.toString('latin1');
+    const first = entries.idAt(0);
+    const last = entries.idAt(entries.count - 1);
     const rows = (await this.redis.call(
       'XPENDING',
       o.stream,
       o.group,
       first,
       last,
-      entries.length * 2,
+      entries.count * 2,
       o.consumer,
     )) as Array<[Buffer, Buffer, number, number]>;
     const byId = new Map<string, number>();
     for (const [id, , , count] of rows) byId.set(id.toString('latin1'), Number(count));
-    return entries.map((e) => byId.get(e.id.toString('latin1')) ?? 1);
+    return Array.from({ length: entries.count }, (_, i) => byId.get(entries.idAt(i)) ?? 1);
   }
 }
 
@@ -213,10 +224,22 @@ function thrown(replies: Reply[]): Reply[] {
   return replies;
 }
 
-function firstStreamItems(reply: unknown): unknown[] {
-  if (!Array.isArray(reply) || reply.length === 0) return [];
-  const stream = reply[0] as [Buffer, unknown[]];
-  return Array.isArray(stream[1]) ? stream[1] : [];
+/**
+ * The two replies inside an EXEC reply, as RESP bytes (views); null when the transaction was aborted
+ * (WATCH). @throws ReplyError for an error reply (EXECABORT)
+ */
+function execReplies(bytes: Buffer): [Buffer, Buffer] | null {
+  const r = new RespReader(bytes);
+  if (bytes[0] === 0x2d) throw r.parse() as ReplyError;
+  r.pos = 1;
+  const n = r.int();
+  if (n === -1) return null;
+  if (n !== 2) throw new Error(`EXEC returned ${String(n)} replies, expected 2`);
+  const a = r.pos;
+  r.skip();
+  const b = r.pos;
+  r.skip();
+  return [bytes.subarray(a, b), bytes.subarray(b, r.pos)];
 }
 
 /** Reads a field of a RESP2 flat map reply (`[name, value, …]`). */
