@@ -186,6 +186,47 @@ it("the commit script rejects a commit fenced by another instance's lease and wr
   await next.release();
 });
 
+it('a read after a take-over is fenced although the previous read had armed its WATCH', async () => {
+  const n = testNames('fence-armed');
+  const lease = new CheckpointKeys(n.keyPrefix, n.input, n.group).lease();
+  await redis.set(lease, '1:a');
+  await redis.xgroup('CREATE', n.input, n.group, '0', 'MKSTREAM');
+  const reader = new RespConnection({ url: redisUrl(), name: 'test:reader', connectTimeoutMs: 2000 });
+  await reader.connect();
+  const sourceOf = (consumer: string, token: string) =>
+    new RedisSource(reader, {
+      stream: n.input,
+      group: n.group,
+      consumer,
+      batchSize: 100,
+      blockMs: 100,
+      createGroup: false,
+      startId: '0',
+      fence: () => ({ leaseKey: lease, token }),
+    });
+  const a = sourceOf('a', '1:a');
+  const read = async (s: RedisSource) => {
+    const r = await s.readFenced();
+    return r[0] === 1 ? r[1].count : 0;
+  };
+  await redis.xadd(n.input, '*', 'key', 'k', 'data', '1');
+  expect(await read(a)).toBe(1); // sent with the WATCH + GET of a's next read, which saw a's token
+  await redis.set(lease, '2:b'); // taken over after that WATCH
+  await redis.xadd(n.input, '*', 'key', 'k', 'data', '2');
+  const late = await a.readFenced().catch((e: unknown) => e);
+  expect(isFenced(late)).toBe(true); // its EXEC failed, and the re-armed GET saw the new holder
+  expect((await groupState(redis, n.input, n.group)).pending).toBe(1);
+
+  // the holder's own renewal also fails one EXEC: the read is retried at once and goes through
+  const b = sourceOf('b', '2:b');
+  expect(await read(b)).toBe(1);
+  await redis.pexpire(lease, 60_000);
+  await redis.xadd(n.input, '*', 'key', 'k', 'data', '3');
+  expect(await read(b)).toBe(1);
+  expect((await groupState(redis, n.input, n.group)).pending).toBe(3);
+  reader.disconnect();
+});
+
 it('a standby takes over a killed leader: claims its pending entries and continues exactly', async () => {
   const n = testNames('takeover');
   const COUNT = 100_000;

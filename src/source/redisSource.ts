@@ -23,6 +23,12 @@ import { NO_ENTRIES, StreamReply } from './streamReply.js';
  *                                     → EXEC runs only if the lease key was not touched since WATCH
  *                                       (taken over, expired, or renewed by us: then we simply retry)
  *
+ * One round trip per read: each transaction is sent together with the WATCH + GET of the next one
+ * (`MULTI … EXEC; WATCH; GET`), so the next read finds the lease already watched and its holder known —
+ * it checks the token before sending, and its EXEC fails if the key changed since that WATCH. The
+ * WATCH + GET goes out on its own only for the first read, after an aborted or fenced one, and after a
+ * reconnect (which drops the WATCH).
+ *
  * A transaction cannot block: when nothing is new, the caller waits with a plain `XREAD BLOCK` (no side
  * effects) from the stream's last ID (the XREVRANGE) and then reads again.
  *
@@ -61,6 +67,11 @@ export class RedisSource {
   private closes = 0;
   /** ID of the last entry any read returned (null before the first). */
   private lastId: string | null = null;
+  /**
+   * The lease is WATCHed on the connection (as of `closes`), and this is its holder as read right after
+   * that WATCH; null when no WATCH is armed.
+   */
+  private armed: { closes: number; holder: string | null } | null = null;
 
   constructor(
     private readonly redis: RespConnection,
@@ -156,25 +167,39 @@ export class RedisSource {
     const o = this.opts;
     for (let attempt = 1; ; attempt++) {
       const f = o.fence();
-      const closes = this.closes;
-      const held = thrown(
-        await this.redis.send([
-          ['WATCH', f.leaseKey],
-          ['GET', f.leaseKey],
-        ]),
-      )[1];
-      const holder = held === null ? null : String(held);
+      if (this.armed === null || this.armed.closes !== this.closes) {
+        const closes = this.closes;
+        this.armed = null;
+        const held = thrown(
+          await this.redis.send([
+            ['WATCH', f.leaseKey],
+            ['GET', f.leaseKey],
+          ]),
+        )[1];
+        this.armed = { closes, holder: held === null ? null : String(held) };
+      }
+      const { holder, closes } = this.armed;
       if (holder !== f.token) {
+        this.armed = null;
         await this.redis.call('UNWATCH');
         throw new Error(`FENCED lease held by ${String(holder)}, not ${f.token}`);
       }
-      if (this.closes !== closes) throw new Error('the reader connection was re-established during a read');
+      if (this.closes !== closes) {
+        this.armed = null;
+        throw new Error('the reader connection was re-established during a read');
+      }
+      this.armed = null; // the EXEC below ends this WATCH, whatever happens
       const tx = await this.redis.sendRaw([
         ['MULTI'],
         ['XREADGROUP', 'GROUP', o.group, o.consumer, 'COUNT', o.batchSize, 'STREAMS', o.stream, '>'],
         ['XREVRANGE', o.stream, '+', '-', 'COUNT', 1],
         ['EXEC'],
+        ['WATCH', f.leaseKey],
+        ['GET', f.leaseKey],
       ]);
+      // The replies came on the connection the commands went out on: the new WATCH is armed there.
+      const held = thrown(tx.slice(4).map(parseReply))[1];
+      this.armed = { closes, holder: held === null ? null : String(held) };
       thrown(tx.slice(0, 3).map(parseReply));
       const exec = execReplies(tx[3] as Buffer);
       if (exec !== null) {
@@ -185,6 +210,7 @@ export class RedisSource {
         return [0, top[0] === undefined ? '0-0' : top[0][0].toString('latin1')];
       }
       // The lease key changed between WATCH and EXEC (our own renewal, or a take-over): nothing was read.
+      // The next try checks the holder the re-armed WATCH saw.
       if (attempt >= MAX_WATCH_RETRIES) throw new Error('the lease key kept changing during fenced reads');
     }
   }
