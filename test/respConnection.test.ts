@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { encode, parseReply, ReplyError, RespConnection } from '../src/redis/respConnection.js';
+import { encode, parseReply, ReplyError, RespConnection, RespReader } from '../src/redis/respConnection.js';
 import { startLocalRedis } from '../src/util/localRedis.js';
 import { redis, useTestHooks } from './helpers/pipeline.js';
 import { redisUrl, uniqueName, waitFor } from './helpers/redis.js';
@@ -88,6 +88,43 @@ describe('RespConnection', () => {
     ]);
     expect(raw.map(parseReply)).toEqual(got);
     c.disconnect();
+  });
+
+  it('RespReader.skip resumes where the bytes ended: replies found whole at any split', () => {
+    const replies = [
+      '+OK\r\n',
+      '*2\r\n*3\r\n$2\r\nid\r\n*-1\r\n:12\r\n$5\r\na\r\nbc\r\n',
+      '$-1\r\n',
+      '*0\r\n',
+      '-ERR x\r\n',
+      `*1\r\n*2\r\n$1\r\ns\r\n*2\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\nk\r\n$300\r\n${'v'.repeat(300)}\r\n*2\r\n$3\r\n1-1\r\n*-1\r\n`,
+    ].map((t) => Buffer.from(t, 'latin1'));
+    const all = Buffer.concat(replies);
+    for (let trial = 0; trial < 200; trial++) {
+      // feed `all` in chunks cut at random points, as onData does: keep the unfinished reply's bytes
+      const cuts = [
+        0,
+        ...Array.from({ length: 6 }, () => Math.floor(Math.random() * all.length)),
+        all.length,
+      ];
+      cuts.sort((a, b) => a - b);
+      const r = new RespReader(Buffer.alloc(0));
+      let start = 0;
+      const found: string[] = [];
+      for (let c = 1; c < cuts.length; c++) {
+        const chunk = all.subarray(cuts[c - 1], cuts[c]);
+        r.pos -= start;
+        r.buf = Buffer.concat([r.buf.subarray(start), chunk]);
+        start = 0;
+        while (r.pos < r.buf.length) {
+          const whole = r.skip();
+          if (whole !== true) break; // incomplete (or bad: then `found` comes out short)
+          found.push(r.buf.subarray(start, r.pos).toString('latin1'));
+          start = r.pos;
+        }
+      }
+      expect(found).toEqual(replies.map((b) => b.toString('latin1')));
+    }
   });
 
   it('fails the commands in flight when the connection drops, then reconnects', async () => {

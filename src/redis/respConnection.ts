@@ -54,50 +54,75 @@ const INCOMPLETE = Symbol('incomplete');
 const BAD = Symbol('bad');
 
 /**
- * Reads RESP2 replies from `buf` at `pos`. {@link skip} steps over a whole reply without allocating, so
- * that a reply arriving in several chunks is parsed once, when complete — not again after every chunk.
+ * Reads RESP2 replies from `buf` at `pos`. {@link skip} steps over a whole reply without allocating and
+ * can resume: when the bytes end first it keeps its place, so a reply arriving in several chunks is
+ * scanned once in all and parsed once, when complete.
  */
 export class RespReader {
+  /** Items still to step over at each open array level of an unfinished {@link skip}; empty between replies. */
+  private readonly open: number[] = [];
+
   constructor(
     public buf: Buffer,
     public pos = 0,
   ) {}
 
-  /** Steps over one whole reply: true, INCOMPLETE when the bytes end first (pos is then undefined), or BAD. */
+  /**
+   * Steps over one whole reply from `pos`: true (pos after it), BAD, or INCOMPLETE when the bytes end
+   * first — pos is then where the next call, with more bytes appended to `buf`, goes on.
+   */
   skip(): true | typeof INCOMPLETE | typeof BAD {
     const b = this.buf;
-    if (this.pos >= b.length) return INCOMPLETE;
-    const type = b[this.pos++];
-    switch (type) {
-      case 0x24: {
-        const n = this.int();
-        if (n === null) return INCOMPLETE;
-        if (n < 0) return true;
-        if (this.pos + n + 2 > b.length) return INCOMPLETE;
-        this.pos += n + 2;
-        return true;
+    const open = this.open;
+    if (open.length === 0) open.push(1);
+    while (open.length > 0) {
+      const top = open.length - 1;
+      if (open[top] === 0) {
+        open.pop();
+        continue;
       }
-      case 0x2a: {
-        const n = this.int();
-        if (n === null) return INCOMPLETE;
-        for (let i = 0; i < n; i++) {
-          const r = this.skip();
-          if (r !== true) return r;
+      const at = this.pos;
+      if (at >= b.length) return INCOMPLETE;
+      const type = b[at];
+      this.pos = at + 1;
+      let n: number | null;
+      switch (type) {
+        case 0x24: // $ bulk string
+          n = this.int();
+          if (n !== null && n >= 0) {
+            if (this.pos + n + 2 > b.length) n = null;
+            else this.pos += n + 2;
+          }
+          break;
+        case 0x2a: // * array
+          n = this.int();
+          if (n !== null && n > 0) {
+            open[top] = (open[top] as number) - 1;
+            open.push(n);
+            continue;
+          }
+          break;
+        case 0x3a: // : integer
+          n = this.int();
+          break;
+        case 0x2b: // + simple string, - error
+        case 0x2d: {
+          const end = b.indexOf(CRLF, this.pos);
+          n = end < 0 ? null : 0;
+          if (end >= 0) this.pos = end + 2;
+          break;
         }
-        return true;
+        default:
+          open.length = 0;
+          return BAD;
       }
-      case 0x3a:
-        return this.int() === null ? INCOMPLETE : true;
-      case 0x2b:
-      case 0x2d: {
-        const end = b.indexOf(CRLF, this.pos);
-        if (end < 0) return INCOMPLETE;
-        this.pos = end + 2;
-        return true;
+      if (n === null) {
+        this.pos = at; // this item again, once more bytes are here
+        return INCOMPLETE;
       }
-      default:
-        return BAD;
+      open[top] = (open[top] as number) - 1;
     }
+    return true;
   }
 
   /** Parses the whole reply at `pos` (see {@link skip}: call this once it returned true). */
@@ -173,8 +198,10 @@ export class RespConnection extends EventEmitter {
   private reconnectTimer: NodeJS.Timeout | null = null;
   /** Sends awaiting replies, oldest first (a few at a time: the reader waits for each read). */
   private readonly queue: Pending[] = [];
-  /** Received bytes not yet handed out as a whole reply. */
-  private readonly reader = new RespReader(Buffer.alloc(0));
+  /** Received bytes; `reader.pos` is how far the current reply has been scanned. */
+  private reader = new RespReader(Buffer.alloc(0));
+  /** Where in `reader.buf` the reply not yet handed out begins. */
+  private replyStart = 0;
   private readonly target: URL;
 
   constructor(private readonly opts: RespOptions) {
@@ -266,8 +293,8 @@ export class RespConnection extends EventEmitter {
         : net.connect({ host, port });
     socket.setNoDelay(true);
     this.socket = socket;
-    this.reader.buf = Buffer.alloc(0);
-    this.reader.pos = 0;
+    this.reader = new RespReader(Buffer.alloc(0)); // no half-scanned reply from the old connection
+    this.replyStart = 0;
     const timer = setTimeout(() => socket.destroy(new Error('connect timeout')), this.opts.connectTimeoutMs);
     socket.once(u.protocol === 'rediss:' ? 'secureConnect' : 'connect', () => {
       clearTimeout(timer);
@@ -329,16 +356,20 @@ export class RespConnection extends EventEmitter {
 
   private onData(chunk: Buffer): void {
     const r = this.reader;
-    if (r.pos >= r.buf.length) r.buf = chunk;
-    else r.buf = Buffer.concat([r.buf.subarray(r.pos), chunk]);
-    r.pos = 0;
+    if (this.replyStart >= r.buf.length) {
+      r.buf = chunk;
+      r.pos = 0;
+    } else {
+      // An unfinished reply: keep its bytes; the scan goes on where it stopped.
+      r.buf = Buffer.concat([r.buf.subarray(this.replyStart), chunk]);
+      r.pos -= this.replyStart;
+    }
+    this.replyStart = 0;
     while (r.pos < r.buf.length) {
-      const start = r.pos;
       const whole = r.skip();
-      if (whole === INCOMPLETE) {
-        r.pos = start;
-        return;
-      }
+      if (whole === INCOMPLETE) return;
+      const start = this.replyStart;
+      this.replyStart = r.pos;
       if (whole === BAD) {
         this.socket?.destroy(new Error(`unexpected RESP type byte ${r.buf[start]}`));
         return;
@@ -361,6 +392,7 @@ export class RespConnection extends EventEmitter {
         p.resolve(p.replies);
       }
     }
+    this.replyStart = r.pos;
   }
 }
 
