@@ -128,6 +128,26 @@ it('a commit whose reply was lost is retried and not applied twice', async () =>
   await expectOutputsMatch(redis, n, expected, 'windows');
 });
 
+/** A reader of the test's input whose fenced reads need `token` to be the holder of `leaseKey`. */
+function fencedSource(
+  reader: RespConnection,
+  n: TestNames,
+  leaseKey: string,
+  consumer: string,
+  token: string,
+): RedisSource {
+  return new RedisSource(reader, {
+    stream: n.input,
+    group: n.group,
+    consumer,
+    batchSize: 100,
+    blockMs: 100,
+    createGroup: false,
+    startId: '0',
+    fence: () => ({ leaseKey, token }),
+  });
+}
+
 it("the commit script rejects a commit fenced by another instance's lease and writes nothing", async () => {
   const n = testNames('fence');
   const keys = new CheckpointKeys(n.keyPrefix, n.input, n.group);
@@ -148,16 +168,7 @@ it("the commit script rejects a commit fenced by another instance's lease and wr
   const reader = new RespConnection({ url: redisUrl(), name: 'test:reader', connectTimeoutMs: 2000 });
   await reader.connect();
   const sourceOf = (consumer: string, token: string) =>
-    new RedisSource(reader, {
-      stream: n.input,
-      group: n.group,
-      consumer,
-      batchSize: 100,
-      blockMs: 100,
-      createGroup: false,
-      startId: '0',
-      fence: () => ({ leaseKey: keys.lease(), token }),
-    });
+    fencedSource(reader, n, keys.lease(), consumer, token);
   const lateRead = await sourceOf('old', oldToken)
     .readFenced()
     .catch((e: unknown) => e);
@@ -193,17 +204,7 @@ it('a read after a take-over is fenced although the previous read had armed its 
   await redis.xgroup('CREATE', n.input, n.group, '0', 'MKSTREAM');
   const reader = new RespConnection({ url: redisUrl(), name: 'test:reader', connectTimeoutMs: 2000 });
   await reader.connect();
-  const sourceOf = (consumer: string, token: string) =>
-    new RedisSource(reader, {
-      stream: n.input,
-      group: n.group,
-      consumer,
-      batchSize: 100,
-      blockMs: 100,
-      createGroup: false,
-      startId: '0',
-      fence: () => ({ leaseKey: lease, token }),
-    });
+  const sourceOf = (consumer: string, token: string) => fencedSource(reader, n, lease, consumer, token);
   const a = sourceOf('a', '1:a');
   const read = async (s: RedisSource) => {
     const r = await s.readFenced();

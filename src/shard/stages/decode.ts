@@ -97,6 +97,8 @@ export class EventDecoder {
   private readonly projection: Projection | null;
   /** The projected values, by projection name. */
   private readonly projected: unknown[];
+  /** The current event's raw time, ID and aggregated values (`[time, id, value per aggregate…]`). */
+  private readonly fields: unknown[];
 
   constructor(opts: DecodeOptions) {
     this.bodyField = opts.body.field;
@@ -119,6 +121,7 @@ export class EventDecoder {
         ? projectionOf(opts.body, opts.needId, projected)
         : null;
     this.projected = new Array(this.projection?.names.length ?? 0);
+    this.fields = new Array(2 + opts.aggregates.length);
   }
 
   /** Decodes the reader's current entry into `this.event`; returns a failure instead of throwing. */
@@ -159,43 +162,31 @@ export class EventDecoder {
       }
     }
     ev.body = body as Body;
-
-    const t = this.getTime(ev.body);
-    if (t === undefined || t === null)
-      return { code: DeadLetterCode.MissingTime, message: 'event time missing' };
-    const ts = parseTime(t);
-    if (Number.isNaN(ts)) {
-      return {
-        code: DeadLetterCode.BadTime,
-        message: `event time is not epoch ms or ISO-8601: ${preview(t)}`,
-      };
-    }
-    ev.ts = ts;
-
-    if (this.needId) {
-      const id = this.getId(ev.body);
-      if (typeof id === 'string' && id !== '') ev.id = id;
-      else if (typeof id === 'number' && Number.isFinite(id)) ev.id = String(id);
-      else return { code: DeadLetterCode.MissingId, message: 'event id missing or not a string/number' };
-    }
-
-    for (let i = 0; i < this.valueGetters.length; i++) {
-      const g = this.valueGetters[i];
-      if (g === null || g === undefined) continue;
-      const n = toNumber(g(ev.body));
-      if (!Number.isFinite(n)) {
-        return { code: DeadLetterCode.BadField, message: `field "${this.valuePaths[i]}" is not a number` };
-      }
-      ev.values[i] = n;
-    }
-    return null;
+    const f = this.fields;
+    f[0] = this.getTime(ev.body);
+    f[1] = this.needId ? this.getId(ev.body) : undefined;
+    for (let i = 0; i < this.valueGetters.length; i++) f[2 + i] = this.valueGetters[i]?.(ev.body);
+    return this.check();
   }
 
-  /** Checks the projected fields like {@link decode} checks the decoded body's (same codes, same order). */
+  /** The projected fields into {@link fields}, then {@link check}. */
   private checkProjected(p: Projection): DecodeFailure | null {
-    const ev = this.event;
+    const f = this.fields;
     const v = this.projected;
-    const t = v[p.time];
+    f[0] = v[p.time];
+    f[1] = this.needId ? v[p.id] : undefined;
+    for (let i = 0; i < p.values.length; i++) {
+      const slot = p.values[i] as number;
+      f[2 + i] = slot === NO_SLOT ? undefined : v[slot];
+    }
+    return this.check();
+  }
+
+  /** Validates the time, ID and aggregated values in {@link fields} into `this.event`. */
+  private check(): DecodeFailure | null {
+    const ev = this.event;
+    const f = this.fields;
+    const t = f[0];
     if (t === undefined || t === null)
       return { code: DeadLetterCode.MissingTime, message: 'event time missing' };
     const ts = parseTime(t);
@@ -207,15 +198,14 @@ export class EventDecoder {
     }
     ev.ts = ts;
     if (this.needId) {
-      const id = v[p.id];
+      const id = f[1];
       if (typeof id === 'string' && id !== '') ev.id = id;
       else if (typeof id === 'number' && Number.isFinite(id)) ev.id = String(id);
       else return { code: DeadLetterCode.MissingId, message: 'event id missing or not a string/number' };
     }
-    for (let i = 0; i < p.values.length; i++) {
-      const slot = p.values[i] as number;
-      if (slot === NO_SLOT) continue;
-      const n = toNumber(v[slot]);
+    for (let i = 0; i < this.valueGetters.length; i++) {
+      if (this.valueGetters[i] === null) continue; // count: no field
+      const n = toNumber(f[2 + i]);
       if (!Number.isFinite(n)) {
         return { code: DeadLetterCode.BadField, message: `field "${this.valuePaths[i]}" is not a number` };
       }
