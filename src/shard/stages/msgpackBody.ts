@@ -46,21 +46,9 @@ export class MsgpackBodyDecoder {
     if (n < 0) return false;
     values.fill(undefined);
     for (let i = 0; i < n; i++) {
-      const b = this.bytes;
-      const t = b[this.pos];
-      let len: number;
-      let at: number;
-      if (t === undefined) return false;
-      if (t >= 0xa0 && t <= 0xbf) {
-        len = t & 0x1f;
-        at = this.pos + 1;
-      } else if (t === 0xd9 && this.pos + 1 < end) {
-        len = b[this.pos + 1] as number;
-        at = this.pos + 2;
-      } else return false;
-      if (at + len > end) return false;
-      this.pos = at + len;
-      const slot = wanted(b, at, len, names);
+      const at = this.keyBytes();
+      if (at < 0) return false;
+      const slot = wanted(this.bytes, at, this.pos - at, names);
       if (slot === NOT_ASCII) return false;
       if (slot === UNWANTED) {
         if (!this.skipScalar()) return false;
@@ -155,23 +143,35 @@ export class MsgpackBodyDecoder {
     return true;
   }
 
-  /** A fixstr/str8 map key (not `__proto__`), or FALLBACK. */
-  private key(): string | typeof FALLBACK {
+  /**
+   * Steps over a fixstr/str8 map key: returns where its bytes start (they end at the new `pos`), or -1
+   * for any other kind of key or one cut short.
+   */
+  private keyBytes(): number {
     const b = this.bytes;
     const t = b[this.pos];
     let len: number;
     let start: number;
-    if (t === undefined) return FALLBACK;
+    if (t === undefined) return -1;
     if (t >= 0xa0 && t <= 0xbf) {
       len = t & 0x1f;
       start = this.pos + 1;
     } else if (t === 0xd9 && this.pos + 1 < this.end) {
       len = b[this.pos + 1] as number;
       start = this.pos + 2;
-    } else return FALLBACK;
-    const end = start + len;
-    if (end > this.end) return FALLBACK;
-    this.pos = end;
+    } else return -1;
+    if (start + len > this.end) return -1;
+    this.pos = start + len;
+    return start;
+  }
+
+  /** A fixstr/str8 map key (not `__proto__`), or FALLBACK. */
+  private key(): string | typeof FALLBACK {
+    const start = this.keyBytes();
+    if (start < 0) return FALLBACK;
+    const b = this.bytes;
+    const end = this.pos;
+    const len = end - start;
     const list = this.keyCache.get(len);
     if (list !== undefined) {
       for (const k of list) if (sameBytes(k.bytes, b, start, end)) return k.text;
