@@ -11,22 +11,17 @@
  * - it reconnects by itself with capped exponential backoff (50 ms doubling to 2 s), and emits `ready` and
  *   `close` like ioredis, plus `error` with the cause of a failed connection.
  *
- * Replies: simple string → string, error → {@link ReplyError} (as a value: a transaction's replies may
- * hold some), integer → number, bulk string → Buffer (a view) or null, array → array or null.
+ * Replies are read by respReader.ts (types there) from the chunks replyAssembler.ts puts together.
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
+import { ReplyAssembler } from './replyAssembler.js';
+import { type Reply, ReplyError, type RespReader } from './respReader.js';
+
+export { parseReply, type Reply, ReplyError, RespReader } from './respReader.js';
 
 export type Arg = string | Buffer | number;
-export type Reply = null | number | string | Buffer | ReplyError | Reply[];
-
-export class ReplyError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ReplyError';
-  }
-}
 
 export interface RespOptions {
   url: string;
@@ -36,6 +31,12 @@ export interface RespOptions {
   commandTimeoutMs?: number;
   /** Extra TLS options for `rediss://` (e.g. `ca`); a private CA can also come from NODE_EXTRA_CA_CERTS. */
   tls?: tls.ConnectionOptions;
+  /**
+   * In replies to {@link RespConnection.sendRaw} (stream reads), a bulk string longer than this is not
+   * buffered: its bytes are dropped as they arrive and `$-<length>` stays in its place
+   * (replyAssembler.ts). Default: no limit.
+   */
+  maxRawBulkBytes?: number;
 }
 
 interface Pending {
@@ -49,147 +50,6 @@ interface Pending {
   timer: NodeJS.Timeout | null;
 }
 
-const CRLF = Buffer.from('\r\n');
-const INCOMPLETE = Symbol('incomplete');
-const BAD = Symbol('bad');
-
-/**
- * Reads RESP2 replies from `buf` at `pos`. {@link skip} steps over a whole reply without allocating and
- * can resume: when the bytes end first it keeps its place, so a reply arriving in several chunks is
- * scanned once in all and parsed once, when complete.
- */
-export class RespReader {
-  /** Items still to step over at each open array level of an unfinished {@link skip}; empty between replies. */
-  private readonly open: number[] = [];
-
-  constructor(
-    public buf: Buffer,
-    public pos = 0,
-  ) {}
-
-  /**
-   * Steps over one whole reply from `pos`: true (pos after it), BAD, or INCOMPLETE when the bytes end
-   * first — pos is then where the next call, with more bytes appended to `buf`, goes on.
-   */
-  skip(): true | typeof INCOMPLETE | typeof BAD {
-    const b = this.buf;
-    const open = this.open;
-    if (open.length === 0) open.push(1);
-    while (open.length > 0) {
-      const top = open.length - 1;
-      if (open[top] === 0) {
-        open.pop();
-        continue;
-      }
-      const at = this.pos;
-      if (at >= b.length) return INCOMPLETE;
-      const type = b[at];
-      this.pos = at + 1;
-      let n: number | null;
-      switch (type) {
-        case 0x24: // $ bulk string
-          n = this.int();
-          if (n !== null && n >= 0) {
-            if (this.pos + n + 2 > b.length) n = null;
-            else this.pos += n + 2;
-          }
-          break;
-        case 0x2a: // * array
-          n = this.int();
-          if (n !== null && n > 0) {
-            open[top] = (open[top] as number) - 1;
-            open.push(n);
-            continue;
-          }
-          break;
-        case 0x3a: // : integer
-          n = this.int();
-          break;
-        case 0x2b: // + simple string, - error
-        case 0x2d: {
-          const end = b.indexOf(CRLF, this.pos);
-          n = end < 0 ? null : 0;
-          if (end >= 0) this.pos = end + 2;
-          break;
-        }
-        default:
-          open.length = 0;
-          return BAD;
-      }
-      if (n === null) {
-        this.pos = at; // this item again, once more bytes are here
-        return INCOMPLETE;
-      }
-      open[top] = (open[top] as number) - 1;
-    }
-    return true;
-  }
-
-  /** Parses the whole reply at `pos` (see {@link skip}: call this once it returned true). */
-  parse(): Reply {
-    const b = this.buf;
-    const type = b[this.pos++];
-    switch (type) {
-      case 0x24: {
-        const n = this.int() as number;
-        if (n < 0) return null;
-        const s = b.subarray(this.pos, this.pos + n);
-        this.pos += n + 2;
-        return s;
-      }
-      case 0x2a: {
-        const n = this.int() as number;
-        if (n < 0) return null;
-        const items: Reply[] = new Array(n);
-        for (let i = 0; i < n; i++) items[i] = this.parse();
-        return items;
-      }
-      case 0x3a:
-        return this.int() as number;
-      default: {
-        // + simple string, - error
-        const end = b.indexOf(CRLF, this.pos);
-        const s = b.toString('utf8', this.pos, end);
-        this.pos = end + 2;
-        return type === 0x2b ? s : new ReplyError(s);
-      }
-    }
-  }
-
-  /** A decimal line (after the type byte), or null when its end has not arrived. */
-  int(): number | null {
-    const b = this.buf;
-    let i = this.pos;
-    let neg = false;
-    if (b[i] === 0x2d) {
-      neg = true;
-      i++;
-    }
-    let n = 0;
-    for (; i < b.length; i++) {
-      const c = b[i] as number;
-      if (c === 0x0d) {
-        if (i + 1 >= b.length) return null;
-        this.pos = i + 2;
-        return neg ? -n : n;
-      }
-      n = n * 10 + (c - 0x30);
-    }
-    return null;
-  }
-}
-
-/**
- * Parses one whole reply handed over by {@link RespConnection.sendRaw}.
- * @throws Error when `bytes` is not exactly one complete reply
- */
-export function parseReply(bytes: Buffer): Reply {
-  const r = new RespReader(bytes);
-  if (r.skip() !== true || r.pos !== bytes.length) throw new Error('not one complete RESP reply');
-  r.pos = 0;
-  return r.parse();
-}
-
 export class RespConnection extends EventEmitter {
   private socket: net.Socket | null = null;
   private ready = false;
@@ -198,10 +58,8 @@ export class RespConnection extends EventEmitter {
   private reconnectTimer: NodeJS.Timeout | null = null;
   /** Sends awaiting replies, oldest first (a few at a time: the reader waits for each read). */
   private readonly queue: Pending[] = [];
-  /** Received bytes; `reader.pos` is how far the current reply has been scanned. */
-  private reader = new RespReader(Buffer.alloc(0));
-  /** Where in `reader.buf` the reply not yet handed out begins. */
-  private replyStart = 0;
+  /** Received bytes → whole replies. */
+  readonly replies = new ReplyAssembler();
   private readonly target: URL;
 
   constructor(private readonly opts: RespOptions) {
@@ -293,8 +151,7 @@ export class RespConnection extends EventEmitter {
         : net.connect({ host, port });
     socket.setNoDelay(true);
     this.socket = socket;
-    this.reader = new RespReader(Buffer.alloc(0)); // no half-scanned reply from the old connection
-    this.replyStart = 0;
+    this.replies.reset(); // no half-scanned reply from the old connection
     const timer = setTimeout(() => socket.destroy(new Error('connect timeout')), this.opts.connectTimeoutMs);
     socket.once(u.protocol === 'rediss:' ? 'secureConnect' : 'connect', () => {
       clearTimeout(timer);
@@ -355,45 +212,42 @@ export class RespConnection extends EventEmitter {
   }
 
   private onData(chunk: Buffer): void {
-    const r = this.reader;
-    if (this.replyStart >= r.buf.length) {
-      r.buf = chunk;
-      r.pos = 0;
-    } else {
-      // An unfinished reply: keep its bytes; the scan goes on where it stopped.
-      r.buf = Buffer.concat([r.buf.subarray(this.replyStart), chunk]);
-      r.pos -= this.replyStart;
-    }
-    this.replyStart = 0;
-    while (r.pos < r.buf.length) {
-      const whole = r.skip();
-      if (whole === INCOMPLETE) return;
-      const start = this.replyStart;
-      this.replyStart = r.pos;
-      if (whole === BAD) {
-        this.socket?.destroy(new Error(`unexpected RESP type byte ${r.buf[start]}`));
-        return;
-      }
-      const p = this.queue[0];
-      if (p === undefined) {
-        this.socket?.destroy(new Error('reply without a command'));
-        return;
-      }
-      if (p.raw) p.replies.push(r.buf.subarray(start, r.pos));
-      else {
-        const end = r.pos;
-        r.pos = start;
-        p.replies.push(r.parse());
-        r.pos = end;
-      }
-      if (--p.left === 0) {
-        this.queue.shift(); // a settled send must not keep its replies (the entries) alive
-        if (p.timer) clearTimeout(p.timer);
-        p.resolve(p.replies);
-      }
-    }
-    this.replyStart = r.pos;
+    this.setBulkLimit();
+    this.replies.push(chunk, this.onReply);
   }
+
+  /** Long bulk strings are dropped from raw replies only: the limit follows the oldest send. */
+  private setBulkLimit(): void {
+    const raw = this.queue[0]?.raw === true;
+    this.replies.limit = (raw ? this.opts.maxRawBulkBytes : undefined) ?? Number.POSITIVE_INFINITY;
+  }
+
+  /** One whole reply, `r.buf[start, r.pos)`; r is null for bytes that are not RESP. */
+  private readonly onReply = (r: RespReader | null, start: number): boolean => {
+    if (r === null) {
+      this.socket?.destroy(new Error('unexpected RESP type byte'));
+      return false;
+    }
+    const p = this.queue[0];
+    if (p === undefined) {
+      this.socket?.destroy(new Error('reply without a command'));
+      return false;
+    }
+    if (p.raw) p.replies.push(r.buf.subarray(start, r.pos));
+    else {
+      const end = r.pos;
+      r.pos = start;
+      p.replies.push(r.parse());
+      r.pos = end;
+    }
+    if (--p.left === 0) {
+      this.queue.shift(); // a settled send must not keep its replies (the entries) alive
+      if (p.timer) clearTimeout(p.timer);
+      p.resolve(p.replies);
+      this.setBulkLimit();
+    }
+    return true;
+  };
 }
 
 /** RESP2 arrays of bulk strings for the commands, in one Buffer. */
