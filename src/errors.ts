@@ -25,6 +25,11 @@ export const DeadLetterCode = {
   MaxDeliveries: 'E_MAX_DELIVERIES',
   /** The shard worker crashed every time it processed this entry alone: not processed again. */
   WorkerCrash: 'E_WORKER_CRASH',
+  /**
+   * Larger than `source.maxEntryBytes`, or with more fields than one XADD can copy (pass-through, dead
+   * letter): dead-lettered without its fields — only its key (if any), the error and `source_id`.
+   */
+  EntryTooLarge: 'E_ENTRY_TOO_LARGE',
 } as const;
 export type DeadLetterCode = (typeof DeadLetterCode)[keyof typeof DeadLetterCode];
 

@@ -5,7 +5,7 @@
 import { encode } from '@msgpack/msgpack';
 import { describe, expect, it } from 'vitest';
 import { type PipelineConfig, parseConfig } from '../src/config/load.js';
-import { BatchReader, entrySize, NO_KEY, packBatch, type RawEntry } from '../src/routing/batchCodec.js';
+import { BatchReader, NO_KEY, packBatch, type RawEntry } from '../src/routing/batchCodec.js';
 import { fnv1a, keyGroupOfKey, keyGroupsOfShard, shardOfKey } from '../src/routing/hash.js';
 import type { BatchResult, RestoredState } from '../src/shard/protocol.js';
 import { Shard } from '../src/shard/shard.js';
@@ -35,9 +35,8 @@ function batch(events: Array<{ key: string | null; body: unknown }>): {
 } {
   const entries = events.map((e) => entry(e.key, e.body, `1-${seq++}`));
   const kgs = Uint16Array.from(entries.map((_, i) => keyGroupOfKey(events[i]?.key ?? '', KEY_GROUPS)));
-  const kfs = Uint16Array.from(events.map((e) => (e.key === null ? NO_KEY : 1)));
-  const size = 4 + entries.reduce((n, e) => n + entrySize(e), 0);
-  return { buf: packBatch(entries, kgs, kfs, size), entries };
+  const kfs = events.map((e) => (e.key === null ? NO_KEY : 1));
+  return { buf: packBatch(entries, kgs, kfs), entries };
 }
 
 const ev = (key: string, ts: number, amount: number, id = `${key}-${ts}-${amount}`) => ({
@@ -119,8 +118,7 @@ describe('body field', () => {
     const shard = new Shard(config('  - dedup: {}\n', 'body: { field: données }\n'));
     const e = entry('k', { id: 'x', ts: 5, amount: 1 }, '1-1');
     e.fields[2] = Buffer.from('données');
-    const size = 4 + entrySize(e);
-    const buf = packBatch([e], Uint16Array.from([0]), Uint16Array.from([1]), size);
+    const buf = packBatch([e], [0], [1]);
     const out = shard.processBatch(buf);
     expect(out.deadLetters).toEqual([]);
     expect(out.passThrough).toEqual([0]);

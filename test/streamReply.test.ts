@@ -124,7 +124,7 @@ describe('StreamReply and Router', () => {
         fields,
         keyField,
         keyGroup: keyGroupOf(fnv1a(key), keyGroups),
-        deliveries: Math.min(0x7fff, [1, 2, 3, 4, 5, 70_000][i] as number),
+        deliveries: [1, 2, 3, 4, 5, 70_000][i] as number,
       };
     });
     const byId = (x: { id: string }, y: { id: string }) => x.id.localeCompare(y.id);

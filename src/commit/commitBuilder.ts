@@ -20,6 +20,14 @@ import { type OpArg, OpsWriter } from './opsCodec.js';
 /** Longest argument list of one op; keeps Lua's `unpack` well inside its ~8,000-value stack limit. */
 export const MAX_OP_ARGS = 6000;
 
+/**
+ * Most fields (names and values) of an entry that can be copied — passed through or dead-lettered —
+ * since a copy is ONE XADD: MAX_OP_ARGS less the longest head (`XADD s MAXLEN ~ n *`) and the fields a
+ * dead letter adds (`deliveries`, `error`, `source_id`). The shard dead-letters a wider entry without its
+ * fields (E_ENTRY_TOO_LARGE) instead.
+ */
+export const MAX_COPY_FIELDS = MAX_OP_ARGS - 12;
+
 type Arg = OpArg;
 
 export class CommitBuilder {
@@ -47,15 +55,15 @@ export class CommitBuilder {
     const list = w.beginArray();
     this.ops = 0;
     if (this.sinkHead !== null) {
-      for (const res of r.results) this.op(this.sinkHead, res);
-      for (const i of r.passThrough) this.op(this.sinkHead, r.entryFields[i] as Uint8Array[]);
+      for (const res of r.results) this.xadd(this.sinkHead, res);
+      for (const i of r.passThrough) this.xadd(this.sinkHead, r.entryFields[i] as Uint8Array[]);
     }
     for (const d of r.deadLetters) {
       const fields: Arg[] = [...(r.entryFields[d.index] as Uint8Array[])];
       if (d.deliveries !== undefined) fields.push('deliveries', String(d.deliveries));
       fields.push('error', d.error, 'source_id');
       fields.push(r.entryIds[d.index] as Uint8Array);
-      this.op(this.dlqHead, fields);
+      this.xadd(this.dlqHead, fields);
     }
     this.state(r);
     if (r.entryIds.length > 0) this.op(this.ackHead, r.entryIds);
@@ -84,7 +92,21 @@ export class CommitBuilder {
     }
   }
 
-  /** Writes `head… rest…` as one op, or several of whole `per`-sized groups when too long. */
+  /**
+   * One XADD: never split (several XADDs would be several half entries). The shard keeps copies within
+   * {@link MAX_COPY_FIELDS}, so a longer one is a bug.
+   */
+  private xadd(head: Arg[], fields: Arg[]): void {
+    if (head.length + fields.length > MAX_OP_ARGS) {
+      throw new Error(`an XADD of ${fields.length} fields exceeds the ${MAX_OP_ARGS} arguments of one op`);
+    }
+    this.op(head, fields);
+  }
+
+  /**
+   * Writes `head… rest…` as one op, or several of whole `per`-sized groups when too long (for commands
+   * that can be split: XACK, HSET, HDEL).
+   */
   private op(head: Arg[], rest: Arg[] = [], per = 1): void {
     const w = this.writer;
     const room = MAX_OP_ARGS - head.length - ((MAX_OP_ARGS - head.length) % per);

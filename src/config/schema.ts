@@ -71,6 +71,19 @@ const sourceSchema = z
       .default(10)
       .describe('Dead-letter an entry delivered more often than this.'),
     /**
+     * Largest entry processed, in bytes: the sum of its field names and values. A larger entry is
+     * dead-lettered as E_ENTRY_TOO_LARGE with only its key (when present), the error and `source_id`; the
+     * reader drops the bytes of a longer value as they arrive instead of buffering them, so a read holds
+     * about `batchSize` × this at most. @defaultValue 1048576 (1 MiB)
+     */
+    maxEntryBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(512 * 1024 * 1024)
+      .default(1024 * 1024)
+      .describe('Dead-letter (E_ENTRY_TOO_LARGE) an entry whose field names and values sum past this.'),
+    /**
      * Trim the input stream below the oldest entry any group still needs (never an entry that is pending
      * or not yet read by a group), every `every`. Unset: no trimming.
      */

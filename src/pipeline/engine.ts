@@ -108,6 +108,7 @@ export class Engine {
       name: `streamshard:${c.name}:reader`,
       connectTimeoutMs: c.redis.connectTimeout,
       commandTimeoutMs: c.source.block + 10_000,
+      maxRawBulkBytes: c.source.maxEntryBytes,
     });
     const readerState = onState('reader');
     this.reader.on('ready', () => readerState('ready'));
@@ -130,7 +131,7 @@ export class Engine {
       fence: () => this.fence as CommitFence,
     });
     this.idleClose = windowIdleClose(c);
-    this.router = new Router(c.key.field, c.keyGroups, c.shards);
+    this.router = new Router(c.key.field, c.keyGroups, c.shards, c.source.maxEntryBytes);
     this.keys = new CheckpointKeys(c.redis.keyPrefix, c.source.stream, c.source.group);
     this.shardKeyGroups = Array.from({ length: c.shards }, (_, s) =>
       keyGroupsOfShard(s, c.keyGroups, c.shards),

@@ -1,80 +1,160 @@
 /**
  * One shard batch as ONE ArrayBuffer, so that handing it to a worker is a transfer (zero-copy), not a
- * structured clone of hundreds of Buffers (Buffers from Node's shared pool cannot be transferred).
+ * structured clone of hundreds of Buffers (Buffers from Node's shared pool cannot be transferred). This
+ * file owns the layout: {@link BatchWriter.add} writes every entry (the router's open batches and
+ * {@link packBatch} both go through it), {@link BatchReader} reads it, {@link splitBatch} cuts it.
  *
  *   batch  := count:u32  entry*
- *   entry  := keyGroup:u16  keyField:u16  deliveries:u16  idLen:u16  id  nFields:u16  (len:u32 bytes)*
+ *   entry  := keyGroup:u16  flags:u16  deliveries:u32  keyField:u32  idLen:u32  nFields:u32
+ *             [size:f64, when flags has OVERSIZED]  id  (len:u32  bytes){nFields}
  *
- * `keyField` is the index (in the field list) of the value holding the key, 0xFFFF when absent; the main
- * thread found it while routing, so the worker does not search again. Names and values alternate.
- * `deliveries` is the entry's delivery count (1 for a first read; from XPENDING on a re-read, at most
- * {@link MAX_DELIVERIES}), with the {@link POISON} bit set for an entry that crashed the shard worker
- * repeatedly and must only be dead-lettered.
+ * Every count and index is 32 bits wide, so no entry Redis can hold overflows it (a 16-bit field count
+ * made the worker read the rest of a batch as garbage after an entry of 32,768+ field pairs). Key groups
+ * stay 16 bits: `keyGroups` is at most 65,536.
+ *
+ * `keyField` is the index (in the field list) of the value holding the key, {@link NO_KEY} when absent;
+ * the main thread found it while routing, so the worker does not search again. Names and values
+ * alternate. `deliveries` is the entry's delivery count (1 for a first read; from XPENDING on a re-read).
+ * `flags`: {@link POISON} marks an entry that crashed the shard worker repeatedly and must only be
+ * dead-lettered; {@link OVERSIZED} an entry larger than `source.maxEntryBytes`, whose fields were not
+ * copied: it carries only its key's name and value (when present and at most {@link MAX_KEY_COPY} bytes)
+ * and its size, and is dead-lettered as `E_ENTRY_TOO_LARGE`.
  */
+import { ByteWriter, copyBytes } from '../util/bytes.js';
 
-export const NO_KEY = 0xffff;
-/** Delivery-count flag: dead-letter this entry without processing it (it crashed the worker). */
-export const POISON = 0x8000;
-export const MAX_DELIVERIES = 0x7fff;
+export const NO_KEY = 0xffffffff;
+/** Flag: dead-letter this entry without processing it (it crashed the worker). */
+export const POISON = 0x1;
+/** Flag: the entry was too large to copy; only its key (if any) and its size are in the batch. */
+export const OVERSIZED = 0x2;
+/** The most bytes of a key an oversized entry carries (for its shard and its dead letter). */
+export const MAX_KEY_COPY = 4096;
 
-/** An entry as the main thread holds it: Buffers straight from the Redis reply. */
+/** Byte offsets inside an entry's header. */
+const FLAGS_AT = 2;
+const HEAD = 20;
+
+/** How an entry is routed: written into its header. */
+export interface EntryHead {
+  keyGroup: number;
+  keyField: number;
+  deliveries: number;
+  flags: number;
+}
+
+/** An entry as tests and benchmarks hold it: Buffers. */
 export interface RawEntry {
   id: Buffer;
   fields: Buffer[];
 }
 
-/** Bytes one entry takes in a batch. */
-export function entrySize(e: RawEntry): number {
-  let n = 10 + e.id.length;
-  for (const f of e.fields) n += 4 + f.length;
-  return n;
-}
+/**
+ * A batch being written: `count:u32` then the entries. The router's open batches extend it; the worker
+ * gets {@link take}'s buffer.
+ */
+export class BatchWriter extends ByteWriter {
+  private count = 0;
 
-/** Writes one entry at `o` (see the layout above); returns the offset after it. */
-export function writeEntry(
-  view: DataView,
-  bytes: Uint8Array,
-  o: number,
-  e: RawEntry,
-  keyGroup: number,
-  keyField: number,
-  deliveries: number,
-): number {
-  view.setUint16(o, keyGroup, true);
-  view.setUint16(o + 2, keyField, true);
-  view.setUint16(o + 4, deliveries, true);
-  view.setUint16(o + 6, e.id.length, true);
-  bytes.set(e.id, o + 8);
-  o += 8 + e.id.length;
-  view.setUint16(o, e.fields.length, true);
-  o += 2;
-  for (const f of e.fields) {
-    view.setUint32(o, f.length, true);
-    bytes.set(f, o + 4);
-    o += 4 + f.length;
+  constructor(size = 64 * 1024) {
+    super(size, 4);
   }
-  return o;
+
+  get size(): number {
+    return this.count;
+  }
+
+  /**
+   * Appends one entry whose ID is `src[idStart, idStart + idLen)` and whose `n` fields are
+   * `src[starts[i], starts[i] + lens[i])`. With {@link OVERSIZED} in `head.flags`, `size` is the
+   * entry's size in bytes (the fields given are then only its key's name and value, or none).
+   */
+  add(
+    src: Uint8Array,
+    idStart: number,
+    idLen: number,
+    n: number,
+    starts: Int32Array,
+    lens: Int32Array,
+    head: EntryHead,
+    size = 0,
+  ): void {
+    const oversized = (head.flags & OVERSIZED) !== 0;
+    let bytes = HEAD + (oversized ? 8 : 0) + idLen + 4 * n;
+    for (let i = 0; i < n; i++) bytes += lens[i] as number;
+    this.ensure(bytes);
+    const v = this.view;
+    let o = this.pos;
+    v.setUint16(o, head.keyGroup, true);
+    v.setUint16(o + FLAGS_AT, head.flags, true);
+    v.setUint32(o + 4, head.deliveries, true);
+    v.setUint32(o + 8, head.keyField, true);
+    v.setUint32(o + 12, idLen, true);
+    v.setUint32(o + 16, n, true);
+    o += HEAD;
+    if (oversized) {
+      v.setFloat64(o, size, true);
+      o += 8;
+    }
+    copyBytes(src, idStart, idStart + idLen, this.buf, o);
+    o += idLen;
+    for (let i = 0; i < n; i++) {
+      const start = starts[i] as number;
+      const len = lens[i] as number;
+      v.setUint32(o, len, true);
+      copyBytes(src, start, start + len, this.buf, o + 4);
+      o += 4 + len;
+    }
+    this.pos = o;
+    this.count++;
+  }
+
+  /** A copy of the batch so far, as its own ArrayBuffer (transferable). */
+  snapshot(): ArrayBuffer {
+    this.view.setUint32(0, this.count, true);
+    return this.finish().buffer;
+  }
+
+  /** The batch as its own ArrayBuffer, and a reset. */
+  take(): { count: number; buf: ArrayBuffer } {
+    const buf = this.snapshot();
+    const count = this.count;
+    this.pos = 4;
+    this.count = 0;
+    return { count, buf };
+  }
 }
 
-/** Writes entries into a fresh ArrayBuffer of exactly `size` bytes (the sum of entrySize + 4). */
+/**
+ * Packs entries held as Buffers (tests, benchmarks) through {@link BatchWriter.add}: each entry is laid
+ * out contiguously first so that the one writer can copy it by ranges.
+ */
 export function packBatch(
   entries: RawEntry[],
-  keyGroups: Uint16Array,
-  keyFields: Uint16Array,
-  size: number,
+  keyGroups: ArrayLike<number>,
+  keyFields: ArrayLike<number>,
   /** Delivery count per entry; absent = all first deliveries. */
-  deliveries?: Uint16Array,
+  deliveries?: ArrayLike<number>,
 ): ArrayBuffer {
-  const buf = new ArrayBuffer(size);
-  const view = new DataView(buf);
-  const bytes = new Uint8Array(buf);
-  view.setUint32(0, entries.length, true);
-  let o = 4;
-  for (let i = 0; i < entries.length; i++) {
-    const d = deliveries === undefined ? 1 : (deliveries[i] as number);
-    o = writeEntry(view, bytes, o, entries[i] as RawEntry, keyGroups[i] as number, keyFields[i] as number, d);
-  }
-  return buf;
+  const w = new BatchWriter();
+  entries.forEach((e, i) => {
+    const src = Buffer.concat([e.id, ...e.fields]);
+    const starts = new Int32Array(e.fields.length);
+    const lens = new Int32Array(e.fields.length);
+    let at = e.id.length;
+    e.fields.forEach((f, j) => {
+      starts[j] = at;
+      lens[j] = f.length;
+      at += f.length;
+    });
+    const head = {
+      keyGroup: keyGroups[i] as number,
+      keyField: keyFields[i] as number,
+      deliveries: deliveries === undefined ? 1 : (deliveries[i] as number),
+      flags: 0,
+    };
+    w.add(src, 0, e.id.length, e.fields.length, starts, lens, head);
+  });
+  return w.take().buf;
 }
 
 /** A cursor over a packed batch: no allocation per entry beyond the field views it hands out. */
@@ -86,11 +166,16 @@ export class BatchReader {
   private offset = 4;
   /** Index of the current entry in the batch. */
   index = -1;
+  /** Byte range of the current entry in the batch (for {@link splitBatch}). */
+  entryStart = 0;
+  entryEnd = 0;
   keyGroup = 0;
   keyField = NO_KEY;
   deliveries = 1;
   /** The entry crashed the worker on every try: dead-letter it only. */
   poison = false;
+  /** The entry's size in bytes when it was too large to copy ({@link OVERSIZED}); -1 otherwise. */
+  oversizedBytes = -1;
   idStart = 0;
   idEnd = 0;
   /** Fields of the current entry (names at even, values at odd indexes), as byte ranges of the batch. */
@@ -110,17 +195,22 @@ export class BatchReader {
     this.index++;
     const v = this.view;
     let o = this.offset;
+    this.entryStart = o;
     this.keyGroup = v.getUint16(o, true);
-    this.keyField = v.getUint16(o + 2, true);
-    const d = v.getUint16(o + 4, true);
-    this.deliveries = d & MAX_DELIVERIES;
-    this.poison = (d & POISON) !== 0;
-    const idLen = v.getUint16(o + 6, true);
-    this.idStart = o + 8;
-    this.idEnd = o + 8 + idLen;
+    const flags = v.getUint16(o + FLAGS_AT, true);
+    this.poison = (flags & POISON) !== 0;
+    this.deliveries = v.getUint32(o + 4, true);
+    this.keyField = v.getUint32(o + 8, true);
+    const idLen = v.getUint32(o + 12, true);
+    const n = v.getUint32(o + 16, true);
+    o += HEAD;
+    if ((flags & OVERSIZED) !== 0) {
+      this.oversizedBytes = v.getFloat64(o, true);
+      o += 8;
+    } else this.oversizedBytes = -1;
+    this.idStart = o;
+    this.idEnd = o + idLen;
     o = this.idEnd;
-    const n = v.getUint16(o, true);
-    o += 2;
     if (n > this.starts.length) {
       this.starts = new Int32Array(n);
       this.ends = new Int32Array(n);
@@ -133,6 +223,7 @@ export class BatchReader {
       o += 4 + len;
     }
     this.offset = o;
+    this.entryEnd = o;
     return true;
   }
 
@@ -186,35 +277,20 @@ export function latin1(bytes: Uint8Array, start: number, end: number): string {
   return s;
 }
 
-/** Byte ranges `[start, end)` of each entry in a packed batch. */
-function entryRanges(buf: ArrayBuffer): Array<[number, number]> {
-  const v = new DataView(buf);
-  const count = v.getUint32(0, true);
-  const ranges: Array<[number, number]> = [];
-  let o = 4;
-  for (let i = 0; i < count; i++) {
-    const start = o;
-    o += 8 + v.getUint16(o + 6, true);
-    const n = v.getUint16(o, true);
-    o += 2;
-    for (let f = 0; f < n; f++) o += 4 + v.getUint32(o, true);
-    ranges.push([start, o]);
-  }
-  return ranges;
-}
-
 /**
  * Splits a packed batch into one batch per entry (to find which entry crashes a worker), marking the
- * entries at `poison` indexes with {@link POISON}.
+ * entries at `poison` indexes with {@link POISON}. Entries are copied whole, as written.
  */
 export function splitBatch(buf: ArrayBuffer, poison: ReadonlySet<number> = new Set()): ArrayBuffer[] {
-  const src = new Uint8Array(buf);
-  return entryRanges(buf).map(([start, end], i) => {
-    const one = new ArrayBuffer(4 + end - start);
+  const r = new BatchReader(buf);
+  const out: ArrayBuffer[] = [];
+  while (r.next()) {
+    const one = new ArrayBuffer(4 + r.entryEnd - r.entryStart);
     const view = new DataView(one);
     view.setUint32(0, 1, true);
-    new Uint8Array(one).set(src.subarray(start, end), 4);
-    if (poison.has(i)) view.setUint16(4 + 4, view.getUint16(4 + 4, true) | POISON, true);
-    return one;
-  });
+    new Uint8Array(one).set(r.bytes.subarray(r.entryStart, r.entryEnd), 4);
+    if (poison.has(r.index)) view.setUint16(4 + FLAGS_AT, view.getUint16(4 + FLAGS_AT, true) | POISON, true);
+    out.push(one);
+  }
+  return out;
 }

@@ -6,8 +6,7 @@
  */
 import { RespReader } from '../redis/respConnection.js';
 import type { StreamReply } from '../source/streamReply.js';
-import { ByteWriter, copyBytes } from '../util/bytes.js';
-import { MAX_DELIVERIES, NO_KEY } from './batchCodec.js';
+import { BatchWriter, MAX_KEY_COPY, NO_KEY, OVERSIZED } from './batchCodec.js';
 import { fnv1a, keyGroupOf } from './hash.js';
 
 /**
@@ -16,70 +15,13 @@ import { fnv1a, keyGroupOf } from './hash.js';
  * and entry objects — outlives it. (Holding the entries until the flush let them survive young-generation
  * GCs and pile up in the old generation: measured 375 MB of main-thread heap over a 600k-entry drain.)
  */
-export class OpenBatch extends ByteWriter {
-  private count = 0;
+export class OpenBatch extends BatchWriter {
   /** Wall time the first entry arrived (for `commit.maxDelay`). */
   since = 0;
 
-  constructor() {
-    super(64 * 1024, 4);
-  }
-
-  get size(): number {
-    return this.count;
-  }
-
-  /**
-   * Appends one entry (see batchCodec.ts for the layout) whose ID is `src[idStart, idStart + idLen)` and
-   * whose `n` fields are `src[starts[i], starts[i] + lens[i])`.
-   */
-  add(
-    src: Uint8Array,
-    idStart: number,
-    idLen: number,
-    n: number,
-    starts: Int32Array,
-    lens: Int32Array,
-    head: { keyGroup: number; keyField: number; deliveries: number },
-  ): void {
-    let size = 10 + idLen;
-    for (let i = 0; i < n; i++) size += 4 + (lens[i] as number);
-    this.ensure(size);
-    const v = this.view;
-    let o = this.pos;
-    v.setUint16(o, head.keyGroup, true);
-    v.setUint16(o + 2, head.keyField, true);
-    v.setUint16(o + 4, head.deliveries, true);
-    v.setUint16(o + 6, idLen, true);
-    copyBytes(src, idStart, idStart + idLen, this.buf, o + 8);
-    o += 8 + idLen;
-    v.setUint16(o, n, true);
-    o += 2;
-    for (let i = 0; i < n; i++) {
-      const start = starts[i] as number;
-      const len = lens[i] as number;
-      v.setUint32(o, len, true);
-      copyBytes(src, start, start + len, this.buf, o + 4);
-      o += 4 + len;
-    }
-    this.pos = o;
-    this.count++;
-  }
-
-  /** A copy of the batch so far, as its own ArrayBuffer (transferable). */
-  snapshot(): ArrayBuffer {
-    this.view.setUint32(0, this.count, true);
-    return this.finish().buffer;
-  }
-
-  /** The batch as its own ArrayBuffer, and a reset. */
-  take(): { count: number; buf: ArrayBuffer } {
-    const buf = this.snapshot();
-    const count = this.count;
-    this.pos = 4;
-    this.count = 0;
+  override take(): { count: number; buf: ArrayBuffer } {
     this.since = 0;
-    return { count, buf };
+    return super.take();
   }
 }
 
@@ -90,13 +32,15 @@ export class Router {
   /** Field ranges of the entry being routed (grown for entries with more fields). */
   private starts = new Int32Array(16);
   private lens = new Int32Array(16);
-  private readonly head = { keyGroup: 0, keyField: NO_KEY, deliveries: 1 };
+  private readonly head = { keyGroup: 0, keyField: NO_KEY, deliveries: 1, flags: 0 };
   private readonly resp = new RespReader(Buffer.alloc(0));
 
   constructor(
     keyField: string,
     private readonly keyGroups: number,
     shards: number,
+    /** `source.maxEntryBytes`: a larger entry (names and values summed) is not copied into a batch. */
+    private readonly maxEntryBytes = Number.POSITIVE_INFINITY,
   ) {
     this.keyName = Buffer.from(keyField, 'utf8');
     this.shardOf = new Uint16Array(keyGroups);
@@ -105,7 +49,8 @@ export class Router {
 
   /**
    * Appends each entry of the read to its shard's open batch. `deliveries[i]` is entry i's delivery count
-   * when known (a re-read of pending entries); otherwise 1.
+   * when known (a re-read of pending entries); otherwise 1. An entry over `maxEntryBytes` goes as a
+   * header only, flagged {@link OVERSIZED}, with its key when the key's bytes are here and short.
    */
   route(reply: StreamReply, batches: OpenBatch[], now: number, deliveries: number[] | null = null): void {
     const bytes = reply.bytes;
@@ -126,11 +71,21 @@ export class Router {
       }
       const { starts, lens } = this;
       let keyField = NO_KEY;
+      let size = 0;
+      let cut = false;
       for (let i = 0; i < n; i++) {
         r.pos++; // '$'
         const len = r.int() as number;
         starts[i] = r.pos;
+        if (len < 0) {
+          // `$-<length>`: a value the reader connection did not keep (longer than maxEntryBytes)
+          lens[i] = -1;
+          size += -len;
+          cut = true;
+          continue;
+        }
         lens[i] = len;
+        size += len;
         r.pos += len + 2;
         if (
           keyField === NO_KEY &&
@@ -140,7 +95,7 @@ export class Router {
         )
           keyField = i + 1;
       }
-      if (keyField >= n) keyField = NO_KEY; // a name without a value
+      if (keyField >= n || (lens[keyField] as number) < 0) keyField = NO_KEY; // no value, or not kept
       // A missing key hashes as the empty key: it still goes to one fixed shard, which dead-letters it.
       const kg =
         keyField === NO_KEY
@@ -156,9 +111,26 @@ export class Router {
       const b = batches[this.shardOf[kg] as number] as OpenBatch;
       if (b.size === 0) b.since = now;
       head.keyGroup = kg;
-      head.keyField = keyField;
-      head.deliveries = deliveries === null ? 1 : Math.min(MAX_DELIVERIES, deliveries[e] as number);
-      b.add(bytes, idStart, idLen, n, starts, lens, head);
+      head.deliveries = deliveries === null ? 1 : (deliveries[e] as number);
+      if (!cut && size <= this.maxEntryBytes) {
+        head.keyField = keyField;
+        head.flags = 0;
+        b.add(bytes, idStart, idLen, n, starts, lens, head);
+        continue;
+      }
+      // Too large: only the key travels (as fields 0 and 1), so the dead letter shows it.
+      head.flags = OVERSIZED;
+      if (keyField !== NO_KEY && (lens[keyField] as number) <= MAX_KEY_COPY) {
+        starts[0] = starts[keyField - 1] as number;
+        lens[0] = name.length;
+        starts[1] = starts[keyField] as number;
+        lens[1] = lens[keyField] as number;
+        head.keyField = 1;
+        b.add(bytes, idStart, idLen, 2, starts, lens, head, size);
+      } else {
+        head.keyField = NO_KEY;
+        b.add(bytes, idStart, idLen, 0, starts, lens, head, size);
+      }
     }
   }
 }

@@ -4,11 +4,12 @@
  *
  * Per event: decode/validate → stages in config order (filter, dedup) → window (or pass-through).
  */
+import { MAX_COPY_FIELDS } from '../commit/commitBuilder.js';
 import type { PipelineConfig } from '../config/load.js';
 import type { Aggregate } from '../config/schema.js';
 import { DeadLetterCode } from '../errors.js';
 import { faults } from '../fault/faults.js';
-import { BatchReader } from '../routing/batchCodec.js';
+import { BatchReader, NO_KEY } from '../routing/batchCodec.js';
 import { fnv1a } from '../routing/hash.js';
 import type { BatchResult, RestoredState, ShardCounts, StateDelta } from './protocol.js';
 import { EventDecoder } from './stages/decode.js';
@@ -57,6 +58,7 @@ export class Shard {
   /** Stream time at the last event, for idle closing. */
   private streamTimeAtLastEvent = Number.NEGATIVE_INFINITY;
   private readonly maxDeliveries: number;
+  private readonly maxEntryBytes: number;
   private readonly retry: PipelineConfig['retry'];
   /** The error of the last event whose stages failed on every try. */
   private lastError: unknown = null;
@@ -81,6 +83,7 @@ export class Shard {
     this.maxSlice = config.commit.maxEvents;
     this.tickSlice = Math.min(TICK_SLICE, this.maxSlice);
     this.maxDeliveries = config.source.maxDeliveries;
+    this.maxEntryBytes = config.source.maxEntryBytes;
     this.retry = config.retry;
     this.decoder = new EventDecoder({
       body: config.body,
@@ -118,6 +121,12 @@ export class Shard {
       counts.processed++;
       out.entryIds.push(r.idBytes());
       const deliveries = r.deliveries;
+      if (r.oversizedBytes >= 0) {
+        // The router copied only its key (see routing/batchCodec.ts OVERSIZED).
+        const msg = `entry of ${r.oversizedBytes} bytes (field names and values) is larger than source.maxEntryBytes (${this.maxEntryBytes})`;
+        this.deadLetter(out, r, DeadLetterCode.EntryTooLarge, msg);
+        continue;
+      }
       if (r.poison) {
         const msg = `the shard worker crashed on each of ${this.retry.attempts} tries of this entry alone`;
         this.deadLetter(out, r, DeadLetterCode.WorkerCrash, msg, deliveries);
@@ -147,6 +156,10 @@ export class Shard {
       }
       if (verdict === DROP) continue;
       if (this.window === null) {
+        if (r.fieldCount > MAX_COPY_FIELDS) {
+          this.deadLetter(out, r, DeadLetterCode.EntryTooLarge, tooManyFields(r.fieldCount));
+          continue;
+        }
         out.passThrough.push(r.index);
         out.entryFields[r.index] = r.fields();
         out.eventTimes.push(ev.ts);
@@ -247,8 +260,17 @@ export class Shard {
     message: string,
     deliveries?: number,
   ): void {
+    let fields: Uint8Array[];
+    if (r.fieldCount <= MAX_COPY_FIELDS) fields = r.fields();
+    else {
+      // A copy is one XADD: an entry this wide goes without its fields, its key only.
+      if (code !== DeadLetterCode.EntryTooLarge)
+        message = `${tooManyFields(r.fieldCount)}; ${code}: ${message}`;
+      code = DeadLetterCode.EntryTooLarge;
+      fields = r.keyField === NO_KEY ? [] : [r.field(r.keyField - 1), r.field(r.keyField)];
+    }
     out.deadLetters.push({ index: r.index, error: `${code}: ${message}`, deliveries });
-    out.entryFields[r.index] = r.fields();
+    out.entryFields[r.index] = fields;
     out.counts.deadLettered[code] = (out.counts.deadLettered[code] ?? 0) + 1;
   }
 
@@ -278,6 +300,10 @@ const utf8 = new TextDecoder();
 /** The current entry's key as text (for fault injection only: the stages use its bytes). */
 function keyText(r: BatchReader): string {
   return utf8.decode(r.field(r.keyField));
+}
+
+function tooManyFields(n: number): string {
+  return `${n} fields (names and values): more than one XADD can copy (${MAX_COPY_FIELDS})`;
 }
 
 function errorMessage(e: unknown): string {

@@ -5,6 +5,9 @@
  *
  *   reply  := *1 ( *2 $stream *N entry* )  |  *-1           (nil: nothing to read)
  *   entry  := *2 $id ( *F $field… )  |  *2 $id *-1          (nil fields: deleted since it was read)
+ *
+ * A field may also be `$-<length>` (no bytes follow): a value longer than `source.maxEntryBytes` that the
+ * reader connection dropped as it arrived (redis/replyAssembler.ts); the router dead-letters its entry.
  */
 import { ReplyError, RespReader } from '../redis/respConnection.js';
 
@@ -47,7 +50,7 @@ export class StreamReply {
         this.deleted.push(Buffer.from(bulkAt(bytes, at)));
         continue;
       }
-      for (let f = 0; f < fields; f++) skipBulk(r);
+      for (let f = 0; f < fields; f++) skipBulk(r, true);
       starts[count++] = at;
     }
     if (r.pos !== bytes.length) throw malformed('bytes after the entries');
@@ -78,12 +81,13 @@ function arrayHeader(r: RespReader): number {
   return n;
 }
 
-function skipBulk(r: RespReader): void {
+/** Steps over a bulk string; with `dropped`, a `$-<length>` (a value the reader did not keep) too. */
+function skipBulk(r: RespReader, dropped = false): void {
   if (r.buf[r.pos] !== 0x24) throw malformed(`bulk string expected at byte ${r.pos}`);
   r.pos++;
   const n = r.int();
-  if (n === null || n < 0 || r.pos + n + 2 > r.buf.length) throw malformed('truncated');
-  r.pos += n + 2;
+  if (n === null || (n < 0 && !dropped) || r.pos + n + 2 > r.buf.length) throw malformed('truncated');
+  if (n >= 0) r.pos += n + 2;
 }
 
 /** The payload of the bulk string whose `$` is at `at` (a view). */
