@@ -34,7 +34,8 @@ export type ErrorCode =
   | 'E_BAD_TIME'
   | 'E_MISSING_ID'
   | 'E_BAD_FIELD'
-  | 'E_LATE';
+  | 'E_LATE'
+  | 'E_ENTRY_TOO_LARGE';
 
 export interface ExpectedDeadLetter {
   /** ID of the input entry (the `source_id` field). */
@@ -245,12 +246,29 @@ export function reference(entries: StreamEntry[], config: PipelineConfig): Expec
     windowsEmitted: 0,
     passed: 0,
   };
+  // An entry is copied (passed through, dead-lettered) as ONE XADD of at most this many fields; a wider
+  // one, or one over source.maxEntryBytes, is dead-lettered E_ENTRY_TOO_LARGE with its key only (when
+  // there is one of at most 4,096 bytes — the oversized case — or any key — the too-wide case).
+  const MAX_COPY_FIELDS = 5988;
+  const tooLarge = (e: StreamEntry, keyLimit: number) => {
+    const key = fieldValue(e.fields, config.key.field);
+    const fields: FieldPair[] =
+      key === undefined || key.length > keyLimit ? [] : [[config.key.field, raw(key)]];
+    deadLetters.push({ sourceId: e.id, code: 'E_ENTRY_TOO_LARGE', fields });
+    counts.deadLettered.E_ENTRY_TOO_LARGE = (counts.deadLettered.E_ENTRY_TOO_LARGE ?? 0) + 1;
+  };
   const deadLetter = (e: StreamEntry, code: ErrorCode) => {
+    if (e.fields.length > MAX_COPY_FIELDS) return tooLarge(e, Number.POSITIVE_INFINITY);
     deadLetters.push({ sourceId: e.id, code, fields: pairsOf(e.fields) });
     counts.deadLettered[code] = (counts.deadLettered[code] ?? 0) + 1;
   };
 
   for (const e of entries) {
+    // 0. size: an entry over source.maxEntryBytes (names and values summed) is not processed at all
+    if (e.fields.reduce((n, f) => n + f.length, 0) > config.source.maxEntryBytes) {
+      tooLarge(e, 4096);
+      continue;
+    }
     // 1. validation, first failure wins
     const keyBuf = fieldValue(e.fields, config.key.field);
     const key = keyBuf === undefined ? '' : keyBuf.toString('utf8');
@@ -338,8 +356,12 @@ export function reference(entries: StreamEntry[], config: PipelineConfig): Expec
       }
     }
     if (dropped) continue;
-    counts.passed++;
     // 6. pass-through when there is no window stage
+    if (!windowStage && e.fields.length > MAX_COPY_FIELDS) {
+      tooLarge(e, Number.POSITIVE_INFINITY);
+      continue;
+    }
+    counts.passed++;
     if (!windowStage) sink.push(pairsOf(e.fields));
   }
 
