@@ -19,6 +19,11 @@ export const DeadLetterCode = {
   BadField: 'E_BAD_FIELD',
   /** The event belongs only to windows that have already closed. */
   Late: 'E_LATE',
+  /**
+   * An aggregated value would make a window's sum (of a `sum` or `avg` aggregate) non-finite, beyond
+   * ±1.8e308: the event changes no window.
+   */
+  Overflow: 'E_OVERFLOW',
   /** A stage threw on every one of `retry.attempts` tries. The entry carries `deliveries`. */
   StageFailed: 'E_STAGE_FAILED',
   /** Delivered more often than `source.maxDeliveries` (restarts, take-overs): not processed again. */

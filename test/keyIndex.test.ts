@@ -63,6 +63,27 @@ describe('KeyIndex', () => {
     });
   }
 
+  it('hands out a key as text only when that gives back its exact bytes', () => {
+    const idx = new KeyIndex();
+    const keys = [
+      [0xff],
+      [0xfe],
+      [0x6b, 0xff, 0xfe], // invalid UTF-8 inside a short key
+      [...enc.encode('a-long-key-name-'), 0xff], // … inside a key of more than 12 bytes
+      [0xef, 0xbb, 0xbf, 0x6b], // a leading BOM is part of the key
+      [0xef, 0xbb, 0xbf, ...enc.encode('a-long-key-name')],
+      [...enc.encode('a-long-key-name')],
+      [0x6b],
+      [0xc3, 0xa9], // é
+    ].map((k) => Uint8Array.from(k));
+    for (const k of keys) expect(idx.rowOf(k).added).toBe(true);
+    for (const [row, k] of keys.entries()) {
+      const key = idx.key(row);
+      expect(typeof key === 'string' ? enc.encode(key) : key).toEqual(k);
+    }
+    expect([idx.key(0), idx.key(4), idx.key(8)]).toEqual([Uint8Array.of(0xff), '\uFEFFk', 'é']);
+  });
+
   it('rowOf adds a string key once and finds it from its bytes', () => {
     const idx = new KeyIndex();
     expect(idx.rowOf('a')).toEqual({ row: 0, added: true });

@@ -10,6 +10,7 @@ import { fnv1a, keyGroupOfKey, keyGroupsOfShard, shardOfKey } from '../src/routi
 import type { BatchResult, RestoredState } from '../src/shard/protocol.js';
 import { Shard } from '../src/shard/shard.js';
 import { type DedupDelta, DedupStage, readChunk } from '../src/shard/stages/dedup.js';
+import type { ByteString } from '../src/util/bytes.js';
 
 const KEY_GROUPS = 16;
 
@@ -44,7 +45,7 @@ const ev = (key: string, ts: number, amount: number, id = `${key}-${ts}-${amount
   body: { id, ts, amount, type: amount < 0 ? 'refund' : 'order' },
 });
 
-function asObjects(results: string[][]): Array<Record<string, string>> {
+function asObjects(results: ByteString[][]): Array<Record<string, string>> {
   return results.map((r) => {
     const o: Record<string, string> = {};
     for (let i = 0; i < r.length; i += 2) o[r[i] as string] = r[i + 1] as string;
@@ -304,7 +305,7 @@ class CheckpointModel {
       this.windows.set(`${w.keyGroup}:${w.start}`, h);
     }
     for (const r of s.windowRemovals)
-      for (const key of r.keys) this.windows.get(`${r.keyGroup}:${r.start}`)?.delete(key);
+      for (const key of r.keys) this.windows.get(`${r.keyGroup}:${r.start}`)?.delete(key as string);
     for (const c of s.windowsClosed) this.windows.delete(`${c.keyGroup}:${c.start}`);
     for (const t of s.dedup.trims) {
       const log = this.dedup.get(t.keyGroup) ?? [];

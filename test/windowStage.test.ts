@@ -2,10 +2,12 @@
  * The window stage alone: results and checkpoint deltas against a brute-force reference, unsliced and
  * closed in slices, with the deltas replayed into a model of the Redis keys that must equal the stage's
  * state after every drain — and a stage restored from that model must continue as if never stopped.
+ * Keys include ones that are not valid UTF-8: results and checkpoint fields must carry their exact bytes.
  */
 import { describe, expect, it } from 'vitest';
 import type { WindowConfig } from '../src/config/schema.js';
-import { WindowStage, type WindowDrain } from '../src/shard/stages/window.js';
+import { ADDED, LATE, OVERFLOW, WindowStage, type WindowDrain } from '../src/shard/stages/window.js';
+import type { ByteString } from '../src/util/bytes.js';
 
 const FULL: WindowConfig = {
   type: 'tumbling',
@@ -31,6 +33,7 @@ const HOPPING: WindowConfig = {
 const COUNT_ONLY: WindowConfig = { type: 'tumbling', size: 40, grace: 0, idleClose: 0, aggregates: [] };
 
 interface Ev {
+  /** The key's bytes as a latin1 string (one char per byte): see {@link canon}. */
   key: string;
   keyGroup: number;
   ts: number;
@@ -45,6 +48,37 @@ function random(seed: number): () => number {
   };
 }
 
+/**
+ * A key as the test compares it: one char per byte. The stage hands out valid UTF-8 keys as text and other
+ * keys as bytes; both map to their exact bytes here, so a lossy decode (U+FFFD) would show as a mismatch.
+ */
+function canon(k: ByteString): string {
+  return (typeof k === 'string' ? Buffer.from(k, 'utf8') : Buffer.from(k)).toString('latin1');
+}
+
+/** A result row with its key as {@link canon}. */
+function canonRow(row: ByteString[]): string[] {
+  return row.map((v, i) => (i === 1 ? canon(v) : (v as string)));
+}
+
+/**
+ * Keys that must stay apart (written one char per byte): invalid UTF-8 bytes that a lossy decode turns into
+ * the same U+FFFD, short and long (the index decodes keys over 12 bytes another way), a leading BOM, and
+ * a valid two-byte character (`é`).
+ */
+const SPECIAL_KEYS = [
+  '\xff',
+  '\xfe',
+  'k\xff\xfe',
+  'k\xfe\xff',
+  'a-long-key-name-\xff',
+  'a-long-key-name-\xfe',
+  '\xef\xbb\xbfk1',
+  '\xef\xbb\xbfa-long-key-name',
+  'a-long-key-name',
+  '\xc3\xa9',
+];
+
 /** Key groups include 65535 (the largest) and groups past the first 64 the stage sizes for. */
 const GROUPS = [0, 3, 7, 300, 65_535];
 
@@ -57,7 +91,7 @@ function events(seed: number, n: number, keys: number): Ev[] {
     const ts = rnd() < 0.1 ? Math.max(0, t - Math.floor(rnd() * 150)) : t;
     const amount = Math.floor(rnd() * 2000) / 8 - 100;
     return {
-      key: `k${k}`,
+      key: SPECIAL_KEYS[k] ?? `k${k}`,
       keyGroup: GROUPS[k % GROUPS.length] as number,
       ts,
       values: [amount, amount, amount, amount, amount],
@@ -112,7 +146,7 @@ class Reference {
     return added;
   }
 
-  /** Every result, windows in start order, keys in first-insertion order. */
+  /** Every result (keys as {@link canon}), windows in start order, keys in first-insertion order. */
   results(): string[][] {
     const out: string[][] = [];
     for (const s of [...this.windows.keys()].sort((x, y) => x - y)) {
@@ -170,7 +204,9 @@ class Checkpoint {
     }
     for (const w of d.writes) {
       const h = this.hashes.get(`${w.keyGroup}:${w.start}`) ?? new Map<string, string>();
-      for (let i = 0; i < w.fields.length; i += 2) h.set(w.fields[i] as string, w.fields[i + 1] as string);
+      for (let i = 0; i < w.fields.length; i += 2) {
+        h.set(canon(w.fields[i] as ByteString), w.fields[i + 1] as string);
+      }
       this.hashes.set(`${w.keyGroup}:${w.start}`, h);
     }
     for (const o of d.opened) this.index.add(`${o.keyGroup}:${o.start}`);
@@ -180,19 +216,20 @@ class Checkpoint {
     }
     for (const r of d.removed) {
       const written = d.writes.find((w) => w.keyGroup === r.keyGroup && w.start === r.start)?.fields ?? [];
-      for (const k of r.keys) expect(written).not.toContain(k);
+      const keys = r.keys.map(canon);
+      for (const k of keys) expect(written.filter((_, i) => i % 2 === 0).map(canon)).not.toContain(k);
       const h = this.hashes.get(`${r.keyGroup}:${r.start}`);
-      for (const k of r.keys) expect(h?.delete(k)).toBe(true); // only fields that exist
+      for (const k of keys) expect(h?.delete(k)).toBe(true); // only fields that exist
       if (h?.size === 0) this.hashes.delete(`${r.keyGroup}:${r.start}`);
     }
   }
 
-  /** A fresh stage restored as `loadCheckpoint` does (index entries, non-empty hashes). */
+  /** A fresh stage restored as `loadCheckpoint` does (index entries, non-empty hashes, fields as bytes). */
   restore(cfg: WindowConfig): WindowStage {
     const stage = new WindowStage(cfg);
     for (const h of this.index) {
       const [keyGroup, start] = h.split(':').map(Number) as [number, number];
-      const fields = [...(this.hashes.get(h) ?? [])].flat();
+      const fields = [...(this.hashes.get(h) ?? [])].flat().map((f) => Buffer.from(f, 'latin1'));
       if (fields.length > 0) stage.restore(keyGroup, start, fields);
     }
     return stage;
@@ -238,14 +275,15 @@ function run(cfg: WindowConfig, evs: Ev[], seed: number, r: Run): { results: str
 
   const close = (st: number) => {
     const pending = stage.closePending(st);
-    const out: string[][] = [];
+    const out: ByteString[][] = [];
     const n = stage.closeDue(st, out, budget);
     expect(n).toBe(out.length);
     expect(n).toBeLessThanOrEqual(Math.max(1, budget));
     if (!pending) expect(n).toBe(0);
     if (n < budget) expect(stage.closePending(st)).toBe(false);
-    for (const row of out) ref.emitted(row);
-    results.push(...out);
+    const rows = out.map(canonRow);
+    for (const row of rows) ref.emitted(row);
+    results.push(...rows);
   };
   const drain = () => {
     model.apply(stage.drain());
@@ -257,9 +295,9 @@ function run(cfg: WindowConfig, evs: Ev[], seed: number, r: Run): { results: str
 
   for (const e of evs) {
     streamTime = Math.max(streamTime, e.ts);
-    expect(stage.add(e.key, e.keyGroup, e.ts, Float64Array.from(e.values), streamTime)).toBe(
-      ref.add(e, streamTime),
-    );
+    const key = Buffer.from(e.key, 'latin1');
+    const added = stage.add(key, e.keyGroup, e.ts, Float64Array.from(e.values), streamTime);
+    expect(added).toBe(ref.add(e, streamTime) ? ADDED : LATE);
     const closes = r.interleave ? Math.floor(rnd() * 3) : 1;
     for (let i = 0; i < closes; i++) close(streamTime);
     if (rnd() < 0.3) drain();
@@ -345,7 +383,7 @@ describe('window stage', () => {
     const r = new WindowStage(FULL);
     for (const x of d.writes) r.restore(x.keyGroup, x.start, x.fields);
     expect(r.drain()).toEqual({ writes: [], opened: [], closed: [], removed: [] });
-    const out: string[][] = [];
+    const out: ByteString[][] = [];
     expect(r.closeDue(120, out)).toBe(2);
     expect(out[0]).toEqual([
       'key',
@@ -371,6 +409,45 @@ describe('window stage', () => {
     ]);
   });
 
+  it('refuses an event that would overflow a sum: OVERFLOW, and no window changes', () => {
+    const w = new WindowStage(FULL);
+    expect(w.add('a', 3, 10, values(1e308, 1e308, 1e308, 1e308, 0), 10)).toBe(ADDED);
+    w.drain();
+    expect(w.add('a', 3, 20, values(1e308, 1e308, 1e308, 1e308, 0), 20)).toBe(OVERFLOW);
+    expect(w.overflowMessage()).toMatch(/^sum_amount of the key's window \[0, 100\) would exceed/);
+    expect(w.drain()).toEqual({ writes: [], opened: [], closed: [], removed: [] }); // nothing changed
+    expect(w.add('a', 3, 30, values(-5, -5, -5, -5, 0), 30)).toBe(ADDED);
+    const out: ByteString[][] = [];
+    w.closeDue(120, out);
+    expect(out).toEqual([
+      ['key', 'a', 'window_start', '0', 'window_end', '100', 'count', '2']
+        .concat(['sum_amount', String(1e308 - 5), 'min_amount', '-5', 'max_amount', '1e+308'])
+        .concat(['avg_amount', String((1e308 - 5) / 2)]),
+    ]);
+  });
+
+  it("checks an average's sum too, towards -Infinity", () => {
+    const w = new WindowStage({ ...COUNT_ONLY, aggregates: [{ fn: 'avg', field: 'x' }] });
+    expect(w.add('a', 0, 1, values(-1e308), 1)).toBe(ADDED);
+    expect(w.add('a', 0, 2, values(-1e308), 2)).toBe(OVERFLOW);
+    expect(w.overflowMessage()).toMatch(/^avg_x of/);
+    expect(w.add('b', 0, 3, values(-1e308), 3)).toBe(ADDED); // another key: its own sum
+  });
+
+  it('checks every hopping window of an event before changing any', () => {
+    const cfg: WindowConfig = { ...HOPPING, aggregates: [{ fn: 'sum', field: 'v' }] };
+    const w = new WindowStage(cfg);
+    // ts 10: windows -75, -50, -25, 0. ts 60: windows 50 and 25 (new), then 0 and -25 (overflow there).
+    expect(w.add('a', 0, 10, values(1e308), 10)).toBe(ADDED);
+    expect(w.add('a', 0, 60, values(1e308), 60)).toBe(OVERFLOW);
+    expect(w.overflowMessage()).toMatch(/^sum_v of the key's window \[0, 100\)/);
+    const out: ByteString[][] = [];
+    w.closeDue(Number.MAX_SAFE_INTEGER, out);
+    expect(out.map((r) => [r[3], r[7], r[9]])).toEqual(
+      [-75, -50, -25, 0].map((s) => [String(s), '1', '1e+308']), // no window 25 or 50, every count 1
+    );
+  });
+
   it('rejects a checkpoint written for other aggregates', () => {
     expect(() => new WindowStage(FULL).restore(1, 0, ['a', '1,2'])).toThrow(/does not match/);
   });
@@ -386,13 +463,13 @@ describe('window stage', () => {
       w.add(key, g, 5, values(), 5);
     w.drain();
     w.add('d', 2, 6, values(), 6); // dirty, but emitted before the next drain
-    const out: string[][] = [];
+    const out: ByteString[][] = [];
     expect(w.closePending(39)).toBe(false);
     expect(w.closePending(40)).toBe(true);
     expect(w.closeDue(40, out, 0)).toBe(1); // at least one
     expect(w.closeDue(40, out, 2)).toBe(2);
     expect(out.map((r) => r[1])).toEqual(['a', 'b', 'c']);
-    expect(w.add('e', 1, 7, values(), 40)).toBe(false); // the window is due: late, though not yet emitted
+    expect(w.add('e', 1, 7, values(), 40)).toBe(LATE); // the window is due: late, though not yet emitted
     expect(w.drain()).toEqual({
       writes: [{ keyGroup: 2, start: 0, fields: ['d', '2'] }],
       opened: [],

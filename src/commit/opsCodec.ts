@@ -4,9 +4,9 @@
  * written in the old raw forms (fixraw, raw16, raw32), which it reads as Lua strings. Being specific also
  * makes it cheaper than a general encoder: one growing buffer, no type dispatch beyond string vs bytes.
  */
-import { ByteWriter } from '../util/bytes.js';
+import { type ByteString, ByteWriter } from '../util/bytes.js';
 
-export type OpArg = string | Uint8Array;
+export type OpArg = ByteString;
 
 export class OpsWriter extends ByteWriter {
   private readonly encoder = new TextEncoder();

@@ -35,12 +35,20 @@ export async function loadCheckpoint(
 
   if (bucketReads.length > 0) {
     const buckets = redis.pipeline();
-    for (const b of bucketReads) buckets.hgetall(keys.window(b.keyGroup, b.start));
+    // Each field is a key's exact bytes. Not `hgetall`/`hgetallBuffer`: ioredis turns their reply into an
+    // object, whose property names are the fields decoded as UTF-8 — `\xff` and `\xfe` would both become
+    // U+FFFD and merge. Its reply transformers are looked up by the lower-case command name, so
+    // `callBuffer('HGETALL')` returns the flat `[field, value, …]` Buffers (test/binaryKeys.test.ts).
+    for (const b of bucketReads) buckets.callBuffer('HGETALL', keys.window(b.keyGroup, b.start));
     const hashes = unwrap(await buckets.exec());
     bucketReads.forEach((b, i) => {
-      const h = hashes[i] as Record<string, string>;
-      const fields: string[] = [];
-      for (const k in h) fields.push(k, h[k] as string);
+      const fields = hashes[i];
+      if (!Array.isArray(fields) || !fields.every((f): f is Buffer => Buffer.isBuffer(f))) {
+        throw new Error(
+          `checkpoint bucket ${keys.window(b.keyGroup, b.start)}: expected HGETALL to return a flat list ` +
+            'of byte strings; the Redis client changed how it answers HGETALL',
+        );
+      }
       if (fields.length > 0) state.windows.push({ ...b, fields });
     });
   }

@@ -4,12 +4,16 @@
  * and answers with what to write; the main thread turns that into one atomic commit.
  */
 import type { PipelineConfig } from '../config/load.js';
+import type { ByteString } from '../util/bytes.js';
 import type { DedupDelta, DedupLog } from './stages/dedup.js';
 
 /** A shard's state as loaded from its checkpoint keys. */
 export interface RestoredState {
-  /** Per open window bucket: its key group, start, and `[key, encodedAggregate, …]`. */
-  windows: Array<{ keyGroup: number; start: number; fields: string[] }>;
+  /**
+   * Per open window bucket: its key group, start, and `[key, encodedAggregate, …]` as read from the
+   * bucket's hash: exact bytes (a key need not be valid UTF-8).
+   */
+  windows: Array<{ keyGroup: number; start: number; fields: ByteString[] }>;
   /** The dedup log of each key group that has one (stages/dedup.ts). */
   dedupLogs: DedupLog[];
   /** Highest stream time stored for the shard's key groups, or null for a fresh shard. */
@@ -61,14 +65,17 @@ export interface ShardCounts {
 
 /** Checkpoint changes of one batch: exactly what the commit writes besides results and acks. */
 export interface StateDelta {
-  /** HSET window bucket: `[key, encodedAggregate, …]` of the keys that changed. */
-  windowWrites: Array<{ keyGroup: number; start: number; fields: string[] }>;
+  /**
+   * HSET window bucket: `[key, encodedAggregate, …]` of the keys that changed. A key is text when its bytes
+   * are valid UTF-8, else the bytes: the hash field is always the key's exact bytes.
+   */
+  windowWrites: Array<{ keyGroup: number; start: number; fields: ByteString[] }>;
   /** Window buckets that became open (SADD to the key group's index). */
   windowsOpened: Array<{ keyGroup: number; start: number }>;
   /** Window buckets that closed (DEL the bucket, SREM from the index). */
   windowsClosed: Array<{ keyGroup: number; start: number }>;
   /** Keys emitted from a due bucket that is only partly closed (HDEL from the bucket). */
-  windowRemovals: Array<{ keyGroup: number; start: number; keys: string[] }>;
+  windowRemovals: Array<{ keyGroup: number; start: number; keys: ByteString[] }>;
   /** LPOP forgotten chunks from, then RPUSH new chunks to, the key groups' dedup logs. */
   dedup: DedupDelta;
   /** The shard's stream time when it changed in this batch; written for each of its key groups. */
@@ -89,8 +96,8 @@ export interface DeadLetter {
  * commit/commitBuilder.ts); only `ShardOutput` crosses the thread boundary.
  */
 export interface BatchResult {
-  /** Window results as flat field/value lists, in emission order. */
-  results: string[][];
+  /** Window results as flat field/value lists, in emission order; `key` as in `windowWrites`. */
+  results: ByteString[][];
   /** Pass-through mode (no window stage): indexes of the batch entries to copy to the sink, in order. */
   passThrough: number[];
   deadLetters: DeadLetter[];
@@ -112,8 +119,8 @@ export interface BatchResult {
 export interface ShardOutput {
   /** The encoded commit (results, dead letters, checkpoint delta, XACK), or null when there is nothing to write. */
   commit: Uint8Array | null;
-  /** For `sink: stdout` only: the records to print (window results, or pass-through fields as text). */
-  printed: string[][];
+  /** For `sink: stdout` only: the records to print, one JSON line each (sink/sink.ts `jsonLine`). */
+  printed: string[];
   /** Entries the commit acks. */
   acked: number;
   /** Results (window results or pass-through copies) the commit writes. */

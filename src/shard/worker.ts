@@ -5,6 +5,7 @@
 import { getHeapStatistics } from 'node:v8';
 import { CommitBuilder } from '../commit/commitBuilder.js';
 import { faults } from '../fault/faults.js';
+import { jsonLine } from '../sink/sink.js';
 import type { BatchResult, InitResult, ShardOutput, ShardTask } from './protocol.js';
 import { Shard } from './shard.js';
 
@@ -58,11 +59,10 @@ function answer(r: BatchResult, t0: number): ShardOutput {
   };
 }
 
-const utf8 = new TextDecoder();
-
-function printable(r: BatchResult): string[][] {
-  const out = r.results.slice();
-  for (const i of r.passThrough) out.push((r.entryFields[i] as Uint8Array[]).map((f) => utf8.decode(f)));
+/** The JSON lines a `stdout` sink prints for this batch: window results, or pass-through entries. */
+function printable(r: BatchResult): string[] {
+  const out = r.results.map(jsonLine);
+  for (const i of r.passThrough) out.push(jsonLine(r.entryFields[i] as Uint8Array[]));
   return out;
 }
 

@@ -1,4 +1,10 @@
 /**
+ * A Redis argument or value: text (sent as its UTF-8 bytes) or exact bytes. Keys travel as text when their
+ * bytes are valid UTF-8 (they encode back to the same bytes) and as bytes otherwise.
+ */
+export type ByteString = string | Uint8Array;
+
+/**
  * A growable byte buffer with a DataView over it: the base of the writers of the batch format
  * (routing/router.ts), the commit op list (commit/opsCodec.ts) and the dedup log (shard/stages/dedup.ts).
  */

@@ -16,7 +16,7 @@
 import { Decoder } from '@msgpack/msgpack';
 import type { PipelineConfig } from '../../src/config/load.js';
 import type { Condition, DedupConfig, WindowConfig } from '../../src/config/schema.js';
-import { shardOfKey } from '../../src/routing/hash.js';
+import { fnv1a, keyGroupOf, shardOfKeyGroup } from '../../src/routing/hash.js';
 
 /** A stream entry as XRANGE returns it: its ID and the flat list name, value, name, value… */
 export interface StreamEntry {
@@ -35,7 +35,8 @@ export type ErrorCode =
   | 'E_MISSING_ID'
   | 'E_BAD_FIELD'
   | 'E_LATE'
-  | 'E_ENTRY_TOO_LARGE';
+  | 'E_ENTRY_TOO_LARGE'
+  | 'E_OVERFLOW';
 
 export interface ExpectedDeadLetter {
   /** ID of the input entry (the `source_id` field). */
@@ -125,9 +126,14 @@ function decodeBody(fields: Buffer[], config: PipelineConfig): Record<string, un
   return isPlainObject(decoded) ? decoded : undefined;
 }
 
-/** A numeric string like "12.5" or "-3" (not "", not "abc"). */
+/**
+ * A finite number in decimal notation like "12.5", "-3", "+.5" or "1e3" (not "", not "abc", not "0x10",
+ * " 12 " or "Infinity": docs/configuration.md, "Numbers in strings").
+ */
 function isNumericString(v: unknown): v is string {
-  return typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v));
+  return (
+    typeof v === 'string' && /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(v) && Number.isFinite(Number(v))
+  );
 }
 
 /**
@@ -197,10 +203,13 @@ export function windowStartsOf(ts: number, size: number, advance: number): numbe
 }
 
 interface WindowAcc {
+  /** The key's exact bytes, one char per byte (latin1). */
   key: string;
   start: number;
   /** Per aggregate field: the values in stream order. */
   values: Map<string, number[]>;
+  /** Per aggregate field: the sum of `values`, added up in the same order (for E_OVERFLOW). */
+  sums: Map<string, number>;
   count: number;
 }
 
@@ -271,7 +280,7 @@ export function reference(entries: StreamEntry[], config: PipelineConfig): Expec
     }
     // 1. validation, first failure wins
     const keyBuf = fieldValue(e.fields, config.key.field);
-    const key = keyBuf === undefined ? '' : keyBuf.toString('utf8');
+    const key = keyBuf === undefined ? '' : raw(keyBuf); // the exact bytes: keys need not be UTF-8
     if (key === '') {
       deadLetter(e, 'E_MISSING_KEY');
       continue;
@@ -304,7 +313,8 @@ export function reference(entries: StreamEntry[], config: PipelineConfig): Expec
     }
 
     // 2. stream time of the key's shard
-    const shardNo = shardOfKey(key, config.keyGroups, config.shards);
+    const keyGroup = keyGroupOf(fnv1a(keyBuf as Buffer), config.keyGroups);
+    const shardNo = shardOfKeyGroup(keyGroup, config.keyGroups, config.shards);
     let shard = shards.get(shardNo);
     if (!shard) {
       shard = {
@@ -343,15 +353,37 @@ export function reference(entries: StreamEntry[], config: PipelineConfig): Expec
           dropped = true;
           break;
         }
+        // a sum (sum or avg) of any of its windows that would not be finite: the event changes none
+        const summed = w.aggregates.filter((a) => a.fn === 'sum' || a.fn === 'avg').map((a) => a.field);
+        const overflows = open.some((s) => {
+          const acc = windows.get(`${key}\u0000${s}`);
+          return summed.some(
+            (f) =>
+              acc &&
+              !Number.isFinite(
+                (acc.sums.get(f as string) as number) + (aggValues.get(f as string) as number),
+              ),
+          );
+        });
+        if (overflows) {
+          deadLetter(e, 'E_OVERFLOW');
+          dropped = true;
+          break;
+        }
         for (const s of open) {
           const wk = `${key}\u0000${s}`;
           let acc = windows.get(wk);
           if (!acc) {
-            acc = { key, start: s, values: new Map(aggFields.map((f) => [f, []])), count: 0 };
+            const values = new Map(aggFields.map((f) => [f, [] as number[]]));
+            acc = { key, start: s, values, sums: new Map(aggFields.map((f) => [f, 0])), count: 0 };
             windows.set(wk, acc);
           }
           acc.count++;
-          for (const f of aggFields) acc.values.get(f)?.push(aggValues.get(f) as number);
+          for (const f of aggFields) {
+            const v = aggValues.get(f) as number;
+            acc.values.get(f)?.push(v);
+            acc.sums.set(f, (acc.sums.get(f) as number) + v);
+          }
         }
       }
     }
@@ -388,7 +420,7 @@ function isDuplicate(shard: ShardState, id: string, dedup: DedupConfig): boolean
 
 function windowResult(acc: WindowAcc, w: WindowConfig): FieldPair[] {
   const out: FieldPair[] = [
-    ['key', raw(Buffer.from(acc.key, 'utf8'))],
+    ['key', acc.key],
     ['window_start', String(acc.start)],
     ['window_end', String(acc.start + w.size)],
     ['count', String(acc.count)],

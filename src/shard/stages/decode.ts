@@ -24,21 +24,68 @@ export function compilePath(path: string): Getter {
   };
 }
 
-/** Epoch ms from a number, a numeric string or an ISO-8601 string; NaN when none of these. */
+/** Epoch ms from a number, a string in decimal notation or an ISO-8601 string; NaN when none of these. */
 export function parseTime(v: unknown): number {
   if (typeof v === 'number') return Number.isFinite(v) ? v : Number.NaN;
   if (typeof v !== 'string' || v.length === 0) return Number.NaN;
-  const n = Number(v);
+  const n = parseDecimal(v);
   if (Number.isFinite(n)) return n;
   // Date.parse also accepts non-ISO forms like "Jan 1 2020"; insist on a leading YYYY-MM-DD.
   return /^\d{4}-\d{2}-\d{2}/.test(v) ? Date.parse(v) : Number.NaN;
 }
 
-/** A finite number from a number or numeric string; NaN otherwise. */
+/** A number from a number or a string in decimal notation ({@link parseDecimal}); NaN otherwise. */
 export function toNumber(v: unknown): number {
   if (typeof v === 'number') return v;
-  if (typeof v === 'string' && v.trim() !== '') return Number(v);
+  if (typeof v === 'string') return parseDecimal(v);
   return Number.NaN;
+}
+
+const PLUS = 0x2b;
+const MINUS = 0x2d;
+const DOT = 0x2e;
+const ZERO = 0x30;
+const NINE = 0x39;
+
+/** Index of the first non-digit of `s` at or after `i`. */
+function digitsEnd(s: string, i: number): number {
+  for (; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < ZERO || c > NINE) break;
+  }
+  return i;
+}
+
+/**
+ * The number a string in decimal notation stands for, else NaN. Decimal notation: an optional sign, digits
+ * with an optional fraction (`12`, `-0.5`, `3.`, `+.25`), an optional exponent (`1e3`, `2.5E-4`); nothing
+ * else, not even spaces. `Number()` alone also reads `"0x10"` as 16, `"0b1"`, `"0o7"`, `"Infinity"` and
+ * `" 12 "`, and `""` or `" "` as 0. The result can still be ±Infinity (`1e999`): callers check finiteness.
+ * A scan of char codes: no regex, no allocation (this runs per aggregated string value).
+ */
+export function parseDecimal(s: string): number {
+  let i = 0;
+  const first = s.charCodeAt(0); // NaN for ""
+  if (first === PLUS || first === MINUS) i = 1;
+  const intEnd = digitsEnd(s, i);
+  let digits = intEnd - i;
+  i = intEnd;
+  if (s.charCodeAt(i) === DOT) {
+    const fracEnd = digitsEnd(s, i + 1);
+    digits += fracEnd - i - 1;
+    i = fracEnd;
+  }
+  if (digits === 0) return Number.NaN;
+  if ((s.charCodeAt(i) | 0x20) === 0x65) {
+    // e or E, then an optional sign and at least one digit
+    let j = i + 1;
+    const sign = s.charCodeAt(j);
+    if (sign === PLUS || sign === MINUS) j++;
+    const expEnd = digitsEnd(s, j);
+    if (expEnd === j) return Number.NaN;
+    i = expEnd;
+  }
+  return i === s.length ? Number(s) : Number.NaN;
 }
 
 /** The decoded event; one instance reused for every entry of a shard. */

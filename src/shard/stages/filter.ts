@@ -15,6 +15,8 @@ function compare(a: unknown, b: unknown): number | null {
 /**
  * Where the configured value is a number, the field's value is read as a number too, so that numeric
  * strings (every value of a `flat` entry is a string) compare as numbers: `amount gte 500` holds for "750".
+ * Only a finite number in decimal notation counts (`toNumber`): "0x2710", " 750 " or "1e999" stay strings,
+ * so an ordering test against a number is false for them.
  */
 function reader(get: Getter, value: unknown): Getter {
   if (typeof value !== 'number' && !(Array.isArray(value) && value.some((v) => typeof v === 'number')))
@@ -23,7 +25,7 @@ function reader(get: Getter, value: unknown): Getter {
     const v = get(b);
     if (typeof v !== 'string') return v;
     const n = toNumber(v);
-    return Number.isNaN(n) ? v : n;
+    return Number.isFinite(n) ? n : v;
   };
 }
 

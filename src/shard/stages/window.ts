@@ -32,7 +32,9 @@
  * decimal numbers readable with redis-cli.
  */
 import type { Aggregate, WindowConfig } from '../../config/schema.js';
+import { latin1 } from '../../routing/batchCodec.js';
 import { fnv1a } from '../../routing/hash.js';
+import type { ByteString } from '../../util/bytes.js';
 import { KeyIndex } from './keyIndex.js';
 
 /** The key group has a checkpoint hash for this bucket (and an entry in its window index). */
@@ -73,13 +75,25 @@ class Bucket {
   }
 }
 
+/**
+ * Checkpoint changes. Keys are {@link KeyIndex.key}s: text when valid UTF-8, else their exact bytes, so a
+ * hash field is always the key's exact bytes.
+ */
 export interface WindowDrain {
-  writes: Array<{ keyGroup: number; start: number; fields: string[] }>;
+  writes: Array<{ keyGroup: number; start: number; fields: ByteString[] }>;
   opened: Array<{ keyGroup: number; start: number }>;
   closed: Array<{ keyGroup: number; start: number }>;
   /** Fields to delete: keys emitted from a window whose key group still has rows in it. */
-  removed: Array<{ keyGroup: number; start: number; keys: string[] }>;
+  removed: Array<{ keyGroup: number; start: number; keys: ByteString[] }>;
 }
+
+/** What {@link WindowStage.addBytes} did with an event. */
+export const ADDED = 0;
+/** Every window of the event's time has closed: nothing changed. */
+export const LATE = 1;
+/** A sum (of a `sum` or `avg` aggregate) would stop being finite: nothing changed. */
+export const OVERFLOW = 2;
+export type AddResult = typeof ADDED | typeof LATE | typeof OVERFLOW;
 
 const encoder = new TextEncoder();
 
@@ -105,6 +119,18 @@ export class WindowStage {
   private readonly stride: number;
   /** A new row's values. */
   private readonly empty: Float64Array;
+  /** Whether a slot holds a sum (`sum`, `avg`): adding to it can overflow. */
+  private readonly sums: boolean;
+  /**
+   * Scratch of `addBytes`, one slot per window an event can fall in: the window starts, their buckets
+   * (null: not created yet) and the key's row (-1: not in the bucket yet), found before anything changes.
+   */
+  private readonly hitStarts: Float64Array;
+  private readonly hitBuckets: Array<Bucket | null>;
+  private readonly hitRows: Int32Array;
+  /** After OVERFLOW: the result name of the aggregate and the window start (for the dead letter). */
+  private overflowSlot = 0;
+  private overflowStart = 0;
   private buckets: Bucket[] = [];
   private closedThisDrain: Array<{ keyGroup: number; start: number }> = [];
 
@@ -120,22 +146,29 @@ export class WindowStage {
     this.slotValues = Int32Array.from(stored);
     this.stride = 1 + stored.length;
     this.empty = Float64Array.from([0, ...this.slotFns].map((fn, c) => (c === 0 ? 0 : initial(fn))));
+    this.sums = this.slotFns.some((fn) => fn === FN_SUM || fn === FN_AVG);
+    const perEvent = Math.ceil(this.size / this.advance) + 1;
+    this.hitStarts = new Float64Array(perEvent);
+    this.hitBuckets = new Array<Bucket | null>(perEvent).fill(null);
+    this.hitRows = new Int32Array(perEvent);
   }
 
   get openBuckets(): number {
     return this.buckets.length;
   }
 
-  /** `addBytes` with a string key (tests and tools; the shard passes the key's bytes). */
-  add(key: string, keyGroup: number, ts: number, values: Float64Array, streamTime: number): boolean {
-    const bytes = encoder.encode(key);
+  /** `addBytes` with a whole key (tests and tools; the shard passes a range of the batch). */
+  add(key: ByteString, keyGroup: number, ts: number, values: Float64Array, streamTime: number): AddResult {
+    const bytes = typeof key === 'string' ? encoder.encode(key) : key;
     return this.addBytes(bytes, 0, bytes.length, fnv1a(bytes), keyGroup, ts, values, streamTime);
   }
 
   /**
    * Adds an event with the key `bytes[start, end)` (`hash` = its FNV-1a) to every window of `ts` that is
-   * still open. Returns false when all of them have closed (the event is late). `values` are the aggregated
-   * fields in aggregate order.
+   * still open. `values` are the aggregated fields in aggregate order. Changes nothing and returns LATE when
+   * all of them have closed, or OVERFLOW when a sum in one of them would stop being finite (then
+   * {@link overflowMessage} says which): every window is checked before any changes, so a hopping window's
+   * event is counted in all of its windows or in none.
    */
   addBytes(
     bytes: Uint8Array,
@@ -146,21 +179,65 @@ export class WindowStage {
     ts: number,
     values: Float64Array,
     streamTime: number,
-  ): boolean {
+  ): AddResult {
     const last = Math.floor(ts / this.advance) * this.advance; // latest window start containing ts
-    let added = false;
+    // First find the key in each open window (no change yet), then add. The scratch arrays keep this
+    // allocation-free; a tumbling window makes one pass of one step each.
+    let n = 0;
     for (let w = last; w > ts - this.size; w -= this.advance) {
       if (w + this.size + this.grace <= streamTime) break; // this and every earlier start are closed
-      const b = this.bucket(w);
-      let row = b.index.find(bytes, start, end, hash);
+      const b = this.findBucket(w);
+      const row = b === null ? -1 : b.index.find(bytes, start, end, hash);
+      // A new row starts at 0 and `values` are finite: only a held sum can overflow.
+      if (row >= 0 && this.sums && this.overflows(b as Bucket, row, values)) {
+        this.hitBuckets.fill(null, 0, n);
+        return OVERFLOW;
+      }
+      this.hitStarts[n] = w;
+      this.hitBuckets[n] = b;
+      this.hitRows[n] = row;
+      n++;
+    }
+    if (n === 0) return LATE;
+    for (let i = 0; i < n; i++) {
+      const b = this.hitBuckets[i] ?? this.bucket(this.hitStarts[i] as number);
+      this.hitBuckets[i] = null; // hold no bucket past its close
+      let row = this.hitRows[i] as number;
       if (row < 0) {
         row = this.newRow(b, b.index.insert(bytes, start, end, hash), keyGroup);
         this.hold(b, keyGroup, HELD | FRESH);
       }
       this.addTo(b, row, values);
-      added = true;
     }
-    return added;
+    return ADDED;
+  }
+
+  /** Whether adding `values` to `row` would make one of its sums infinite; records which for the message. */
+  private overflows(b: Bucket, row: number, values: Float64Array): boolean {
+    const d = b.data;
+    const at = row * this.stride + 1;
+    for (let c = 0; c < this.slotFns.length; c++) {
+      const fn = this.slotFns[c];
+      if (fn !== FN_SUM && fn !== FN_AVG) continue;
+      const sum = (d[at + c] as number) + (values[this.slotValues[c] as number] as number);
+      if (sum - sum !== 0) {
+        // ±Infinity (the only non-finite sum of finite numbers) gives NaN here
+        this.overflowSlot = this.slotValues[c] as number;
+        this.overflowStart = b.start;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Why the last `addBytes` returned OVERFLOW. */
+  overflowMessage(): string {
+    const name = this.names[this.overflowSlot] as string;
+    const start = this.overflowStart;
+    return (
+      `${name} of the key's window [${start}, ${start + this.size}) would exceed ±${Number.MAX_VALUE}; ` +
+      'the event changed no window (scale the field down, e.g. to thousands, if such sums are expected)'
+    );
   }
 
   private addTo(b: Bucket, row: number, values: Float64Array): void {
@@ -216,6 +293,16 @@ export class WindowStage {
     if ((flags & FRESH) !== 0) b.fresh.push(keyGroup);
   }
 
+  /** The bucket for `start`, or null. */
+  private findBucket(start: number): Bucket | null {
+    const bs = this.buckets;
+    for (let i = bs.length - 1; i >= 0; i--) {
+      const b = bs[i] as Bucket;
+      if (b.start <= start) return b.start === start ? b : null;
+    }
+    return null;
+  }
+
   /** The bucket for `start`, created in sorted position if missing (usually at the tail). */
   private bucket(start: number): Bucket {
     const bs = this.buckets;
@@ -239,7 +326,7 @@ export class WindowStage {
    * with it. Results come in window start order, then first-insertion order of the keys. Returns how
    * many results.
    */
-  closeDue(streamTime: number, out: string[][], maxResults = Number.POSITIVE_INFINITY): number {
+  closeDue(streamTime: number, out: ByteString[][], maxResults = Number.POSITIVE_INFINITY): number {
     const budget = maxResults >= 1 ? Math.floor(maxResults) : 1;
     let n = 0;
     while (this.buckets.length > 0) {
@@ -262,7 +349,7 @@ export class WindowStage {
   }
 
   /** Emits rows `head` to `stop`; a key group that runs out of rows before the bucket does is closed. */
-  private emit(b: Bucket, stop: number, out: string[][]): void {
+  private emit(b: Bucket, stop: number, out: ByteString[][]): void {
     const start = String(b.start);
     const end = String(b.start + this.size);
     const partial = stop < b.rows;
@@ -279,9 +366,9 @@ export class WindowStage {
     b.head = stop;
   }
 
-  private result(key: string, start: string, end: string, d: Float64Array, at: number): string[] {
+  private result(key: ByteString, start: string, end: string, d: Float64Array, at: number): ByteString[] {
     const count = d[at] as number;
-    const r = ['key', key, 'window_start', start, 'window_end', end, 'count', String(count)];
+    const r: ByteString[] = ['key', key, 'window_start', start, 'window_end', end, 'count', String(count)];
     for (let i = 0; i < this.fns.length; i++) {
       const fn = this.fns[i];
       if (fn === FN_COUNT) continue;
@@ -303,7 +390,7 @@ export class WindowStage {
       }
       b.fresh.length = 0;
       if (b.drainedHead < b.head) {
-        const byGroup = new Map<number, string[]>();
+        const byGroup = new Map<number, ByteString[]>();
         for (let row = b.drainedHead; row < b.head; row++) {
           const g = b.group[row] as number;
           // A group no longer HELD was closed as a whole; a row never SAVED has no field to delete.
@@ -315,7 +402,7 @@ export class WindowStage {
         for (const [keyGroup, keys] of byGroup) removed.push({ keyGroup, start: b.start, keys });
       }
       if (b.dirtyCount === 0) continue;
-      const byGroup = new Map<number, string[]>();
+      const byGroup = new Map<number, ByteString[]>();
       for (let i = 0; i < b.dirtyCount; i++) {
         const row = b.dirty[i] as number;
         if (row < b.head) {
@@ -334,18 +421,23 @@ export class WindowStage {
     return { writes, opened, closed, removed };
   }
 
-  /** Restores one checkpointed bucket of one key group. */
-  restore(keyGroup: number, start: number, fields: string[]): void {
+  /**
+   * Restores one checkpointed bucket of one key group: `[key, encodedAggregate, …]`, each as text or as
+   * the exact bytes read back from its hash (a key that is not valid UTF-8 must stay bytes).
+   */
+  restore(keyGroup: number, start: number, fields: readonly ByteString[]): void {
     const b = this.bucket(start);
     const parsed = new Float64Array(this.stride);
     for (let i = 0; i + 1 < fields.length; i += 2) {
-      if (!decodeAgg(fields[i + 1] as string, parsed, 0, this.offsets)) {
+      const agg = fields[i + 1] as ByteString;
+      const text = typeof agg === 'string' ? agg : latin1(agg, 0, agg.length);
+      if (!decodeAgg(text, parsed, 0, this.offsets)) {
         throw new Error(
           `checkpoint of window ${start} (key group ${keyGroup}) does not match the configured aggregates; ` +
             'the window stage changed since it was written',
         );
       }
-      const { row: at, added } = b.index.rowOf(fields[i] as string);
+      const { row: at, added } = b.index.rowOf(fields[i] as ByteString);
       const row = added ? this.newRow(b, at, keyGroup) : at;
       b.data.set(parsed, row * this.stride);
       b.flags[row] = (b.flags[row] as number) | SAVED;
@@ -362,7 +454,7 @@ function groupSlots(b: Bucket, keyGroup: number): void {
   b.groupFlags = grown(b.groupFlags, n);
 }
 
-function groupList(byGroup: Map<number, string[]>, g: number): string[] {
+function groupList(byGroup: Map<number, ByteString[]>, g: number): ByteString[] {
   let list = byGroup.get(g);
   if (list === undefined) {
     list = [];
