@@ -14,6 +14,7 @@ import { type DedupDelta, DedupStage, readChunk } from '../src/shard/stages/dedu
 const KEY_GROUPS = 16;
 /** The wall clock at dispatch for every batch here: far after every event time these tests use. */
 const WALL = 1_700_000_000_000;
+const ALL_GROUPS = Array.from({ length: KEY_GROUPS }, (_, i) => i);
 
 function config(stages: string, extra = ''): PipelineConfig {
   return parseConfig(
@@ -284,6 +285,18 @@ describe('event time from the future', () => {
       [5, 'E_BAD_TIME'],
     ]);
     expect(out.state.streamTime).toBe(YEAR_2100);
+  });
+
+  it('restores IDs stamped with a capped stream time as stamped at the cap, so that they expire', () => {
+    const model = new CheckpointModel();
+    const poisoned = new Shard(config('  - dedup: { ttl: 10s }\n', 'body: { maxFutureSkew: 0 }\n'));
+    model.apply(poisoned.processBatch(batch([ev('a', YEAR_2100, 1, 'x')]).buf, WALL), ALL_GROUPS);
+    const cfg = config('  - dedup: { ttl: 10s }\n', 'body: { maxFutureSkew: 1s }\n');
+    const shard = new Shard(cfg, { state: model.restored(), now: WALL });
+    expect(shard.processBatch(batch([ev('a', WALL, 1, 'x')]).buf, WALL).counts.deduplicated).toBe(1);
+    // 10 s of stream time after the cap (WALL + 1 s) the ID is forgotten, as any other would be
+    const later = shard.processBatch(batch([ev('a', WALL + 11_000, 1, 'x')]).buf, WALL + 11_000);
+    expect(later.passThrough).toEqual([0]);
   });
 
   it('caps a restored stream time from the future to now + maxFutureSkew, and commits the cap', () => {
