@@ -13,6 +13,11 @@ export const DeadLetterCode = {
   MissingTime: 'E_MISSING_TIME',
   /** The event-time field is neither epoch milliseconds nor an ISO-8601 date. */
   BadTime: 'E_BAD_TIME',
+  /**
+   * The event time is more than `body.maxFutureSkew` ahead of the wall clock (a producer with a bad clock):
+   * it would move stream time ahead and make later events late. It does not move stream time.
+   */
+  FutureTime: 'E_FUTURE_TIME',
   /** The event-ID field is missing or not a string/number (only when a dedup stage is configured). */
   MissingId: 'E_MISSING_ID',
   /** An aggregated field is missing or not a finite number. */

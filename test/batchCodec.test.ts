@@ -12,6 +12,9 @@ import { OpenBatch, Router } from '../src/routing/router.js';
 import { Shard } from '../src/shard/shard.js';
 import { StreamReply } from '../src/source/streamReply.js';
 
+/** The wall clock at dispatch: after every event time used here. */
+const WALL = 1_700_000_000_000;
+
 const b = (s: string) => Buffer.from(s);
 
 /** The RESP bytes of an XREADGROUP reply; a field given as a number is a dropped value `$-<n>`. */
@@ -141,6 +144,7 @@ describe('shard: entries too large to process or to copy', () => {
     expect(wideEntry.fields.length).toBeGreaterThan(MAX_COPY_FIELDS);
     const out = new Shard(config('  []\n', 1024 * 1024)).processBatch(
       batch([normal('1-0'), wideEntry, normal('1-2')]),
+      WALL,
     );
     expect(out.passThrough).toEqual([0, 2]);
     expect(out.deadLetters).toEqual([
@@ -157,7 +161,7 @@ describe('shard: entries too large to process or to copy', () => {
   it('windows: a wide entry with a good body counts; a wide one that must be dead-lettered goes without fields', () => {
     const shard = new Shard(config(WINDOW, 1024 * 1024));
     const bad = { id: b('1-3'), fields: wide([b('key'), b('a'), b('data'), b('not msgpack')], 40_000) };
-    const out = shard.processBatch(batch([normal('1-0'), wideEntry, normal('1-2'), bad]));
+    const out = shard.processBatch(batch([normal('1-0'), wideEntry, normal('1-2'), bad]), WALL);
     expect(out.counts.processed).toBe(4);
     expect(
       out.deadLetters.map((d) => [d.index, d.error.replace(/ E_BAD_BODY: .*/, ' E_BAD_BODY: …')]),
@@ -184,7 +188,7 @@ describe('shard: entries too large to process or to copy', () => {
       open,
       0,
     );
-    const out = new Shard(config('  []\n')).processBatch((open[0] as OpenBatch).take().buf);
+    const out = new Shard(config('  []\n')).processBatch((open[0] as OpenBatch).take().buf, WALL);
     expect(out.passThrough).toEqual([]);
     expect(out.deadLetters.map((d) => d.error)).toEqual([
       'E_ENTRY_TOO_LARGE: entry of 2008 bytes (field names and values) is larger than source.maxEntryBytes (1024)',

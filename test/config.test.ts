@@ -30,7 +30,13 @@ describe('pipeline config', () => {
       startId: '0',
     });
     expect(c.key.field).toBe('key');
-    expect(c.body).toEqual({ encoding: 'msgpack', field: 'data', idPath: 'id', timePath: 'ts' });
+    expect(c.body).toEqual({
+      encoding: 'msgpack',
+      field: 'data',
+      idPath: 'id',
+      timePath: 'ts',
+      maxFutureSkew: 60_000,
+    });
     expect(c.shards).toBe(3); // auto = cores - 1
     expect(c.keyGroups).toBe(256);
     expect(c.commit).toEqual({ maxEvents: 1000, maxDelay: 10 });

@@ -6,10 +6,13 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.js';
 import { keyGroupOfKey } from '../src/routing/hash.js';
-import { NO_KEY, entrySize, packBatch, type RawEntry } from '../src/routing/batchCodec.js';
+import { NO_KEY, packBatch, type RawEntry } from '../src/routing/batchCodec.js';
 import { Shard } from '../src/shard/shard.js';
 import { parseDecimal, parseTime, toNumber } from '../src/shard/stages/decode.js';
 import { jsonLine } from '../src/sink/sink.js';
+
+/** The wall clock at dispatch: after every event time used here. */
+const WALL = 1_700_000_000_000;
 
 const ACCEPTED: Array<[string, number]> = [
   ['12', 12],
@@ -84,7 +87,7 @@ function batch(rows: Array<Record<string, string>>): ArrayBuffer {
   const kfs = Uint16Array.from(
     rows.map((r) => (r.key === undefined ? NO_KEY : 2 * Object.keys(r).indexOf('key') + 1)),
   );
-  return packBatch(entries, kgs, kfs, 4 + entries.reduce((n, e) => n + entrySize(e), 0));
+  return packBatch(entries, kgs, kfs);
 }
 
 describe('flat entries through a shard', () => {
@@ -97,6 +100,7 @@ describe('flat entries through a shard', () => {
         ...amounts.map((amount) => ({ key: 'a', ts: '1000', amount })),
         ...times.map((ts) => ({ key: 'a', ts, amount: '1' })),
       ]),
+      WALL,
     );
     expect(out.deadLetters.map((d) => [d.index, d.error.split(':')[0]])).toEqual([
       [0, 'E_BAD_FIELD'],
@@ -116,7 +120,7 @@ describe('flat entries through a shard', () => {
   it('compares only decimal strings as numbers in a filter; others make the comparison false', () => {
     const s = shard('  - filter: { where: [{ field: amount, op: gte, value: 10 }] }\n');
     const amounts = ['16', '0x10', ' 16', 'Infinity', '1e999', '1e1', '9'];
-    const out = s.processBatch(batch(amounts.map((amount) => ({ key: 'a', ts: '1', amount }))));
+    const out = s.processBatch(batch(amounts.map((amount) => ({ key: 'a', ts: '1', amount }))), WALL);
     expect(out.passThrough).toEqual([0, 5]);
     expect(out.counts.filtered).toBe(5);
   });

@@ -13,6 +13,9 @@ import { type DedupDelta, DedupStage, readChunk } from '../src/shard/stages/dedu
 import type { ByteString } from '../src/util/bytes.js';
 
 const KEY_GROUPS = 16;
+/** The wall clock at dispatch for every batch here: far after every event time these tests use. */
+const WALL = 1_700_000_000_000;
+const ALL_GROUPS = Array.from({ length: KEY_GROUPS }, (_, i) => i);
 
 function config(stages: string, extra = ''): PipelineConfig {
   return parseConfig(
@@ -98,7 +101,7 @@ describe('decode and validate', () => {
       { key: 'k', body: { id: 'd', ts: 5, amount: 'abc' } },
       { key: 'k', body: { id: 'e', ts: '1970-01-01T00:00:00.007Z', amount: '2.5' } },
     ]);
-    const out = shard.processBatch(buf);
+    const out = shard.processBatch(buf, WALL);
     expect(out.deadLetters.map((d) => [d.index, d.error.split(':')[0]])).toEqual([
       [0, 'E_MISSING_KEY'],
       [1, 'E_MISSING_KEY'],
@@ -120,7 +123,7 @@ describe('body field', () => {
     const e = entry('k', { id: 'x', ts: 5, amount: 1 }, '1-1');
     e.fields[2] = Buffer.from('données');
     const buf = packBatch([e], [0], [1]);
-    const out = shard.processBatch(buf);
+    const out = shard.processBatch(buf, WALL);
     expect(out.deadLetters).toEqual([]);
     expect(out.passThrough).toEqual([0]);
   });
@@ -140,7 +143,7 @@ describe('filter', () => {
       { key: 'a', body: { id: 'x', ts: 4, amount: '100', type: 'order' } },
       { key: 'a', body: { id: 'y', ts: 5, amount: 100, type: 'order', note: 'n' } },
     ]);
-    const out = shard.processBatch(buf);
+    const out = shard.processBatch(buf, WALL);
     expect(out.passThrough).toEqual([1, 3]);
     expect(out.counts.filtered).toBe(3);
   });
@@ -151,11 +154,12 @@ describe('windows', () => {
     const shard = new Shard(config(TUMBLING));
     let out = shard.processBatch(
       batch([ev('a', 1000, 5), ev('a', 9999, 7), ev('b', 5000, 1), ev('a', 11_000, 3)]).buf,
+      WALL,
     );
     expect(out.results).toEqual([]);
-    out = shard.processBatch(batch([ev('c', 11_999, 1)]).buf); // end 10000 + grace 2000 > 11999
+    out = shard.processBatch(batch([ev('c', 11_999, 1)]).buf, WALL); // end 10000 + grace 2000 > 11999
     expect(out.results).toEqual([]);
-    out = shard.processBatch(batch([ev('c', 12_000, 1)]).buf);
+    out = shard.processBatch(batch([ev('c', 12_000, 1)]).buf, WALL);
     expect(asObjects(out.results)).toEqual([
       {
         key: 'a',
@@ -183,7 +187,10 @@ describe('windows', () => {
 
   it('dead-letters an event whose windows all closed as late, and accepts one within grace', () => {
     const shard = new Shard(config(TUMBLING));
-    const out = shard.processBatch(batch([ev('a', 12_500, 1), ev('a', 9000, 2), ev('a', 10_400, 4)]).buf);
+    const out = shard.processBatch(
+      batch([ev('a', 12_500, 1), ev('a', 9000, 2), ev('a', 10_400, 4)]).buf,
+      WALL,
+    );
     // stream time 12500 ≥ 10000 + 2000: [0,10000) closed, so 9000 is late; 10400 is in the open [10000,20000)
     expect(out.deadLetters.map((d) => d.error.split(':')[0])).toEqual(['E_LATE']);
     expect(out.counts.late).toBe(1);
@@ -195,12 +202,12 @@ describe('windows', () => {
         '  - window: { type: hopping, size: 10s, advance: 5s, grace: 0, idleClose: 0, aggregates: [{ fn: count }] }\n',
       ),
     );
-    let out = shard.processBatch(batch([ev('a', 7000, 1), ev('a', 12_000, 1)]).buf);
+    let out = shard.processBatch(batch([ev('a', 7000, 1), ev('a', 12_000, 1)]).buf, WALL);
     // 7000 ∈ [0,10000) and [5000,15000); at stream time 12000 the first one closed
     expect(asObjects(out.results)).toEqual([
       { key: 'a', window_start: '0', window_end: '10000', count: '1' },
     ]);
-    out = shard.processBatch(batch([ev('a', 6000, 1), ev('a', 4000, 1), ev('a', 100_000, 1)]).buf);
+    out = shard.processBatch(batch([ev('a', 6000, 1), ev('a', 4000, 1), ev('a', 100_000, 1)]).buf, WALL);
     expect(out.deadLetters.map((d) => d.index)).toEqual([1]); // 4000 only in closed windows; 6000 still in [5000,15000)
     expect(asObjects(out.results)).toEqual([
       { key: 'a', window_start: '5000', window_end: '15000', count: '3' },
@@ -210,12 +217,102 @@ describe('windows', () => {
 
   it('closes windows of a quiet shard after idleClose, stream time following the wall clock', () => {
     const shard = new Shard(config('  - window: { size: 10s, grace: 1s, idleClose: 5s }\n'));
-    shard.processBatch(batch([ev('a', 1000, 1)]).buf);
+    shard.processBatch(batch([ev('a', 1000, 1)]).buf, WALL);
     expect(shard.tick(104_999, 100_000).results).toEqual([]); // not quiet long enough
     expect(shard.tick(105_000, 100_000).results).toEqual([]); // quiet: stream time 1000 + 5000 < 11000
     expect(asObjects(shard.tick(110_000, 100_000).results)).toEqual([
       { key: 'a', window_start: '0', window_end: '10000', count: '1' },
     ]);
+  });
+});
+
+describe('event time from the future', () => {
+  const WINDOW =
+    '  - window: { size: 10s, grace: 0, idleClose: 0, aggregates: [{ fn: sum, field: amount }] }\n';
+  const YEAR_2100 = Date.UTC(2100, 0, 1);
+  /** WALL as local time at UTC-12: the right digits with a wrong offset, 12 hours ahead. */
+  const WRONG_OFFSET = new Date(WALL).toISOString().replace('Z', '-12:00');
+  const NOW = WALL - 5000; // the normal events: a little before the wall clock
+  const mixed = () =>
+    batch([
+      ev('a', NOW, 1, 'i1'),
+      ev('a', YEAR_2100, 2, 'i2'),
+      { key: 'a', body: { id: 'i3', ts: 1e308, amount: 4 } },
+      { key: 'b', body: { id: 'i4', ts: WRONG_OFFSET, amount: 8 } },
+      ev('b', NOW - 1, 32, 'i2'), // the ID of the future event: not a duplicate, it was never admitted
+      { key: 'b', body: { id: 'i6', ts: '+275760-09-13T00:00:00.001Z', amount: 64 } }, // past Date's range
+    ]);
+
+  it('dead-letters it as E_FUTURE_TIME without moving stream time or dedup; 1e308 is E_BAD_TIME', () => {
+    const shard = new Shard(config(`  - dedup: {}\n${WINDOW}`));
+    const out = shard.processBatch(mixed().buf, WALL);
+    expect(out.deadLetters.map((d) => [d.index, d.error.split(':')[0]])).toEqual([
+      [1, 'E_FUTURE_TIME'],
+      [2, 'E_BAD_TIME'],
+      [3, 'E_FUTURE_TIME'],
+      [5, 'E_BAD_TIME'],
+    ]);
+    expect(out.deadLetters[0]?.error).toBe(
+      `E_FUTURE_TIME: event time ${YEAR_2100} (2100-01-01T00:00:00.000Z) is ${YEAR_2100 - WALL} ms ahead of ` +
+        `the wall clock ${WALL} (${new Date(WALL).toISOString()}), more than body.maxFutureSkew (60000 ms): ` +
+        "fix the producer's clock or the time's offset, or raise body.maxFutureSkew",
+    );
+    expect(out.deadLetters[1]?.error).toMatch(
+      /^E_BAD_TIME: event time 1e\+308 is outside the range of dates/,
+    );
+    expect(out.counts.deadLettered).toEqual({ E_FUTURE_TIME: 2, E_BAD_TIME: 2 });
+    expect(out.passThrough).toEqual([]);
+    expect(out.state.streamTime).toBe(NOW); // the largest accepted time, not 2100
+    // later events of the open windows are not late, and the remembered IDs are only the admitted ones
+    const later = shard.processBatch(
+      batch([ev('a', NOW + 1, 128, 'i7'), ev('b', NOW, 256, 'i2'), ev('a', WALL + 60_000, 16, 'i5')]).buf,
+      WALL,
+    );
+    expect(later.deadLetters).toEqual([]); // WALL + maxFutureSkew exactly: accepted
+    expect(later.state.streamTime).toBe(WALL + 60_000);
+    expect(later.counts.deduplicated).toBe(1); // i2 was admitted once, by the event of b at NOW - 1
+    expect(shard.dedupIds).toBe(4); // i1, i2, i7, i5
+  });
+
+  it('with maxFutureSkew 0 lets it move stream time, as before (out-of-range times stay E_BAD_TIME)', () => {
+    const shard = new Shard(config(WINDOW, 'body: { maxFutureSkew: 0 }\n'));
+    const out = shard.processBatch(mixed().buf, WALL);
+    expect(out.deadLetters.map((d) => [d.index, d.error.split(':')[0]])).toEqual([
+      [2, 'E_BAD_TIME'],
+      [3, 'E_LATE'], // 12 hours ahead, but stream time is already in 2100
+      [4, 'E_LATE'],
+      [5, 'E_BAD_TIME'],
+    ]);
+    expect(out.state.streamTime).toBe(YEAR_2100);
+  });
+
+  it('restores IDs stamped with a capped stream time as stamped at the cap, so that they expire', () => {
+    const model = new CheckpointModel();
+    const poisoned = new Shard(config('  - dedup: { ttl: 10s }\n', 'body: { maxFutureSkew: 0 }\n'));
+    model.apply(poisoned.processBatch(batch([ev('a', YEAR_2100, 1, 'x')]).buf, WALL), ALL_GROUPS);
+    const cfg = config('  - dedup: { ttl: 10s }\n', 'body: { maxFutureSkew: 1s }\n');
+    const shard = new Shard(cfg, { state: model.restored(), now: WALL });
+    expect(shard.processBatch(batch([ev('a', WALL, 1, 'x')]).buf, WALL).counts.deduplicated).toBe(1);
+    // 10 s of stream time after the cap (WALL + 1 s) the ID is forgotten, as any other would be
+    const later = shard.processBatch(batch([ev('a', WALL + 11_000, 1, 'x')]).buf, WALL + 11_000);
+    expect(later.passThrough).toEqual([0]);
+  });
+
+  it('caps a restored stream time from the future to now + maxFutureSkew, and commits the cap', () => {
+    // (with a skew of a minute and 10 s windows, the events of the first 50 s after the restart would
+    // still be late: the cap bounds the damage of an old checkpoint, it cannot know the right stream time)
+    const cfg = config(WINDOW.replace('grace: 0', 'grace: 2s'), 'body: { maxFutureSkew: 1s }\n');
+    const state: RestoredState = { windows: [], dedupLogs: [], streamTime: YEAR_2100 };
+    const shard = new Shard(cfg, { state, now: WALL });
+    expect(shard.streamTimeCapped).toEqual({ stored: YEAR_2100, capped: WALL + 1000 });
+    const out = shard.processBatch(batch([ev('a', NOW, 1)]).buf, WALL);
+    expect(out.deadLetters).toEqual([]); // not late
+    expect(out.state.streamTime).toBe(WALL + 1000); // written over the stored 2100
+    const fine = new Shard(cfg, { state: { ...state, streamTime: WALL + 1000 }, now: WALL });
+    expect(fine.streamTimeCapped).toBeNull();
+    const off = new Shard(config(WINDOW, 'body: { maxFutureSkew: 0 }\n'), { state, now: WALL });
+    expect(off.streamTimeCapped).toBeNull();
+    expect(off.processBatch(batch([ev('a', NOW, 1)]).buf, WALL).counts.late).toBe(1);
   });
 });
 
@@ -230,6 +327,7 @@ describe('dedup', () => {
         ev('a', 10_000, 1, 'x'),
         ev('a', 10_001, 1, 'x'),
       ]).buf,
+      WALL,
     );
     // x seen at 0; at 9999 duplicate; at 10000 (stream time − seenAt = ttl) admitted again and re-stamped
     expect(out.passThrough).toEqual([0, 2, 3]);
@@ -246,6 +344,7 @@ describe('dedup', () => {
         ev('a', 4, 1, 'p'),
         ev('a', 5, 1, 'r'),
       ]).buf,
+      WALL,
     );
     expect(out.passThrough).toEqual([0, 1, 2, 3]); // p evicted by r, so p passes again; r is remembered
   });
@@ -357,13 +456,13 @@ describe('checkpoint', () => {
     let shard = new Shard(cfg);
     const got: BatchResult[] = [];
     chunks.forEach((c, i) => {
-      if (i % 7 === 3) shard = new Shard(cfg, model.restored()); // "crash" and restore before this batch
-      const out = shard.processBatch(batch(c).buf);
+      if (i % 7 === 3) shard = new Shard(cfg, { state: model.restored(), now: WALL }); // "crash" and restore before this batch
+      const out = shard.processBatch(batch(c).buf, WALL);
       model.apply(out, all);
       got.push(out);
     });
     for (let t = 0; got[got.length - 1]?.closePending; t++) {
-      if (t % 3 === 1) shard = new Shard(cfg, model.restored()); // also while a close is spread over ticks
+      if (t % 3 === 1) shard = new Shard(cfg, { state: model.restored(), now: WALL }); // also while a close is spread over ticks
       const out = shard.tick(0, 0);
       model.apply(out, all);
       got.push(out);
@@ -372,7 +471,7 @@ describe('checkpoint', () => {
   }
 
   const straight = new Shard(config(stages));
-  const expected = chunks.map((c) => straight.processBatch(batch(c).buf));
+  const expected = chunks.map((c) => straight.processBatch(batch(c).buf, WALL));
 
   it('a shard restored from its deltas continues exactly like one that never stopped', () => {
     const got = withCrashes(config(stages));
@@ -394,11 +493,14 @@ describe('checkpoint', () => {
     const tumbling = '  - window: { size: 10s, grace: 0s, idleClose: 1s, aggregates: [{ fn: count }] }\n';
     const shard = new Shard(config(tumbling, 'commit: { maxEvents: 1000 }\n'));
     const keys = Array.from({ length: 1500 }, (_, i) => ev(`k${i}`, 1000, 1));
-    for (let i = 0; i < keys.length; i += 500) shard.processBatch(batch(keys.slice(i, i + 500)).buf);
+    for (let i = 0; i < keys.length; i += 500) shard.processBatch(batch(keys.slice(i, i + 500)).buf, WALL);
     // One event past the window: its 1,500 results are due. A batch of 1 emits 100, of 300 events 600.
-    const one = shard.processBatch(batch([ev('x', 20_000, 1)]).buf);
+    const one = shard.processBatch(batch([ev('x', 20_000, 1)]).buf, WALL);
     expect([one.results.length, one.closePending]).toEqual([100, true]);
-    const more = shard.processBatch(batch(Array.from({ length: 300 }, (_, i) => ev(`y${i}`, 20_001, 1))).buf);
+    const more = shard.processBatch(
+      batch(Array.from({ length: 300 }, (_, i) => ev(`y${i}`, 20_001, 1))).buf,
+      WALL,
+    );
     expect([more.results.length, more.closePending]).toEqual([600, true]);
     const ticks: number[] = [];
     for (
@@ -411,8 +513,11 @@ describe('checkpoint', () => {
     // The 1,000-event cap: a full batch emits at most commit.maxEvents.
     const big = new Shard(config(tumbling, 'commit: { maxEvents: 1000 }\n'));
     const many = Array.from({ length: 3000 }, (_, i) => ev(`k${i}`, 1000, 1));
-    for (let i = 0; i < many.length; i += 1000) big.processBatch(batch(many.slice(i, i + 1000)).buf);
-    const full = big.processBatch(batch(Array.from({ length: 1000 }, (_, i) => ev(`z${i}`, 20_000, 1))).buf);
+    for (let i = 0; i < many.length; i += 1000) big.processBatch(batch(many.slice(i, i + 1000)).buf, WALL);
+    const full = big.processBatch(
+      batch(Array.from({ length: 1000 }, (_, i) => ev(`z${i}`, 20_000, 1))).buf,
+      WALL,
+    );
     expect(full.results.length).toBe(1000);
   });
 

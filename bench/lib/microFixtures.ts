@@ -94,7 +94,7 @@ export function pack(b: OpenBatch): ArrayBuffer {
 /** Runs the batches through one shard in order and keeps every output (for the commit benchmarks). */
 export function shardOutputs(config: PipelineConfig, open: OpenBatch[]): BatchResult[] {
   const shard = new Shard(config);
-  return open.map((b) => shard.processBatch(pack(b)));
+  return open.map((b) => shard.processBatch(pack(b), Date.now()));
 }
 
 /** Field values of one decoded event, for the dedup and window benchmarks. */

@@ -119,9 +119,19 @@ const bodySchema = z
     idPath: name('Dot path of the event ID.').default('id'),
     /** Dot path of the event time: epoch milliseconds or an ISO-8601 string. @defaultValue `ts` */
     timePath: name('Dot path of the event time (epoch ms or ISO-8601).').default('ts'),
+    /**
+     * An event whose time is more than this ahead of the wall clock is dead-lettered (`E_FUTURE_TIME`) and
+     * does not move stream time. Stream time is the largest event time a shard has seen, so one event X
+     * ahead of the clock (a producer with a bad clock, a wrong offset) would close every window X early and
+     * make the events after it late; this bounds what one bad clock can do. `0` turns the check off.
+     * @defaultValue 1m
+     */
+    maxFutureSkew: duration(
+      'Dead-letter events whose time is more than this ahead of the wall clock; 0 = off.',
+    ).default(60_000),
   })
   .strict()
-  .default({ encoding: 'msgpack', field: 'data', idPath: 'id', timePath: 'ts' });
+  .default({ encoding: 'msgpack', field: 'data', idPath: 'id', timePath: 'ts', maxFutureSkew: 60_000 });
 
 const scalar = z.union([z.string(), z.number(), z.boolean()]);
 

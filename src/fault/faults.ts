@@ -14,6 +14,7 @@
  * | `stage-throw=KEY:T`        | a stage throws for events of KEY on their first T tries (`T` = `always`: every try) |
  * | `crash-on-key=KEY`         | the shard worker thread exits while processing an event of KEY (every time)  |
  * | `crash-worker-once=S:B`    | shard S's first worker thread exits at its Bth batch (restarted ones do not) |
+ * | `hold-read-reply=N:MS`     | the Nth read that returns entries hands them over MS ms after its reply came (a slow read) |
  */
 
 export interface Faults {
@@ -23,6 +24,7 @@ export interface Faults {
   stageThrow: { key: string; times: number } | null;
   crashOnKey: string | null;
   crashWorkerOnce: { shard: number; batch: number } | null;
+  holdReadReply: { read: number; ms: number } | null;
 }
 
 const NONE: Faults = {
@@ -32,6 +34,7 @@ const NONE: Faults = {
   stageThrow: null,
   crashOnKey: null,
   crashWorkerOnce: null,
+  holdReadReply: null,
 };
 
 /** Parses `STREAMSHARD_FAULTS`; throws on an unknown fault so that a typo cannot silently test nothing. */
@@ -72,6 +75,11 @@ export function parseFaults(spec: string | undefined): Faults {
       case 'crash-worker-once': {
         const [shard, batch] = pair(value);
         f.crashWorkerOnce = { shard: int(shard), batch: int(batch) };
+        break;
+      }
+      case 'hold-read-reply': {
+        const [read, ms] = pair(value);
+        f.holdReadReply = { read: int(read), ms: int(ms) };
         break;
       }
       default:

@@ -20,7 +20,7 @@ import { RespConnection } from '../redis/respConnection.js';
 import type { Lease } from '../lease/lease.js';
 import { keyGroupsOfShard } from '../routing/hash.js';
 import { type OpenBatch, Router } from '../routing/router.js';
-import type { ShardOutput } from '../shard/protocol.js';
+import type { InitResult, ShardOutput } from '../shard/protocol.js';
 import { printRecords } from '../sink/sink.js';
 import { fieldOf, RedisSource } from '../source/redisSource.js';
 import { trimSafely } from '../source/trim.js';
@@ -66,6 +66,15 @@ export class Engine {
   private failure: Error | null = null;
   /** True while the read loop waits for shards to make room (backpressure). */
   private readerStalled = false;
+  /**
+   * Wall ms when the latest read that found the stream caught up (fewer than `source.batchSize` new
+   * entries) was sent. Quiet time is counted up to here, not up to now: a read still in flight (a huge
+   * reply, a slow Redis) may bring events for a shard, so it is no evidence that the shard is quiet — idle
+   * close then lags by at most one read (`source.block`).
+   */
+  private caughtUpAt = Number.NEGATIVE_INFINITY;
+  /** Reads so far that returned entries (for the `hold-read-reply` fault). */
+  private readsWithEntries = 0;
   private readonly idleClose: number;
   private groupPresent = false;
   private connected = { reader: false, main: false };
@@ -173,6 +182,7 @@ export class Engine {
       this.openBatches.push(lane.batch);
       const restored = await loadCheckpoint(this.redis, this.keys, this.shardKeyGroups[s] as number[]);
       const init = await lane.init(c, restored);
+      this.warnIfCapped(s, init);
       this.log.info(
         {
           shard: s,
@@ -300,10 +310,14 @@ export class Engine {
         continue;
       }
       let read: Awaited<ReturnType<RedisSource['read']>>;
+      const readStart = Date.now();
       try {
         await this.sameServer();
         read = await this.readOrAbort(budget);
         failures = 0;
+        const hold = faults.holdReadReply;
+        if (hold !== null && read.entries.count > 0 && ++this.readsWithEntries === hold.read)
+          await sleep(hold.ms);
       } catch (e) {
         if (!this.running) break;
         this.source.resumeAfterError();
@@ -329,6 +343,7 @@ export class Engine {
       }
       const now = Date.now();
       const n = read.entries.count;
+      if (!read.replay && n < c.source.batchSize) this.caughtUpAt = readStart;
       if (n > 0) {
         this.metrics?.eventsRead.inc(n);
         this.router.route(read.entries, this.openBatches, now, read.deliveries);
@@ -399,6 +414,24 @@ export class Engine {
       },
     );
     return this.serverVerified;
+  }
+
+  /** A checkpoint's stream time lay too far in the future (written before the future-time check). */
+  private warnIfCapped(shard: number, init: InitResult): void {
+    const capped = init.streamTimeCapped;
+    if (capped === null) return;
+    this.log.warn(
+      {
+        shard,
+        storedStreamTime: capped.stored,
+        storedAs: isoOrNone(capped.stored),
+        cappedTo: capped.capped,
+        cappedToAs: isoOrNone(capped.capped),
+        maxFutureSkew: this.config.body.maxFutureSkew,
+      },
+      'checkpointed stream time is further ahead of the wall clock than body.maxFutureSkew ' +
+        '(an event from the future moved it before the check existed); capped to now + maxFutureSkew',
+    );
   }
 
   /** After the reader could not read, no shard counts as quiet for the time it was starved. */
@@ -486,17 +519,17 @@ export class Engine {
       this.notQuietUntilNow(); // Redis unreachable: reads wait in the client's queue; shards are starved
       return;
     }
-    const now = Date.now();
+    const quietUntil = this.caughtUpAt;
     for (const lane of this.lanes) {
-      if (!lane.idle || lane.openWindows === 0 || now - lane.quietSince < this.idleClose) continue;
-      this.tick(lane, now);
+      if (!lane.idle || lane.openWindows === 0 || quietUntil - lane.quietSince < this.idleClose) continue;
+      this.tick(lane);
     }
   }
 
   /** Lets the lane's shard advance idle stream time and emit due windows, then commits that. */
-  private tick(lane: Lane, now: number): void {
+  private tick(lane: Lane): void {
     lane.tickQueued = true;
-    const output = lane.tick(now);
+    const output = lane.tick(this.caughtUpAt);
     output.then(
       () => (lane.tickQueued = false),
       () => (lane.tickQueued = false),
@@ -544,7 +577,7 @@ export class Engine {
       m.resultsWritten.inc(out.resultsWritten);
     }
     // A window close spread over commits goes on with the next batch, or with a tick if none is coming.
-    if (out.closePending && lane.idle && this.running && this.failure === null) this.tick(lane, Date.now());
+    if (out.closePending && lane.idle && this.running && this.failure === null) this.tick(lane);
     this.signalCapacity();
   }
 
@@ -572,7 +605,7 @@ export class Engine {
       'shard worker crashed; restarting it from the checkpoint',
     );
     const restored = await loadCheckpoint(this.redis, this.keys, this.shardKeyGroups[lane.shard] as number[]);
-    await lane.init(c, restored);
+    this.warnIfCapped(lane.shard, await lane.init(c, restored));
     const batches = lane.resubmit(c.retry.attempts);
     lane.recovering = false;
     for (const b of batches) this.enqueueCommit(lane, b.count, b.output, true);
@@ -729,6 +762,12 @@ export class Engine {
 function windowIdleClose(c: PipelineConfig): number {
   for (const s of c.stages) if ('window' in s) return s.window.idleClose;
   return 0;
+}
+
+/** An epoch-ms time as ISO-8601, or "(not a date)" beyond what a Date holds (an old checkpoint may say 1e308). */
+function isoOrNone(ms: number): string {
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? '(not a date)' : d.toISOString();
 }
 
 function sleep(ms: number): Promise<void> {

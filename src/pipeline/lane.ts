@@ -21,6 +21,8 @@ const WORKER = fileURLToPath(new URL('../shard/worker.js', import.meta.url));
 export interface RetainedBatch {
   buf: ArrayBuffer;
   count: number;
+  /** Wall ms of its first dispatch: a resubmission checks event times against the same clock. */
+  now: number;
   /** Times the worker crashed while this batch was the oldest uncommitted one. */
   crashes: number;
 }
@@ -80,7 +82,8 @@ export class Lane {
 
   /** (Re)initialises the worker with restored state; after a crash, piscina has started a fresh thread. */
   async init(config: PipelineConfig, restored: RestoredState): Promise<InitResult> {
-    const task = { kind: 'init', config, shard: this.shard, restored, generation: this.generation } as const;
+    const { shard, generation } = this;
+    const task = { kind: 'init', config, shard, restored, now: Date.now(), generation } as const;
     const r = (await this.submit(() => this.pool.run(task))) as unknown as InitResult;
     this.openWindows = r.openWindows;
     return r;
@@ -91,14 +94,15 @@ export class Lane {
     const { count, buf } = this.batch.take();
     this.inFlight += count;
     this.quietSince = now;
-    return { count, output: this.submitBatch({ buf, count, crashes: 0 }) };
+    return { count, output: this.submitBatch({ buf, count, now, crashes: 0 }) };
   }
 
   /** Submits a batch: the worker gets a transferred copy; the lane keeps the original until its commit. */
   private submitBatch(b: RetainedBatch): Promise<ShardOutput> {
     this.retained.push(b);
     const buf = b.buf.slice(0);
-    return this.submit(() => this.pool.run({ kind: 'batch', buf }, { transferList: [buf] }));
+    const task = { kind: 'batch', buf, now: b.now } as const;
+    return this.submit(() => this.pool.run(task, { transferList: [buf] }));
   }
 
   /** The oldest retained batch was committed. */
@@ -118,14 +122,15 @@ export class Lane {
     const head = old[0];
     if (head !== undefined && head.crashes >= attempts) {
       const singles = splitBatch(head.buf, head.count === 1 ? new Set([0]) : new Set());
-      old.splice(0, 1, ...singles.map((buf) => ({ buf, count: 1, crashes: 0 })));
+      old.splice(0, 1, ...singles.map((buf) => ({ buf, count: 1, now: head.now, crashes: 0 })));
     }
     return old.map((b) => ({ count: b.count, output: this.submitBatch(b) }));
   }
 
-  tick(now: number): Promise<ShardOutput> {
+  /** @param quietUntil the start of the latest read that found the stream caught up (see Shard.tick) */
+  tick(quietUntil: number): Promise<ShardOutput> {
     const quietSince = this.quietSince;
-    return this.submit(() => this.pool.run({ kind: 'tick', now, quietSince }));
+    return this.submit(() => this.pool.run({ kind: 'tick', quietUntil, quietSince }));
   }
 
   private submit(run: () => Promise<ShardOutput | InitResult>): Promise<ShardOutput> {

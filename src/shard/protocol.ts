@@ -25,6 +25,8 @@ export interface InitTask {
   config: PipelineConfig;
   shard: number;
   restored: RestoredState;
+  /** Wall ms on the main thread at init: a restored stream time too far ahead of it is capped. */
+  now: number;
   /** 0 for a shard's first worker, +1 per restart after a crash. */
   generation: number;
 }
@@ -32,11 +34,14 @@ export interface InitTask {
 export interface BatchTask {
   kind: 'batch';
   buf: ArrayBuffer;
+  /** Wall ms when the main thread dispatched the batch: the clock of the future-time check. */
+  now: number;
 }
 
 export interface TickTask {
   kind: 'tick';
-  now: number;
+  /** Wall ms: the start of the latest read that found the stream caught up (not the time of the tick). */
+  quietUntil: number;
   /** Wall ms since which the shard has had nothing to do although the pipeline could read. */
   quietSince: number;
 }
@@ -48,6 +53,8 @@ export interface InitResult {
   openWindows: number;
   /** Event IDs the dedup stage remembers after restoring (0 without one). */
   dedupIds: number;
+  /** The restored stream time was too far in the future and was capped (the engine logs it), or null. */
+  streamTimeCapped: { stored: number; capped: number } | null;
 }
 
 /** Counts of one batch, sent as deltas; the main thread adds them to prom-client metrics. */

@@ -59,13 +59,19 @@ export class Shard {
   private streamTimeAtLastEvent = Number.NEGATIVE_INFINITY;
   private readonly maxDeliveries: number;
   private readonly maxEntryBytes: number;
+  /** `body.maxFutureSkew`: events further ahead of the wall clock are dead-lettered; 0 = no check. */
+  private readonly maxFutureSkew: number;
   private readonly retry: PipelineConfig['retry'];
   /** The error of the last event whose stages failed on every try. */
   private lastError: unknown = null;
   /** Tries so far per entry ID, for the `stage-throw` fault only. */
   private readonly injected = new Map<string, number>();
 
-  constructor(config: PipelineConfig, restored?: RestoredState) {
+  /**
+   * @param restored the checkpoint to continue from, with the wall ms (taken on the main thread) it is
+   *   restored at: a stored stream time too far ahead of it is capped (see {@link restore})
+   */
+  constructor(config: PipelineConfig, restored?: { state: RestoredState; now: number }) {
     let aggregates: Aggregate[] = [];
     let idleClose = 0;
     for (const s of config.stages) {
@@ -84,6 +90,7 @@ export class Shard {
     this.tickSlice = Math.min(TICK_SLICE, this.maxSlice);
     this.maxDeliveries = config.source.maxDeliveries;
     this.maxEntryBytes = config.source.maxEntryBytes;
+    this.maxFutureSkew = config.body.maxFutureSkew;
     this.retry = config.retry;
     this.decoder = new EventDecoder({
       body: config.body,
@@ -91,7 +98,7 @@ export class Shard {
       aggregates,
       needBody: this.steps.some((s) => s.kind === 'filter'),
     });
-    if (restored) this.restore(restored);
+    if (restored) this.restore(restored.state, restored.now);
   }
 
   get openWindows(): number {
@@ -102,21 +109,39 @@ export class Shard {
     return this.dedup?.size ?? 0;
   }
 
-  private restore(r: RestoredState): void {
+  /**
+   * The stream time a restore capped because it was more than `maxFutureSkew` ahead of the wall clock (a
+   * checkpoint written before the future-time check, or by a host with a bad clock), or null.
+   */
+  streamTimeCapped: { stored: number; capped: number } | null = null;
+
+  private restore(r: RestoredState, now: number): void {
     if (r.streamTime !== null) {
-      this.streamTime = r.streamTime;
-      this.streamTimeAtLastEvent = r.streamTime;
+      let t = r.streamTime;
+      if (this.maxFutureSkew > 0 && t > now + this.maxFutureSkew) {
+        this.streamTimeCapped = { stored: t, capped: now + this.maxFutureSkew };
+        t = now + this.maxFutureSkew;
+        this.streamTimeChanged = true; // the next commit replaces the stored value
+      }
+      this.streamTime = t;
+      this.streamTimeAtLastEvent = t;
     }
     if (this.window) for (const w of r.windows) this.window.restore(w.keyGroup, w.start, w.fields);
     this.dedup?.restore(r.dedupLogs, this.streamTime);
   }
 
-  /** Applies one packed batch. */
-  processBatch(buf: ArrayBuffer): BatchResult {
+  /**
+   * Applies one packed batch.
+   *
+   * @param now the wall clock (epoch ms) when the main thread dispatched the batch: one value for the whole
+   *   batch, so that the future-time check reads no clock per event
+   */
+  processBatch(buf: ArrayBuffer, now: number): BatchResult {
     const out = emptyOutput();
     const r = new BatchReader(buf);
     const ev = this.decoder.event;
     const counts = out.counts;
+    const latest = this.maxFutureSkew > 0 ? now + this.maxFutureSkew : Number.POSITIVE_INFINITY;
     while (r.next()) {
       counts.processed++;
       out.entryIds.push(r.idBytes());
@@ -140,6 +165,11 @@ export class Shard {
       const failure = this.decoder.decode(r);
       if (failure !== null) {
         this.deadLetter(out, r, failure.code, failure.message);
+        continue;
+      }
+      if (ev.ts > latest) {
+        // before anything reads the time: it must move neither stream time nor dedup's TTL clock
+        this.deadLetter(out, r, DeadLetterCode.FutureTime, futureMessage(ev.ts, now, this.maxFutureSkew));
         continue;
       }
       // A worker thread's process.exit() ends the thread only: the main thread sees a crashed worker.
@@ -193,14 +223,16 @@ export class Shard {
   }
 
   /**
-   * Called when the shard has been quiet since `quietSince` (wall ms; the main thread knows when it last
-   * fed the shard or could not read): once `idleClose` ms have passed, stream time follows the wall clock
-   * from the last event's stream time, so due windows close without new events.
+   * Called when the shard has been quiet from `quietSince` until `quietUntil` (wall ms; the main thread
+   * knows when it last fed the shard or could not read, and `quietUntil` is the start of its latest read
+   * that found the stream caught up — a read still in flight is no evidence of quiet): once `idleClose` ms
+   * of quiet have passed, stream time follows the wall clock from the last event's stream time, so due
+   * windows close without new events.
    */
-  tick(now: number, quietSince: number): BatchResult {
+  tick(quietUntil: number, quietSince: number): BatchResult {
     const out = emptyOutput();
     if (this.window !== null && this.idleClose > 0) {
-      const quiet = now - quietSince;
+      const quiet = quietUntil - quietSince;
       if (quiet >= this.idleClose) {
         const advanced = this.streamTimeAtLastEvent + quiet;
         if (advanced > this.streamTime) {
@@ -320,6 +352,14 @@ function tooManyFields(n: number): string {
 
 function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+function futureMessage(ts: number, now: number, maxFutureSkew: number): string {
+  return (
+    `event time ${ts} (${new Date(ts).toISOString()}) is ${ts - now} ms ahead of the wall clock ${now} ` +
+    `(${new Date(now).toISOString()}), more than body.maxFutureSkew (${maxFutureSkew} ms): fix the ` +
+    "producer's clock or the time's offset, or raise body.maxFutureSkew"
+  );
 }
 
 function lateMessage(ts: number, streamTime: number): string {

@@ -19,12 +19,16 @@ let batches = 0;
 export default function run(task: ShardTask): ShardOutput | InitResult {
   switch (task.kind) {
     case 'init':
-      shard = new Shard(task.config, task.restored);
+      shard = new Shard(task.config, { state: task.restored, now: task.now });
       builder = new CommitBuilder(task.config, task.shard);
       stdout = task.config.sink.type === 'stdout';
       shardIndex = task.shard;
       generation = task.generation;
-      return { openWindows: shard.openWindows, dedupIds: shard.dedupIds };
+      return {
+        openWindows: shard.openWindows,
+        dedupIds: shard.dedupIds,
+        streamTimeCapped: shard.streamTimeCapped,
+      };
     case 'batch': {
       const t0 = performance.now();
       batches++;
@@ -32,11 +36,11 @@ export default function run(task: ShardTask): ShardOutput | InitResult {
       if (once !== null && generation === 0 && once.shard === shardIndex && once.batch === batches) {
         process.exit(70); // ends this worker thread only
       }
-      return answer(current().processBatch(task.buf), t0);
+      return answer(current().processBatch(task.buf, task.now), t0);
     }
     case 'tick': {
       const t0 = performance.now();
-      return answer(current().tick(task.now, task.quietSince), t0);
+      return answer(current().tick(task.quietUntil, task.quietSince), t0);
     }
   }
 }

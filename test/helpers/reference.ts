@@ -34,6 +34,7 @@ export type ErrorCode =
   | 'E_BAD_TIME'
   | 'E_MISSING_ID'
   | 'E_BAD_FIELD'
+  | 'E_FUTURE_TIME'
   | 'E_LATE'
   | 'E_ENTRY_TOO_LARGE'
   | 'E_OVERFLOW';
@@ -138,9 +139,14 @@ function isNumericString(v: unknown): v is string {
 
 /**
  * Event time in epoch ms, or an error code: a finite number, a numeric string, or a string starting
- * YYYY-MM-DD read by Date.parse (docs/configuration.md, `body.timePath`).
+ * YYYY-MM-DD read by Date.parse (docs/configuration.md, `body.timePath`), within what a Date can hold.
  */
 function eventTime(v: unknown): number | 'E_MISSING_TIME' | 'E_BAD_TIME' {
+  const t = anyTime(v);
+  return typeof t === 'number' && Math.abs(t) > 8.64e15 ? 'E_BAD_TIME' : t;
+}
+
+function anyTime(v: unknown): number | 'E_MISSING_TIME' | 'E_BAD_TIME' {
   if (v === undefined || v === null) return 'E_MISSING_TIME';
   if (typeof v === 'number') return Number.isFinite(v) ? v : 'E_BAD_TIME';
   if (typeof v === 'string') {
@@ -227,8 +233,17 @@ interface ShardState {
   inserted: number;
 }
 
-/** Replays the spec over the whole input. */
-export function reference(entries: StreamEntry[], config: PipelineConfig): Expected {
+/**
+ * Replays the spec over the whole input. `now` is the wall clock of the future-time check
+ * (`body.maxFutureSkew`); the tests' event times are either far from it or well within the limit, so
+ * any time during the run gives the same answer.
+ */
+export function reference(
+  entries: StreamEntry[],
+  config: PipelineConfig,
+  opts: { now?: number } = {},
+): Expected {
+  const now = opts.now ?? Date.now();
   const windowStage = config.stages.find((s): s is { window: WindowConfig } => 'window' in s)?.window;
   const hasDedup = config.stages.some((s) => 'dedup' in s);
   // the distinct fields that some aggregate (other than count) reads
@@ -309,6 +324,11 @@ export function reference(entries: StreamEntry[], config: PipelineConfig): Expec
     }
     if (badField) {
       deadLetter(e, 'E_BAD_FIELD');
+      continue;
+    }
+    const skew = config.body.maxFutureSkew;
+    if (skew > 0 && ts > now + skew) {
+      deadLetter(e, 'E_FUTURE_TIME'); // moves no stream time
       continue;
     }
 

@@ -118,6 +118,8 @@ export interface DecodeOptions {
 
 const utf8 = new TextDecoder('utf-8', { fatal: false });
 const NO_SLOT = -1;
+/** The largest epoch ms a JS Date can hold (±100,000,000 days): a time beyond it is no date at all. */
+const MAX_TIME = 8.64e15;
 
 /**
  * The top-level body fields the shard reads, for {@link MsgpackBodyDecoder.project}: the names, and which
@@ -241,6 +243,12 @@ export class EventDecoder {
       return {
         code: DeadLetterCode.BadTime,
         message: `event time is not epoch ms or ISO-8601: ${preview(t)}`,
+      };
+    }
+    if (!(ts >= -MAX_TIME && ts <= MAX_TIME)) {
+      return {
+        code: DeadLetterCode.BadTime,
+        message: `event time ${preview(t)} is outside the range of dates (±${MAX_TIME} epoch ms)`,
       };
     }
     ev.ts = ts;

@@ -124,7 +124,10 @@ export class DedupStage {
     for (const e of entries) {
       if (streamTime - e.seenAt >= this.ttl) continue;
       this.lookUp(e.id);
-      e.chunkSeqs[e.at] = this.remember(e.keyGroup, e.seenAt); // ascending: ends at the chunk's last
+      // A stamp ahead of stream time comes from a stream time capped at restore (an event from the future
+      // moved it before the check existed): stamped now instead, so it expires and keeps the queue in order.
+      const seenAt = Math.min(e.seenAt, streamTime);
+      e.chunkSeqs[e.at] = this.remember(e.keyGroup, seenAt); // ascending: ends at the chunk's last
     }
     while (this.count > this.maxEntries) this.forgetOldest();
     this.freshFrom = this.tail;
