@@ -143,6 +143,14 @@ describe('start-up', () => {
     await proxy.down();
   });
 
+  it('stops at once on SIGTERM while waiting for Redis', async () => {
+    const proxy = await tcpProxy(sharedPort(), { startDown: true });
+    const p = spawnPipeline(startupConfig('wait-stop', {}), { env: { REDIS_URL: proxy.url } });
+    await p.waitForMsg(['cannot connect to Redis; retrying'], 15_000);
+    expect(await p.stop('SIGTERM', 15_000)).toBe(0); // nothing was read: a clean stop
+    expect(p.logs().some((l) => l.includes('"signal":"SIGTERM"'))).toBe(true);
+  });
+
   it('names WRONGPASS and NOAUTH, never the password, and exits 1 after redis.startTimeout', async () => {
     const server = await startLocalRedis();
     try {

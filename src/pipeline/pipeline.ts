@@ -180,6 +180,7 @@ export class Pipeline {
       }
       return false;
     }
+    if (this.stopped !== null) return false; // stopped meanwhile: start no term (stop() releases the lease)
     await this.lead(performance.now());
     return true;
   }
