@@ -11,7 +11,7 @@ import type { Command } from 'commander';
 import type { Redis } from 'ioredis';
 import { Pipeline } from '../pipeline/pipeline.js';
 import { produce } from '../produce/producer.js';
-import { connectRedis } from '../redis/connect.js';
+import { connectRedis, redactUrl } from '../redis/connect.js';
 import { type LocalRedis, startLocalRedis } from '../util/localRedis.js';
 import { createLogger } from '../util/log.js';
 
@@ -195,7 +195,7 @@ async function printResults(
     say(`  ${header.map((h) => fmt(h, m.get(h) ?? '').padEnd(15)).join('')}`);
   }
   say('');
-  say(`  the whole output: redis-cli -u ${url} XRANGE ${sink} - + (while the demo runs: --keep)`);
+  say(`  the whole output: redis-cli -u ${redactUrl(url)} XRANGE ${sink} - + (while the demo runs: --keep)`);
 }
 
 function fmt(field: string, v: string): string {

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { Redis } from 'ioredis';
 import type { EventKind } from '../produce/generator.js';
 import { type ProduceOptions, produce } from '../produce/producer.js';
+import { redactUrl } from '../redis/url.js';
 
 /** Exit code for bad command-line values (usage errors). */
 const EXIT_USAGE = 2;
@@ -154,9 +155,12 @@ async function connect(url: string): Promise<Redis> {
     await redis.connect();
   } catch (err) {
     redis.disconnect();
-    throw new Error(`cannot connect to Redis at ${url}: ${(lastError ?? (err as Error)).message}`, {
-      cause: err,
-    });
+    throw new Error(
+      `cannot connect to Redis at ${redactUrl(url)}: ${(lastError ?? (err as Error)).message}`,
+      {
+        cause: err,
+      },
+    );
   }
   return redis;
 }

@@ -8,6 +8,8 @@ import { availableParallelism, hostname } from 'node:os';
 import { type Document, isPair, isScalar, isSeq, parse, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigProblem } from '../errors.js';
+import { redisUrlProblem } from '../redis/url.js';
+import { logLevelProblem } from '../util/log.js';
 import { type ParsedConfig, pipelineSchema } from './schema.js';
 
 /** A validated config with every default resolved. */
@@ -147,8 +149,34 @@ export function parseConfig(text: string, source = '(inline)', opts: LoadOptions
     ]);
   }
   const parsed = pipelineSchema.safeParse(raw);
-  if (!parsed.success) throw new ConfigError(source, problemsFrom(parsed.error));
+  const redisRaw = (raw as { redis?: unknown }).redis;
+  const fileUrl = typeof redisRaw === 'object' && redisRaw !== null && 'url' in redisRaw;
+  const envProblems = environmentProblems(env, fileUrl);
+  if (!parsed.success) throw new ConfigError(source, [...problemsFrom(parsed.error), ...envProblems]);
+  if (envProblems.length > 0) throw new ConfigError(source, envProblems);
   return resolve(parsed.data, env, opts.cpus ?? availableParallelism());
+}
+
+/**
+ * What `run` would reject in the environment: `LOG_LEVEL`, and `REDIS_URL` when the file names no URL
+ * (the schema checks the file's own). Messages never echo a URL: it may hold a password.
+ */
+function environmentProblems(env: NodeJS.ProcessEnv, fileUrl: boolean): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const level = logLevelProblem(env.LOG_LEVEL);
+  if (level !== null) out.push({ path: 'LOG_LEVEL (environment)', message: level });
+  const fromEnv = env.REDIS_URL;
+  if (!fileUrl && fromEnv !== undefined) {
+    const url = redisUrlProblem(fromEnv);
+    if (url !== null) {
+      out.push({
+        path: 'redis.url (from REDIS_URL)',
+        message: url,
+        hint: 'fix REDIS_URL, or set redis.url in the file',
+      });
+    }
+  }
+  return out;
 }
 
 function resolve(c: ParsedConfig, env: NodeJS.ProcessEnv, cpus: number): PipelineConfig {

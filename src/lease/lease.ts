@@ -53,6 +53,8 @@ export class Lease {
   private renewGen = 0;
   /** Called once when a renewal finds the lease taken by another instance. */
   onLost: (holder: string) => void = () => {};
+  /** Called after each renewal: with its error when it failed (Redis refused or unreachable), else null. */
+  onRenewal: (err: Error | null) => void = () => {};
 
   constructor(
     private readonly redis: Redis,
@@ -111,8 +113,10 @@ export class Lease {
           this.onLost(s.holder);
           return;
         }
-      } catch {
-        // Redis unreachable: keep trying; commits and reads are fenced in Redis meanwhile.
+        this.onRenewal(null);
+      } catch (e) {
+        // Redis unreachable or refusing (e.g. OOM): keep trying; commits and reads are fenced meanwhile.
+        if (gen === this.renewGen) this.onRenewal(e as Error);
       }
       if (gen === this.renewGen) this.renewTimer = setTimeout(renew, every);
     };

@@ -15,7 +15,8 @@ import { faults, killSelf } from '../fault/faults.js';
 import { loadCheckpoint } from '../commit/restore.js';
 import type { PipelineConfig } from '../config/load.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { connectRedis, redactUrl } from '../redis/connect.js';
+import { closeRedis, connectRedis, openRedis, redactUrl } from '../redis/connect.js';
+import { maskSecrets } from '../redis/url.js';
 import { RespConnection } from '../redis/respConnection.js';
 import type { Lease } from '../lease/lease.js';
 import { keyGroupsOfShard } from '../routing/hash.js';
@@ -24,17 +25,42 @@ import type { InitResult, ShardOutput } from '../shard/protocol.js';
 import { printRecords } from '../sink/sink.js';
 import { fieldOf, RedisSource } from '../source/redisSource.js';
 import { trimSafely } from '../source/trim.js';
+import { withTimeout } from '../util/deadline.js';
 import type { Logger } from '../util/log.js';
 import { Lane } from './lane.js';
+
+/** How long a metrics scrape may wait for XINFO GROUPS before it is served the last known value. */
+const GROUP_INFO_TIMEOUT_MS = 500;
+
+/** After the drain's deadline: the least time closing the workers and the main connection gets. */
+const CLOSE_MIN_MS = 500;
 
 /** Error replies to a commit before the pipeline gives up (connection errors are retried forever). */
 const MAX_COMMIT_REFUSALS = 5;
 
-/** Redis lost writes it had acknowledged (restart, failover): the term must restart from what Redis has. */
+/**
+ * The term must restart from what Redis has: Redis restarted or failed over (another run_id: it may have
+ * lost writes, it need not have), or the continuity check proved it lost acknowledged writes (STATELOST).
+ */
 export class StateLostError extends Error {
-  constructor(cause: Error) {
-    super(`Redis lost acknowledged writes (restart without fsync, or failover): ${cause.message}`, { cause });
+  private constructor(message: string, cause?: Error) {
+    super(message, { cause });
     this.name = 'StateLostError';
+  }
+
+  /** Another server answers: what it kept is not known yet, so everything is reloaded from it. */
+  static serverChanged(from: string, to: string): StateLostError {
+    return new StateLostError(
+      `Redis restarted or failed over (run_id ${from} → ${to}): reloading state from Redis`,
+    );
+  }
+
+  /** The continuity check found a shard's previous commit missing: writes were lost. */
+  static proven(cause: Error): StateLostError {
+    return new StateLostError(
+      `Redis lost acknowledged writes (a shard's previous commit is missing: restart without fsync, or failover): ${cause.message}`,
+      cause,
+    );
   }
 }
 
@@ -78,6 +104,8 @@ export class Engine {
   private readonly idleClose: number;
   private groupPresent = false;
   private connected = { reader: false, main: false };
+  /** The last group info Redis answered (served while it cannot be asked). */
+  private groupInfoLast: { pending: number; lag: number | null } | null = null;
   private groupInfoCache: {
     at: number;
     value: Promise<{ pending: number; lag: number | null } | null>;
@@ -163,13 +191,12 @@ export class Engine {
       term: `${this.lease.token}/${randomBytes(4).toString('hex')}`,
     };
     try {
-      await Promise.all([this.reader.connect(), this.redis.connect()]);
+      await Promise.all([this.reader.connect(), openRedis(this.redis)]);
     } catch (e) {
       this.reader.disconnect();
       this.redis.disconnect();
-      throw new Error(`cannot connect to Redis at ${redactUrl(c.redis.url)}: ${(e as Error).message}`, {
-        cause: e,
-      });
+      const why = maskSecrets((e as Error).message, c.redis.url);
+      throw new Error(`cannot connect to Redis at ${redactUrl(c.redis.url)}: ${why}`, { cause: e });
     }
     this.runId = await serverRunId(this.redis);
     await checkFingerprint(this.redis, this.keys, c);
@@ -194,6 +221,7 @@ export class Engine {
       );
     }
     await this.claimOthers();
+    if (this.stopping) return; // stopped while starting: read nothing
     this.running = true;
     this.readLoop = this.runReadLoop().catch((e) => this.fail(e));
     const trim = c.source.trim;
@@ -314,7 +342,11 @@ export class Engine {
       try {
         await this.sameServer();
         read = await this.readOrAbort(budget);
-        failures = 0;
+        // After a failure the next read re-reads our own pending entries (resumeAfterError), which works
+        // when reading new ones does not (Redis out of memory refuses the fenced read's transaction):
+        // only a read of new entries, or one that returned entries, ends the backoff — resetting on the
+        // replay made every other read fail at once, a warning every 100 ms.
+        if (!read.replay || read.entries.count > 0) failures = 0;
         const hold = faults.holdReadReply;
         if (hold !== null && read.entries.count > 0 && ++this.readsWithEntries === hold.read)
           await sleep(hold.ms);
@@ -401,9 +433,7 @@ export class Engine {
     this.serverVerified ??= serverRunId(this.redis).then(
       (now) => {
         if (now !== null && this.runId !== null && now !== this.runId) {
-          const e = new StateLostError(
-            new Error(`Redis restarted or failed over (run_id ${this.runId} → ${now})`),
-          );
+          const e = StateLostError.serverChanged(this.runId, now);
           this.fail(e);
           throw e;
         }
@@ -643,7 +673,7 @@ export class Engine {
       } catch (e) {
         const err = e as Error;
         if (this.failure !== null) throw err;
-        if (isStateLost(err)) throw new StateLostError(err);
+        if (isStateLost(err)) throw StateLostError.proven(err);
         if (isFenced(err)) await this.leaseFenced(err);
         if (this.stopping && this.pastDeadline()) throw err;
         if (err.name === 'ReplyError' && !isFenced(err) && ++refusals >= MAX_COMMIT_REFUSALS) {
@@ -708,9 +738,11 @@ export class Engine {
       Promise.all(this.lanes.map((l) => l.drained())),
       Math.max(0, this.deadline - Date.now()),
     );
-    await Promise.all(this.lanes.map((l) => l.close()));
+    // Each step has a deadline: with Redis unreachable a QUIT would wait in ioredis' queue forever.
+    const closing = Math.max(CLOSE_MIN_MS, this.deadline - Date.now());
+    await withTimeout(Promise.all(this.lanes.map((l) => l.close())), closing);
     this.reader.disconnect();
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    await closeRedis(this.redis, Math.max(CLOSE_MIN_MS, this.deadline - Date.now()));
     return { clean: drained && this.failure === null };
   }
 
@@ -738,22 +770,30 @@ export class Engine {
     return lane === undefined ? [0, 0] : [lane.heapUsed, lane.heapSize];
   }
 
-  /** XINFO GROUPS for this group, cached for 1 s (several gauges read it per scrape). */
+  /**
+   * XINFO GROUPS for this group, cached for 1 s (several gauges read it per scrape). A scrape never waits
+   * on Redis: while the main connection is down it gets the last known value at once (a command would wait
+   * in ioredis' queue until Redis is back), and a query gets {@link GROUP_INFO_TIMEOUT_MS}.
+   */
   groupInfo(): Promise<{ pending: number; lag: number | null } | null> {
     const now = Date.now();
+    if (!this.connected.main) return Promise.resolve(this.groupInfoLast);
     if (this.groupInfoCache && now - this.groupInfoCache.at < 1000) return this.groupInfoCache.value;
-    const value = this.redis.xinfo('GROUPS', this.config.source.stream).then(
+    const query = this.redis.xinfo('GROUPS', this.config.source.stream).then(
       (groups) => {
         const g = (groups as unknown[]).find((x) => fieldOf(x, 'name') === this.config.source.group);
         if (g === undefined) return null;
         const lag = fieldOf(g, 'lag');
-        return {
+        const info = {
           pending: Number(fieldOf(g, 'pending')),
           lag: lag === null || lag === undefined ? null : Number(lag),
         };
+        this.groupInfoLast = info;
+        return info;
       },
-      () => null,
+      () => this.groupInfoLast,
     );
+    const value = withTimeout(query, GROUP_INFO_TIMEOUT_MS).then(() => this.groupInfoLast);
     this.groupInfoCache = { at: now, value };
     return value;
   }
@@ -772,17 +812,6 @@ function isoOrNone(ms: number): string {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-/** True if `p` settled within `ms`. */
-async function withTimeout(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((r) => {
-    timer = setTimeout(() => r(false), ms);
-  });
-  const done = await Promise.race([p.then(() => true as const), timeout]);
-  clearTimeout(timer);
-  return done;
 }
 
 /** The server's `run_id` (changes when Redis restarts or another server answers), or null if not reported. */

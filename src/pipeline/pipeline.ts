@@ -14,9 +14,14 @@ import { loadConfig, type PipelineConfig } from '../config/load.js';
 import { Lease } from '../lease/lease.js';
 import { Metrics } from '../metrics/metrics.js';
 import { type HttpEndpoint, startHttp } from '../metrics/server.js';
-import { connectRedis, redactUrl } from '../redis/connect.js';
+import { closeRedis, connectRedis, openRedis, redactUrl, waitForRedis } from '../redis/connect.js';
+import { maskSecrets } from '../redis/url.js';
+import { withTimeout } from '../util/deadline.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { Engine, LeaseLostError, StateLostError } from './engine.js';
+
+/** While lease renewals keep failing, one log line per this many ms. */
+const RENEWAL_LOG_EVERY_MS = 10_000;
 
 export interface PipelineOptions {
   logger?: Logger;
@@ -47,6 +52,12 @@ export class Pipeline {
   private terms = 0;
   /** performance.now() since which this instance has been waiting for the lease (start or stand-down). */
   private waitingSince = 0;
+  /** The start-up in progress (waits for Redis, first lease attempt); null before start(). */
+  private starting: Promise<void> | null = null;
+  /** Aborts start-up's wait for Redis when the pipeline is stopped meanwhile. */
+  private readonly startAbort = new AbortController();
+  /** Consecutive failed lease renewals, and when one was last logged. */
+  private renewFailures = { count: 0, loggedAt: 0 };
   /** Rejects when the engine fails; never resolves otherwise. */
   readonly failed: Promise<never>;
 
@@ -82,6 +93,7 @@ export class Pipeline {
       c.lease.ttl,
     );
     this.lease.onLost = (holder) => void this.standDown(holder);
+    this.lease.onRenewal = (err) => this.renewalLogged(err);
     this.failed = new Promise<never>((_, reject) => {
       this.rejectFailed = reject;
     });
@@ -90,6 +102,11 @@ export class Pipeline {
 
   static fromFile(file: string, opts: PipelineOptions = {}): Pipeline {
     return new Pipeline(loadConfig(file), opts);
+  }
+
+  /** For a config loaded with `loadConfig` (validated there). */
+  static fromConfig(config: PipelineConfig, opts: PipelineOptions = {}): Pipeline {
+    return new Pipeline(config, opts);
   }
 
   /**
@@ -109,14 +126,32 @@ export class Pipeline {
         c.metrics.port,
       );
     }
+    this.starting = this.connectAndLead();
+    await this.starting;
+  }
+
+  private async connectAndLead(): Promise<void> {
+    const c = this.config;
+    await waitForRedis({
+      url: c.redis.url,
+      name: `streamshard:${c.name}:lease`,
+      connectTimeoutMs: c.redis.connectTimeout,
+      startTimeoutMs: c.redis.startTimeout,
+      signal: this.startAbort.signal,
+      onRetry: (err, attempt, retryInMs) =>
+        this.log.warn(
+          { redis: redactUrl(c.redis.url), err, attempt, retryInMs },
+          'cannot connect to Redis; retrying',
+        ),
+    });
     try {
-      await this.leaseRedis.connect();
+      await openRedis(this.leaseRedis);
     } catch (e) {
       this.leaseRedis.disconnect();
-      throw new Error(`cannot connect to Redis at ${redactUrl(c.redis.url)}: ${(e as Error).message}`, {
-        cause: e,
-      });
+      const why = maskSecrets((e as Error).message, c.redis.url);
+      throw new Error(`cannot connect to Redis at ${redactUrl(c.redis.url)}: ${why}`, { cause: e });
     }
+    if (this.stopped !== null) return;
     this.attempting = true;
     let led: boolean;
     try {
@@ -145,6 +180,7 @@ export class Pipeline {
       }
       return false;
     }
+    if (this.stopped !== null) return false; // stopped meanwhile: start no term (stop() releases the lease)
     await this.lead(performance.now());
     return true;
   }
@@ -227,7 +263,7 @@ export class Pipeline {
     if (this.role !== 'leader' || this.serverRunId === null) return;
     const now = await this.runId();
     if (now === null || now === this.serverRunId || this.role !== 'leader') return;
-    await this.reloadTerm(`Redis restarted or failed over (run_id ${this.serverRunId} → ${now})`);
+    await this.reloadTerm(StateLostError.serverChanged(this.serverRunId, now).message);
   }
 
   /** Ends the term without committing more and starts a new one from what Redis has. */
@@ -256,6 +292,31 @@ export class Pipeline {
     this.standBy();
   }
 
+  /**
+   * Logs failed lease renewals: the first of a run of failures, then at most every 10 s (a renewal runs
+   * every ttl/3), and the recovery. Commits and reads stay fenced meanwhile; the lease lapses at its TTL.
+   */
+  private renewalLogged(err: Error | null): void {
+    const f = this.renewFailures;
+    const now = Date.now();
+    if (err === null) {
+      if (f.count > 0) this.log.info({ failures: f.count }, 'lease renewed again');
+      f.count = 0;
+      return;
+    }
+    f.count++;
+    if (f.count > 1 && now - f.loggedAt < RENEWAL_LOG_EVERY_MS) return;
+    f.loggedAt = now;
+    this.log.warn(
+      {
+        err: maskSecrets(err.message, this.config.redis.url),
+        failures: f.count,
+        validForMs: this.lease.readBudget(),
+      },
+      'lease renewal failed; retrying',
+    );
+  }
+
   private readiness(): { role: Role; checks: Record<string, boolean> } {
     const checks = this.engine?.readiness() ?? { redis: this.leaseRedis.status === 'ready' };
     return { role: this.role, checks };
@@ -273,17 +334,30 @@ export class Pipeline {
     return this.metrics.registry;
   }
 
-  /** Graceful stop within `shutdown.timeout`, then hands the lease over; idempotent. */
+  /**
+   * Graceful stop within `shutdown.timeout`, then hands the lease over; idempotent. Every step has a
+   * deadline, also while Redis is unreachable (commands would wait in ioredis' queue forever): the drain
+   * gets `shutdown.timeout`, the hand-over and closing get what is left of it, at least
+   * {@link HANDOVER_MIN_MS}.
+   */
   stop(): Promise<{ clean: boolean }> {
     if (this.stopped === null) {
       this.stopped = (async () => {
+        const deadline = Date.now() + this.config.shutdown.timeout;
+        const left = () => Math.max(0, deadline - Date.now());
+        this.startAbort.abort();
         if (this.standbyTimer !== null) clearTimeout(this.standbyTimer);
+        // A start (or lease poll) still running may yet create an engine: let it finish first.
+        const startDone = await withTimeout(this.starting?.catch(() => {}) ?? Promise.resolve(), left());
         const engine = this.engine;
-        const r = engine !== null ? await engine.stop(this.config.shutdown.timeout) : { clean: true };
+        let r = engine !== null ? await engine.stop(left()) : { clean: true };
+        if (!startDone) r = { clean: false };
         this.role = 'stopped';
-        await this.lease.release();
-        await this.leaseRedis.quit().catch(() => this.leaseRedis.disconnect());
-        await this.http?.close();
+        const handOver = Math.max(HANDOVER_MIN_MS, left());
+        if (this.leaseRedis.status === 'ready') await withTimeout(this.lease.release(), handOver);
+        else this.lease.stopRenewing(); // unreachable: the lease lapses after its TTL
+        await closeRedis(this.leaseRedis, handOver);
+        if (this.http !== null) await withTimeout(this.http.close(), HANDOVER_MIN_MS);
         this.log.info(
           { clean: r.clean },
           r.clean ? 'stopped' : 'stopped with uncommitted batches left pending',
@@ -294,3 +368,6 @@ export class Pipeline {
     return this.stopped;
   }
 }
+
+/** After the drain: the least time the lease hand-over and closing get, even past `shutdown.timeout`. */
+const HANDOVER_MIN_MS = 500;

@@ -4,6 +4,11 @@
  * connection of its own (redis/respConnection.ts, not ioredis); commits and metrics share this one.
  */
 import { Redis } from 'ioredis';
+import { RespConnection, TLS_MISMATCH } from './respConnection.js';
+import { withTimeout } from '../util/deadline.js';
+import { maskSecrets, redactUrl } from './url.js';
+
+export { redactUrl } from './url.js';
 
 export interface ConnectOptions {
   url: string;
@@ -34,9 +39,108 @@ export function connectRedis(opts: ConnectOptions): Redis {
   return redis;
 }
 
-/** The URL without its password, for messages. */
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+/**
+ * Connects a lazily created client. ioredis rejects a failed first connect with "Connection is closed"
+ * whatever happened; this rejects with the cause its 'error' event reported (ECONNREFUSED, WRONGPASS, …).
+ */
+export async function openRedis(redis: Redis): Promise<void> {
+  let cause: Error | null = null;
+  const onError = (e: Error) => {
+    cause ??= e;
+  };
+  redis.on('error', onError);
+  try {
+    await redis.connect();
+  } catch (e) {
+    throw cause ?? e;
+  } finally {
+    redis.off('error', onError);
+  }
+}
+
+export interface WaitForRedisOptions {
+  url: string;
+  name: string;
+  /** One attempt's limit. */
+  connectTimeoutMs: number;
+  /** Give up after this long (`redis.startTimeout`). */
+  startTimeoutMs: number;
+  /** Stops waiting (a stop signal during start-up). */
+  signal?: AbortSignal;
+  /** Called after each failed attempt that will be retried, with its cause (secrets masked). */
+  onRetry?: (cause: string, attempt: number, retryInMs: number) => void;
+}
+
+/** Thrown by {@link waitForRedis} when its signal aborted the wait. */
+export class StartAborted extends Error {
+  constructor() {
+    super('start-up stopped while waiting for Redis');
+    this.name = 'StartAborted';
+  }
+}
+
+/**
+ * Start-up: waits until Redis accepts a connection and its handshake (AUTH, SELECT, CLIENT SETNAME),
+ * retrying with capped exponential backoff (100 ms doubling to 5 s) for up to `startTimeoutMs` — so a
+ * pipeline started before its Redis (a Kubernetes roll-out) waits instead of crash-looping. Each failure
+ * has its real cause (ECONNREFUSED, WRONGPASS, NOAUTH, a TLS mismatch). A TLS mismatch is not retried:
+ * waiting cannot fix a URL.
+ *
+ * @throws Error naming the URL (secrets masked) and the last cause, after `startTimeoutMs`
+ */
+export async function waitForRedis(o: WaitForRedisOptions): Promise<void> {
+  const deadline = Date.now() + o.startTimeoutMs;
+  for (let attempt = 1; ; attempt++) {
+    if (o.signal?.aborted) throw new StartAborted();
+    const left = Math.max(1, deadline - Date.now());
+    const conn = new RespConnection({
+      url: o.url,
+      name: o.name,
+      connectTimeoutMs: Math.min(o.connectTimeoutMs, left),
+    });
+    conn.on('error', () => {}); // the cause comes with connect()'s rejection
+    let cause: string;
+    let fatal: boolean;
+    try {
+      await conn.connect();
+      return;
+    } catch (e) {
+      cause = maskSecrets((e as Error).message, o.url);
+      fatal = (e as Error).name === TLS_MISMATCH;
+    } finally {
+      conn.disconnect();
+    }
+    const retryIn = Math.min(5000, 100 * 2 ** Math.min(attempt - 1, 6), deadline - Date.now());
+    if (fatal || retryIn <= 0) {
+      const within = fatal
+        ? ''
+        : ` within redis.startTimeout (${o.startTimeoutMs} ms, ${attempt} attempt(s))`;
+      throw new Error(`cannot connect to Redis at ${redactUrl(o.url)}${within}: ${cause}`);
+    }
+    o.onRetry?.(cause, attempt, retryIn);
+    await abortableSleep(retryIn, o.signal);
+  }
+}
+
+function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done);
+  });
+}
+
+/**
+ * QUIT within `ms`, else drop the connection; drops it at once when not connected (a QUIT would wait in
+ * the offline queue until Redis is back).
+ */
+export async function closeRedis(redis: Redis, ms: number): Promise<void> {
+  if (redis.status === 'ready' && (await withTimeout(redis.quit(), ms))) return;
+  redis.disconnect();
 }
 
 /** The replies of a pipeline or transaction, with the first error thrown (null: discarded or aborted). */

@@ -152,9 +152,26 @@ export class RespConnection extends EventEmitter {
     socket.setNoDelay(true);
     this.socket = socket;
     this.replies.reset(); // no half-scanned reply from the old connection
-    const timer = setTimeout(() => socket.destroy(new Error('connect timeout')), this.opts.connectTimeoutMs);
+    const timer = setTimeout(
+      () =>
+        socket.destroy(new Error(`connect timeout (no connection within ${this.opts.connectTimeoutMs} ms)`)),
+      this.opts.connectTimeoutMs,
+    );
+    // rediss:// against a plain server: the server waits for a command line and the TLS handshake for a
+    // reply, until the connect timeout. When the handshake is slow, a plain PING on the same port tells.
+    const probe =
+      u.protocol === 'rediss:'
+        ? setTimeout(
+            () =>
+              void speaksPlainResp(host, port).then((plain) => {
+                if (plain && this.socket === socket && !this.ready) socket.destroy(tlsMismatch(host, port));
+              }),
+            Math.min(TLS_PROBE_AFTER_MS, this.opts.connectTimeoutMs / 4),
+          )
+        : null;
     socket.once(u.protocol === 'rediss:' ? 'secureConnect' : 'connect', () => {
       clearTimeout(timer);
+      if (probe) clearTimeout(probe);
       void this.handshake(socket);
     });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -164,6 +181,7 @@ export class RespConnection extends EventEmitter {
     });
     socket.on('close', () => {
       clearTimeout(timer);
+      if (probe) clearTimeout(probe);
       this.onClose(socket);
     });
   }
@@ -248,6 +266,36 @@ export class RespConnection extends EventEmitter {
     }
     return true;
   };
+}
+
+/** The `name` of the error a `rediss://` connection fails with when the server speaks plain RESP. */
+export const TLS_MISMATCH = 'TlsMismatchError';
+
+/** How long a TLS handshake may take before the port is probed for a plain server. */
+const TLS_PROBE_AFTER_MS = 1000;
+
+function tlsMismatch(host: string, port: number): Error {
+  const e = new Error(
+    `the server at ${host}:${port} does not speak TLS (it answered a plain RESP PING); use redis:// ` +
+      "for this port, or point rediss:// at the server's TLS port",
+  );
+  e.name = TLS_MISMATCH;
+  return e;
+}
+
+/** True when a plain `PING` on host:port gets a RESP reply (`+PONG`, or an error such as `-NOAUTH`). */
+function speaksPlainResp(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host, port });
+    const done = (plain: boolean) => {
+      sock.destroy();
+      resolve(plain);
+    };
+    sock.setTimeout(1000, () => done(false));
+    sock.once('error', () => done(false));
+    sock.once('connect', () => sock.write('PING\r\n'));
+    sock.once('data', (b: Buffer) => done(b[0] === 0x2b || b[0] === 0x2d));
+  });
 }
 
 /** RESP2 arrays of bulk strings for the commands, in one Buffer. */

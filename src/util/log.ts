@@ -6,6 +6,19 @@ import { pino } from 'pino';
 
 export type Logger = pino.Logger;
 
+/** The levels `LOG_LEVEL` may name (pino's). */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** Why `level` (the value of `LOG_LEVEL`) is not usable, or null. Unset or empty means `info`. */
+export function logLevelProblem(level: string | undefined): string | null {
+  if (level === undefined || level === '' || (LOG_LEVELS as readonly string[]).includes(level)) return null;
+  return `LOG_LEVEL "${level}" is not a log level: use one of ${LOG_LEVELS.join(', ')}`;
+}
+
+/** @throws Error when `LOG_LEVEL` names no level (see {@link logLevelProblem}) */
 export function createLogger(name: string): Logger {
-  return pino({ name, level: process.env.LOG_LEVEL ?? 'info' }, pino.destination({ fd: 2, sync: true }));
+  const level = process.env.LOG_LEVEL || 'info';
+  const problem = logLevelProblem(level);
+  if (problem !== null) throw new Error(problem);
+  return pino({ name, level }, pino.destination({ fd: 2, sync: true }));
 }
