@@ -15,6 +15,7 @@ import { afterAll, expect, it } from 'vitest';
 import { CheckpointKeys } from '../src/commit/checkpointKeys.js';
 import { MARKER_PREFIX } from '../src/commit/incarnation.js';
 import { produce } from '../src/produce/producer.js';
+import { compareIds } from '../src/source/redisSource.js';
 import { expectedFor, expectOutputsMatch } from './helpers/expectations.js';
 import {
   CLI,
@@ -295,4 +296,14 @@ it('an existing group of a fresh pipeline is adopted; a run after the marker was
     (e: Error) => e.message,
   );
   expect(refused).toContain('is not the one the state was written for');
+});
+
+it('stream IDs are ordered by their numbers, not as text', () => {
+  expect(compareIds('10-0', '9-0')).toBeGreaterThan(0);
+  expect(compareIds('1-10', '1-9')).toBeGreaterThan(0);
+  expect(compareIds('1-0', '1-0')).toBe(0);
+  expect(compareIds('9-99', '10-0')).toBeLessThan(0);
+  expect(compareIds('18446744073709551615-0', '18446744073709551614-18446744073709551615')).toBeGreaterThan(
+    0,
+  );
 });
