@@ -74,6 +74,19 @@ export class ConfigError extends StreamshardError {
   }
 }
 
+/**
+ * The pipeline's state (checkpoint, stream time, dedup memory) belongs to another incarnation of its input
+ * stream or consumer group — the stream was deleted or re-created, the group destroyed or re-created, or
+ * its position moved back — so applying it would dead-letter new events as late or process entries twice.
+ * The pipeline stops; the fix is `streamshard reset -c FILE` (commit/incarnation.ts).
+ */
+export class StaleStateError extends StreamshardError {
+  constructor(message: string) {
+    super('E_STALE_STATE', message, false);
+    this.name = 'StaleStateError';
+  }
+}
+
 export function formatProblems(problems: ConfigProblem[]): string {
   return problems.map((p) => `  ${p.path}: ${p.message}${p.hint ? ` (hint: ${p.hint})` : ''}`).join('\n');
 }

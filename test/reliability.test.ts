@@ -142,8 +142,6 @@ function fencedSource(
     consumer,
     batchSize: 100,
     blockMs: 100,
-    createGroup: false,
-    startId: '0',
     fence: () => ({ leaseKey, token }),
   });
 }

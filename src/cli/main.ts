@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { jsonSchema } from '../config/schema.js';
 import { registerDemo } from './demo.js';
 import { registerProduce } from './produce.js';
+import { resetCommand } from './reset.js';
 import { runCommand } from './run.js';
 import { validateCommand } from './validate.js';
 
@@ -31,6 +32,18 @@ program
   .requiredOption('-c, --config <file>', 'pipeline file (YAML or JSON)')
   .action((o: { config: string }) => {
     process.exitCode = validateCommand(o.config);
+  });
+
+program
+  .command('reset')
+  .description(
+    "delete a pipeline's state (checkpoint, meta, lease) and its consumer group so that the next run " +
+      'starts fresh; lists what it deletes and asks first. Never deletes the input, output or dead-letter streams',
+  )
+  .requiredOption('-c, --config <file>', 'pipeline file (YAML or JSON)')
+  .option('-y, --yes', 'do not ask (for scripts); without it and without a terminal, reset refuses (exit 2)')
+  .action(async (o: { config: string; yes?: boolean }) => {
+    process.exitCode = await resetCommand(o.config, o.yes === true);
   });
 
 program

@@ -7,15 +7,33 @@
  *   <ns>:dl:<kg>          LIST  dedup log: chunks of (stream time seen, event ID), oldest first
  *                               (shard/stages/dedup.ts)
  *   <ns>:st               HASH  kg → stream time of the shard that owned kg
- *   <ns>:meta             HASH  fingerprint → what the checkpoint's layout depends on (key groups, windows)
+ *   <ns>:meta             HASH  fingerprint → what the checkpoint's layout depends on (key groups, windows);
+ *                               incarnation → the marker consumer of the group the state belongs to
+ *                               (commit/incarnation.ts)
  *   <ns>:lease            STRING the pipeline lease / fencing token (lease/lease.ts)
  *   <ns>:epoch            STRING lease epoch counter
  *   <ns>:applied          HASH  shard → ID of its last applied commit (commit/applyOps.ts)
  *
  * `<ns>` is `<keyPrefix>:<source stream>:<group>`: one namespace per pipeline (group on a stream).
+ * `streamshard reset` (cli/reset.ts) deletes exactly the keys {@link CheckpointKeys.kindOf} recognises: a
+ * new kind of key must be added there too.
  */
 import type { Redis } from 'ioredis';
 import type { PipelineConfig } from '../config/load.js';
+
+/** The kinds of key a pipeline owns, each with the pattern of what follows `<ns>:`. */
+const KINDS = [
+  ['window buckets', /^w:\d+:-?\d+$/],
+  ['window indexes', /^wi:\d+$/],
+  ['dedup logs', /^dl:\d+$/],
+  ['stream time', /^st$/],
+  ['meta', /^meta$/],
+  ['applied commits', /^applied$/],
+  ['lease', /^lease$/],
+  ['lease epoch', /^epoch$/],
+] as const;
+
+export type StateKeyKind = (typeof KINDS)[number][0];
 
 export class CheckpointKeys {
   readonly ns: string;
@@ -55,6 +73,23 @@ export class CheckpointKeys {
   applied(): string {
     return `${this.ns}:applied`;
   }
+
+  /**
+   * Which of this pipeline's keys `key` is, or null when it is not one (e.g. a key of the pipeline of
+   * group `g:x` matches the SCAN pattern `<prefix>:<stream>:g:*` of group `g`, but no pattern here: each
+   * ends right after digits or a fixed word, and every key of `g:x` has a segment more).
+   */
+  kindOf(key: string): StateKeyKind | null {
+    if (!key.startsWith(`${this.ns}:`)) return null;
+    const rest = key.slice(this.ns.length + 1);
+    for (const [kind, re] of KINDS) if (re.test(rest)) return kind;
+    return null;
+  }
+
+  /** A SCAN MATCH pattern for every key under the namespace (glob characters of names escaped). */
+  scanPattern(): string {
+    return `${this.ns.replace(/[*?[\]\\]/g, '\\$&')}:*`;
+  }
 }
 
 /**
@@ -87,7 +122,8 @@ export async function checkFingerprint(redis: Redis, keys: CheckpointKeys, c: Pi
   if (stored !== want) {
     throw new Error(
       `the checkpoint under ${keys.ns}:* was written with other keyGroups or window settings (${stored}); ` +
-        `now ${want}. Use a new source.group (or delete those keys) to start over with the new settings.`,
+        `now ${want}. Use a new source.group, or delete the state with \`streamshard reset\`, to start over ` +
+        'with the new settings.',
     );
   }
 }

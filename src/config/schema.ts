@@ -57,7 +57,10 @@ const sourceSchema = z
      * machine's hostname
      */
     consumer: name('Consumer name, unique per instance. Default: hostname.').optional(),
-    /** Create the group (and the stream) when missing. @defaultValue true */
+    /**
+     * Create the group (and the stream) when missing and the pipeline has no state yet. A group that
+     * disappears while state exists is never re-created (commit/incarnation.ts). @defaultValue true
+     */
     createGroup: z.boolean().default(true).describe('Create the group when missing.'),
     /** Where a newly created group starts: `$` = only new entries, `0` = the whole stream. @defaultValue `0` */
     startId: z.enum(['$', '0']).default('0').describe('Where a newly created group starts: "$" or "0".'),

@@ -11,6 +11,8 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { applyOps, type CommitFence, isFenced, isStateLost } from '../commit/applyOps.js';
 import { CheckpointKeys, checkFingerprint } from '../commit/checkpointKeys.js';
+import { Incarnation, VERIFY_EVERY_MS } from '../commit/incarnation.js';
+import { StaleStateError } from '../errors.js';
 import { faults, killSelf } from '../fault/faults.js';
 import { loadCheckpoint } from '../commit/restore.js';
 import type { PipelineConfig } from '../config/load.js';
@@ -23,7 +25,7 @@ import { keyGroupsOfShard } from '../routing/hash.js';
 import { type OpenBatch, Router } from '../routing/router.js';
 import type { InitResult, ShardOutput } from '../shard/protocol.js';
 import { printRecords } from '../sink/sink.js';
-import { fieldOf, RedisSource } from '../source/redisSource.js';
+import { fieldOf, GroupMovedBackError, RedisSource } from '../source/redisSource.js';
 import { trimSafely } from '../source/trim.js';
 import { withTimeout } from '../util/deadline.js';
 import type { Logger } from '../util/log.js';
@@ -88,6 +90,9 @@ export class Engine {
   private flushTimer: NodeJS.Timeout | null = null;
   private tickTimer: NodeJS.Timeout | null = null;
   private trimTimer: NodeJS.Timeout | null = null;
+  private verifyTimer: NodeJS.Timeout | null = null;
+  /** Which incarnation of the stream and group the state belongs to (commit/incarnation.ts). */
+  private readonly incarnation: Incarnation;
   private wakeReader: (() => void) | null = null;
   private failure: Error | null = null;
   /** True while the read loop waits for shards to make room (backpressure). */
@@ -127,6 +132,8 @@ export class Engine {
     private readonly metrics: Metrics | null,
     private readonly log: Logger,
     private readonly lease: Lease,
+    /** The command that deletes this pipeline's state, for messages. */
+    resetCommand = 'streamshard reset -c <pipeline file>',
   ) {
     const c = config;
     const onState = (which: 'reader' | 'main') => (state: 'ready' | 'down', err?: Error) => {
@@ -163,13 +170,12 @@ export class Engine {
       consumer: c.source.consumer,
       batchSize: c.source.batchSize,
       blockMs: c.source.block,
-      createGroup: c.source.createGroup,
-      startId: c.source.startId,
       fence: () => this.fence as CommitFence,
     });
     this.idleClose = windowIdleClose(c);
     this.router = new Router(c.key.field, c.keyGroups, c.shards, c.source.maxEntryBytes);
     this.keys = new CheckpointKeys(c.redis.keyPrefix, c.source.stream, c.source.group);
+    this.incarnation = new Incarnation(this.redis, this.keys, c.source, resetCommand);
     this.shardKeyGroups = Array.from({ length: c.shards }, (_, s) =>
       keyGroupsOfShard(s, c.keyGroups, c.shards),
     );
@@ -200,7 +206,8 @@ export class Engine {
     }
     this.runId = await serverRunId(this.redis);
     await checkFingerprint(this.redis, this.keys, c);
-    await this.source.ensureGroup();
+    const incarnation = await this.incarnation.establish();
+    if (incarnation !== 'same') this.log.info({ incarnation }, INCARNATION_LOG[incarnation]);
     this.groupPresent = true;
     await this.checkOutputKeys();
     for (let s = 0; s < c.shards; s++) {
@@ -226,6 +233,7 @@ export class Engine {
     this.readLoop = this.runReadLoop().catch((e) => this.fail(e));
     const trim = c.source.trim;
     if (trim !== undefined) this.trimTimer = setInterval(() => void this.trim(), trim.every);
+    this.verifyTimer = setInterval(() => void this.verifyIncarnation(), VERIFY_EVERY_MS);
     if (this.idleClose > 0) {
       this.tickTimer = setInterval(
         () => this.tickQuietLanes(),
@@ -302,6 +310,27 @@ export class Engine {
     }
   }
 
+  /**
+   * The group still has the marker of the state's incarnation (a destroy + re-create between two reads
+   * is not seen by the reader otherwise). Unreachable Redis: tried again at the next tick.
+   */
+  private async verifyIncarnation(): Promise<void> {
+    if (!this.running || this.failure !== null) return;
+    try {
+      await this.incarnation.verify();
+    } catch (e) {
+      if (e instanceof StaleStateError && this.running) this.stale(e);
+    }
+  }
+
+  /** The state belongs to another incarnation of the stream or group: stop reading and fail. */
+  private stale(e: StaleStateError): void {
+    this.groupPresent = false;
+    this.running = false; // no further reads; nothing more is committed once failed
+    this.signalCapacity();
+    this.fail(e);
+  }
+
   /** A sink or dead-letter key of another type would make XADD fail inside the commit: refuse at start. */
   private async checkOutputKeys(): Promise<void> {
     const c = this.config;
@@ -357,18 +386,24 @@ export class Engine {
           await this.leaseFenced(e as Error).catch((lost: unknown) => this.fail(lost));
           continue;
         }
+        if (e instanceof GroupMovedBackError) {
+          this.stale(await this.incarnation.movedBack(e.first, e.last));
+          break;
+        }
         this.notQuietUntilNow(); // Redis unreachable: the shards are starved, not quiet
         failures++;
         const msg = (e as Error).message;
         this.log.warn({ err: msg, attempt: failures }, 'read failed; retrying');
         if (msg.includes('NOGROUP')) {
-          this.groupPresent = false;
-          await this.source.ensureGroup().then(
-            () => {
-              this.groupPresent = true;
-            },
-            () => {},
+          // The group or stream is gone: never re-created here (the state would be applied to another one).
+          const stale = await this.incarnation.verify().then(
+            () => null,
+            (v: unknown) => (v instanceof StaleStateError ? v : null),
           );
+          if (stale !== null) {
+            this.stale(stale);
+            break;
+          }
         }
         await sleep(Math.min(2000, 50 * 2 ** Math.min(failures, 6)));
         continue;
@@ -709,6 +744,7 @@ export class Engine {
     this.running = false;
     if (this.tickTimer) clearInterval(this.tickTimer);
     if (this.trimTimer) clearInterval(this.trimTimer);
+    if (this.verifyTimer) clearInterval(this.verifyTimer);
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.signalCapacity();
     this.reader.disconnect();
@@ -727,6 +763,7 @@ export class Engine {
     this.running = false;
     if (this.tickTimer) clearInterval(this.tickTimer);
     if (this.trimTimer) clearInterval(this.trimTimer);
+    if (this.verifyTimer) clearInterval(this.verifyTimer);
     this.signalCapacity();
     // A blocking read in flight ends within `block` ms; entries it returns are flushed below.
     const readDone = await withTimeout(this.readLoop, Math.min(timeoutMs, this.config.source.block + 1000));
@@ -798,6 +835,12 @@ export class Engine {
     return value;
   }
 }
+
+const INCARNATION_LOG = {
+  created: 'created the consumer group and recorded its incarnation',
+  adopted: 'adopted the existing consumer group and recorded its incarnation',
+  migrated: 'recorded the incarnation of the consumer group for a checkpoint written before incarnations',
+} as const;
 
 function windowIdleClose(c: PipelineConfig): number {
   for (const s of c.stages) if ('window' in s) return s.window.idleClose;

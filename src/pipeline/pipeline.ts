@@ -27,6 +27,8 @@ export interface PipelineOptions {
   logger?: Logger;
   /** Serve /metrics, /healthz, /readyz (default true). */
   http?: boolean;
+  /** The pipeline file, named in messages that tell which command to run (`streamshard reset -c FILE`). */
+  configFile?: string;
 }
 
 export type Role = 'starting' | 'standby' | 'leader' | 'stopped';
@@ -101,7 +103,7 @@ export class Pipeline {
   }
 
   static fromFile(file: string, opts: PipelineOptions = {}): Pipeline {
-    return new Pipeline(loadConfig(file), opts);
+    return new Pipeline(loadConfig(file), { configFile: file, ...opts });
   }
 
   /** For a config loaded with `loadConfig` (validated there). */
@@ -192,7 +194,13 @@ export class Pipeline {
     this.serverRunId = await this.runId();
     this.metrics.leaseTakeovers.inc();
     this.lease.startRenewing();
-    const engine = new Engine(c, this.metrics, this.log, this.lease);
+    const engine = new Engine(
+      c,
+      this.metrics,
+      this.log,
+      this.lease,
+      `streamshard reset -c ${this.opts.configFile ?? '<pipeline file>'}`,
+    );
     engine.onFatal = (e) => {
       if (e instanceof LeaseLostError) void this.standDown(e.holder);
       else if (e instanceof StateLostError) void this.reloadTerm(e.message);

@@ -44,8 +44,6 @@ export interface SourceOptions {
   consumer: string;
   batchSize: number;
   blockMs: number;
-  createGroup: boolean;
-  startId: '$' | '0';
   /** The lease key and the token this instance holds: new entries are read only while it holds it. */
   fence: () => { leaseKey: string; token: string };
 }
@@ -80,34 +78,6 @@ export class RedisSource {
     redis.on('close', () => this.closes++);
   }
 
-  /** Creates the group (and stream) when missing, or fails with a clear message when not allowed to. */
-  async ensureGroup(): Promise<void> {
-    const { stream, group } = this.opts;
-    if (!this.opts.createGroup) {
-      if (!(await this.groupExists())) {
-        throw new Error(
-          `consumer group "${group}" does not exist on stream "${stream}" (and source.createGroup is false)`,
-        );
-      }
-      return;
-    }
-    try {
-      await this.redis.call('XGROUP', 'CREATE', stream, group, this.opts.startId, 'MKSTREAM');
-    } catch (e) {
-      if (!String((e as Error).message).includes('BUSYGROUP')) throw e;
-    }
-  }
-
-  async groupExists(): Promise<boolean> {
-    try {
-      const groups = (await this.redis.call('XINFO', 'GROUPS', this.opts.stream)) as unknown[];
-      return groups.some((g) => fieldOf(g, 'name') === this.opts.group);
-    } catch (e) {
-      if (String((e as Error).message).includes('no such key')) return false;
-      throw e;
-    }
-  }
-
   /**
    * One XREADGROUP: pending entries first, then new ones, blocking up to `blockMs` (at most the configured
    * block; the engine passes less when its lease has less time left).
@@ -137,6 +107,10 @@ export class RedisSource {
           )[0] as Buffer,
         )
       : await this.readNew(Math.max(1, Math.min(blockMs, o.blockMs)));
+    // A group hands out new entries in ID order, after every entry it delivered before (to anyone):
+    // an ID at or below one we already got means its position moved back under us (re-created, SETID).
+    if (!replay && entries.count > 0 && this.lastId !== null && compareIds(entries.idAt(0), this.lastId) <= 0)
+      throw new GroupMovedBackError(entries.idAt(0), this.lastId);
     const result: ReadResult = { entries, deleted: entries.deleted, replay, deliveries: null };
     if (replay && entries.count > 0) result.deliveries = await this.deliveriesOf(entries);
     // Only a read whose entries reach the caller moves the cursors: if it failed or was given up half-way
@@ -242,6 +216,33 @@ export class RedisSource {
     for (const [id, , , count] of rows) byId.set(id.toString('latin1'), Number(count));
     return Array.from({ length: entries.count }, (_, i) => byId.get(entries.idAt(i)) ?? 1);
   }
+}
+
+/**
+ * A read of new entries (`>`) returned an ID at or below one an earlier read returned: the group was
+ * destroyed and re-created at an earlier position, or moved back with XGROUP SETID. Nothing of that read
+ * is handed on (the engine stops, commit/incarnation.ts names the cause).
+ */
+export class GroupMovedBackError extends Error {
+  constructor(
+    readonly first: string,
+    readonly last: string,
+  ) {
+    super(`the group delivered new entry ${first} after ${last}`);
+    this.name = 'GroupMovedBackError';
+  }
+}
+
+/** Orders two stream IDs (`<ms>-<seq>`, both parts decimal up to 2^64 - 1) without parsing to numbers. */
+export function compareIds(a: string, b: string): number {
+  const da = a.indexOf('-');
+  const db = b.indexOf('-');
+  return compareDecimal(a.slice(0, da), b.slice(0, db)) || compareDecimal(a.slice(da + 1), b.slice(db + 1));
+}
+
+function compareDecimal(a: string, b: string): number {
+  if (a.length !== b.length) return a.length - b.length;
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** The replies, throwing the first error among them. */
