@@ -2,9 +2,11 @@ import { decode } from '@msgpack/msgpack';
 import { describe, expect, it } from 'vitest';
 import {
   type EventKind,
+  FUTURE_TS,
   type GeneratedEvent,
   type GeneratorOptions,
   generateEvents,
+  WIDE_ENTRY_PAIRS,
 } from '../src/produce/generator.js';
 
 const base: GeneratorOptions = {
@@ -53,10 +55,49 @@ describe('generateEvents', () => {
     }
   });
 
+  it('hostile entries cycle through their kinds; without them the sequence is unchanged', () => {
+    const plain = all(base);
+    const withHostile = all({ ...base, hostilePct: 2 });
+    const hostile = withHostile.filter((e) => e.kind === 'hostile');
+    expect(hostile.length).toBeGreaterThan(100);
+    // without hostile entries the sequence is the one of today; with them it is the same up to the first
+    const first = withHostile.findIndex((e) => e.kind === 'hostile');
+    expect(all({ ...base, hostilePct: 0 })).toEqual(plain);
+    expect(withHostile.slice(0, first)).toEqual(plain.slice(0, first));
+    for (let i = 0; i < 8; i++) {
+      const m = asMap((hostile[i] as GeneratedEvent).fields);
+      const body = decode(m.get('data') as Buffer) as Body;
+      const key = m.get('key') as string | Buffer;
+      switch (i % 4) {
+        case 0:
+          expect(body.ts).toBe(FUTURE_TS);
+          break;
+        case 1:
+          expect(body.amount).toBe('0x10');
+          break;
+        case 2:
+          expect((hostile[i] as GeneratedEvent).fields).toHaveLength(4 + 2 * WIDE_ENTRY_PAIRS);
+          expect(m.get(`x${WIDE_ENTRY_PAIRS - 1}`)).toBe(String(WIDE_ENTRY_PAIRS - 1));
+          break;
+        case 3:
+          expect(Buffer.isBuffer(key)).toBe(true);
+          expect([...(key as Buffer).subarray(0, 2)]).toEqual([0xff, 0xfe]);
+          expect(new TextDecoder('utf-8', { fatal: true }).decode.bind(null, key as Buffer)).toThrow();
+          break;
+      }
+    }
+  });
+
   it('produces exactly count entries and roughly honours the percentages', () => {
     const events = all(base);
     expect(events).toHaveLength(base.count);
-    const by: Record<EventKind, number> = { ok: 0, duplicate: 0, 'out-of-order': 0, malformed: 0 };
+    const by: Record<EventKind, number> = {
+      ok: 0,
+      duplicate: 0,
+      'out-of-order': 0,
+      malformed: 0,
+      hostile: 0,
+    };
     for (const e of events) by[e.kind]++;
     const pct = (k: EventKind): number => (by[k] / base.count) * 100;
     expect(pct('duplicate')).toBeGreaterThan(base.duplicatePct - 1.5);

@@ -28,6 +28,7 @@ interface RawOptions {
   duplicates: string;
   outOfOrder: string;
   malformed: string;
+  hostile: string;
   seed: string;
   encoding: string;
   startTs?: string;
@@ -88,6 +89,7 @@ function parseOptions(raw: RawOptions): { url: string; stream: string; opts: Pro
     duplicatePct: parseNumber('--duplicates', raw.duplicates, 'number', 0, 100),
     outOfOrderPct: parseNumber('--out-of-order', raw.outOfOrder, 'number', 0, 100),
     malformedPct: parseNumber('--malformed', raw.malformed, 'number', 0, 100),
+    hostilePct: parseNumber('--hostile', raw.hostile, 'number', 0, 100),
     seed: parseNumber('--seed', raw.seed, 'int', -(2 ** 31)),
     encoding,
     startTs: raw.startTs === undefined ? Date.now() : parseNumber('--start-ts', raw.startTs, 'int', 0),
@@ -97,10 +99,10 @@ function parseOptions(raw: RawOptions): { url: string; stream: string; opts: Pro
     bodyField: nonEmpty('--body-field', raw.bodyField),
   };
   if (raw.maxlen !== undefined) opts.maxLen = parseNumber('--maxlen', raw.maxlen, 'int', 1);
-  const pct = opts.duplicatePct + opts.outOfOrderPct + opts.malformedPct;
+  const pct = opts.duplicatePct + opts.outOfOrderPct + opts.malformedPct + (opts.hostilePct ?? 0);
   if (pct > 100) {
     throw new UsageError(
-      `--duplicates + --out-of-order + --malformed: expected at most 100 in total, got ${pct}`,
+      `--duplicates + --out-of-order + --malformed + --hostile: expected at most 100 in total, got ${pct}`,
     );
   }
   return { url: raw.redis, stream: nonEmpty('--stream', raw.stream), opts };
@@ -203,6 +205,11 @@ export function registerProduce(program: Command): void {
     .option('--duplicates <pct>', 'percent of entries that re-send an earlier event', '0')
     .option('--out-of-order <pct>', 'percent of events with a timestamp moved into the past', '0')
     .option('--malformed <pct>', 'percent of entries that are malformed (cycling through 6 kinds)', '0')
+    .option(
+      '--hostile <pct>',
+      'percent of hostile entries: future-stamped, hex amount, 4,000 extra fields, non-UTF-8 key (in turn)',
+      '0',
+    )
     .option('--seed <n>', 'PRNG seed; the same seed gives the same events', '1')
     .option('--encoding <kind>', `body encoding: ${ENCODINGS.join(' | ')}`, 'msgpack')
     .option('--start-ts <ms>', 'event time of the first event, epoch ms (default: now)')

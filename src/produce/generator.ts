@@ -25,6 +25,11 @@ export interface GeneratorOptions {
   outOfOrderPct: number;
   /** Share (0..100) of entries that are malformed (see {@link MalformedKind}). */
   malformedPct: number;
+  /**
+   * Share (0..100) of entries that are hostile (see {@link HostileKind}): entries a careless processor
+   * mishandles — wedges on, loses or lets poison its state. @defaultValue 0
+   */
+  hostilePct?: number;
   /** Event time of the first entry, epoch ms. */
   startTs: number;
   /** Event time advances by this per entry (may be fractional, e.g. 0.5). */
@@ -46,8 +51,9 @@ export interface GeneratorOptions {
  * - `out-of-order`: a good event whose ts is 1..`outOfOrderMaxMs` ms earlier than its position implies;
  *   it still takes the next `seq` of its key.
  * - `malformed`: an entry a processor must reject; see {@link MalformedKind}.
+ * - `hostile`: an entry that tests a processor's edges; see {@link HostileKind}.
  */
-export type EventKind = 'ok' | 'duplicate' | 'out-of-order' | 'malformed';
+export type EventKind = 'ok' | 'duplicate' | 'out-of-order' | 'malformed' | 'hostile';
 
 /**
  * How a malformed entry is broken. Malformed entries cycle through these in this order, one each in
@@ -69,6 +75,27 @@ export const MALFORMED_KINDS = [
   'empty-key',
 ] as const;
 export type MalformedKind = (typeof MALFORMED_KINDS)[number];
+
+/**
+ * How a hostile entry tests the edges. Hostile entries cycle through these in this order. They never
+ * advance a key's sequence and are never repeated as duplicates.
+ * - `future-ts`: a good body stamped 2100-01-01 (a producer with a bad clock): dead-lettered
+ *   `E_FUTURE_TIME`, it must not move stream time.
+ * - `hex-amount`: `amount` is the string `"0x10"`, which is not a decimal number (`E_BAD_FIELD` where
+ *   `amount` is aggregated).
+ * - `wide-entry`: a good event followed by {@link WIDE_ENTRY_PAIRS} more field pairs `x<n>`: too many
+ *   fields for one copy (a pass-through copy or a dead letter: `E_ENTRY_TOO_LARGE`), fine for a window.
+ * - `binary-key`: a good event whose key is `0xFF 0xFE` followed by `k<n>`, bytes that are not UTF-8:
+ *   a key of its own, which results and checkpoints must keep byte for byte.
+ */
+export const HOSTILE_KINDS = ['future-ts', 'hex-amount', 'wide-entry', 'binary-key'] as const;
+export type HostileKind = (typeof HOSTILE_KINDS)[number];
+
+/** Extra field pairs of a `wide-entry`: more than one XADD in the commit script can carry. */
+export const WIDE_ENTRY_PAIRS = 4000;
+
+/** Event time of a `future-ts` entry: 2100-01-01T00:00:00Z. */
+export const FUTURE_TS = 4_102_444_800_000;
 
 /** One stream entry to XADD. */
 export interface GeneratedEvent {
@@ -102,11 +129,12 @@ function checkOptions(o: GeneratorOptions): void {
   if (!Number.isInteger(o.count) || o.count < 0) fail(`count must be an integer ≥ 0, got ${o.count}`);
   if (!Number.isInteger(o.keys) || o.keys < 1) fail(`keys must be an integer ≥ 1, got ${o.keys}`);
   if (!Number.isInteger(o.seed)) fail(`seed must be an integer, got ${o.seed}`);
-  for (const k of ['duplicatePct', 'outOfOrderPct', 'malformedPct'] as const) {
-    if (!(o[k] >= 0 && o[k] <= 100)) fail(`${k} must be within 0..100, got ${o[k]}`);
+  for (const k of ['duplicatePct', 'outOfOrderPct', 'malformedPct', 'hostilePct'] as const) {
+    const v = o[k] ?? 0;
+    if (!(v >= 0 && v <= 100)) fail(`${k} must be within 0..100, got ${v}`);
   }
-  const sum = o.duplicatePct + o.outOfOrderPct + o.malformedPct;
-  if (sum > 100) fail(`duplicatePct + outOfOrderPct + malformedPct must be ≤ 100, got ${sum}`);
+  const sum = o.duplicatePct + o.outOfOrderPct + o.malformedPct + (o.hostilePct ?? 0);
+  if (sum > 100) fail(`duplicatePct + outOfOrderPct + malformedPct + hostilePct must be ≤ 100, got ${sum}`);
   if (!Number.isFinite(o.startTs)) fail(`startTs must be a finite number, got ${o.startTs}`);
   if (!(o.intervalMs >= 0)) fail(`intervalMs must be ≥ 0, got ${o.intervalMs}`);
   if (o.outOfOrderPct > 0 && !(Number.isInteger(o.outOfOrderMaxMs) && o.outOfOrderMaxMs >= 1)) {
@@ -190,9 +218,32 @@ export function* generateEvents(opts: GeneratorOptions): Generator<GeneratedEven
     }
   };
 
+  let hostileNext = 0;
+  const hostile = (k: number, body: Body): Array<string | Buffer> => {
+    const kind = HOSTILE_KINDS[hostileNext] as HostileKind;
+    hostileNext = (hostileNext + 1) % HOSTILE_KINDS.length;
+    switch (kind) {
+      case 'future-ts':
+        return encodeBody(`k${k}`, { ...body, ts: FUTURE_TS });
+      case 'hex-amount':
+        return encodeBody(`k${k}`, { ...body, amount: '0x10' });
+      case 'wide-entry': {
+        const fields = encodeBody(`k${k}`, body);
+        for (let x = 0; x < WIDE_ENTRY_PAIRS; x++) fields.push(`x${x}`, String(x));
+        return fields;
+      }
+      case 'binary-key': {
+        const fields = encodeBody(`k${k}`, body);
+        fields[1] = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(`k${k}`)]);
+        return fields;
+      }
+    }
+  };
+
   const mPct = opts.malformedPct;
   const dPct = mPct + opts.duplicatePct;
   const oPct = dPct + opts.outOfOrderPct;
+  const hPct = oPct + (opts.hostilePct ?? 0);
 
   for (let i = 0; i < opts.count; i++) {
     const r = rand() * 100;
@@ -209,6 +260,10 @@ export function* generateEvents(opts: GeneratorOptions): Generator<GeneratedEven
     const id = `${opts.seed}-${i}`;
     if (r < mPct) {
       yield { fields: malformed(key, { id, ts, seq: 0, amount, type }), kind: 'malformed' };
+      continue;
+    }
+    if (r >= oPct && r < hPct) {
+      yield { fields: hostile(k, { id, ts, seq: 0, amount, type }), kind: 'hostile' };
       continue;
     }
     const outOfOrder = r >= dPct && r < oPct;

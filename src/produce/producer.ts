@@ -120,7 +120,13 @@ export async function produce(
   const send = (opts.method === 'pipeline' ? pipelineSender : scriptSender)(redis, stream, opts.maxLen);
   const chunkSize =
     rate > 0 ? Math.max(1, Math.min(CHUNK, Math.ceil(rate / RATED_CHUNKS_PER_SECOND))) : CHUNK;
-  const byKind: Record<EventKind, number> = { ok: 0, duplicate: 0, 'out-of-order': 0, malformed: 0 };
+  const byKind: Record<EventKind, number> = {
+    ok: 0,
+    duplicate: 0,
+    'out-of-order': 0,
+    malformed: 0,
+    hostile: 0,
+  };
   const total = opts.count;
 
   const inFlight: Array<Promise<number>> = [];

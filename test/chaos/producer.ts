@@ -79,7 +79,13 @@ export function startProducer(
   const run = async (): Promise<ChaosProducerResult> => {
     const events = generateEvents(gen);
     const chunkSize = Math.max(1, Math.min(1000, Math.ceil(opts.rate / CHUNKS_PER_SECOND)));
-    const byKind: Record<EventKind, number> = { ok: 0, duplicate: 0, 'out-of-order': 0, malformed: 0 };
+    const byKind: Record<EventKind, number> = {
+      ok: 0,
+      duplicate: 0,
+      'out-of-order': 0,
+      malformed: 0,
+      hostile: 0,
+    };
     const result = { retries: 0, alreadyWritten: 0, errors: [] as string[] };
     const t0 = performance.now();
     let sent = 0;
