@@ -7,7 +7,7 @@ import { jsonSchema } from '../config/schema.js';
 import { registerDemo } from './demo.js';
 import { registerProduce } from './produce.js';
 import { runCommand } from './run.js';
-import { validateCommand } from './validate.js';
+import { exitOnConfigError, validateCommand } from './validate.js';
 
 const program = new Command()
   .name('streamshard')
@@ -43,4 +43,8 @@ program
 registerProduce(program);
 registerDemo(program);
 
-await program.parseAsync(process.argv);
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  process.exitCode = exitOnConfigError(e); // a config problem is listed, never shown as a stack
+}
