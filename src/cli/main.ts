@@ -8,7 +8,7 @@ import { registerDemo } from './demo.js';
 import { registerProduce } from './produce.js';
 import { resetCommand } from './reset.js';
 import { runCommand } from './run.js';
-import { validateCommand } from './validate.js';
+import { exitOnConfigError, validateCommand } from './validate.js';
 
 const program = new Command()
   .name('streamshard')
@@ -56,4 +56,8 @@ program
 registerProduce(program);
 registerDemo(program);
 
-await program.parseAsync(process.argv);
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  process.exitCode = exitOnConfigError(e); // a config problem is listed, never shown as a stack
+}

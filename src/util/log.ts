@@ -3,6 +3,7 @@
  * command output. Level from `LOG_LEVEL` (default `info`).
  */
 import { pino } from 'pino';
+import { ConfigError } from '../errors.js';
 
 export type Logger = pino.Logger;
 
@@ -15,10 +16,10 @@ export function logLevelProblem(level: string | undefined): string | null {
   return `LOG_LEVEL "${level}" is not a log level: use one of ${LOG_LEVELS.join(', ')}`;
 }
 
-/** @throws Error when `LOG_LEVEL` names no level (see {@link logLevelProblem}) */
+/** @throws ConfigError when `LOG_LEVEL` names no level (see {@link logLevelProblem}) */
 export function createLogger(name: string): Logger {
   const level = process.env.LOG_LEVEL || 'info';
   const problem = logLevelProblem(level);
-  if (problem !== null) throw new Error(problem);
+  if (problem !== null) throw new ConfigError('(environment)', [{ path: 'LOG_LEVEL', message: problem }]);
   return pino({ name, level }, pino.destination({ fd: 2, sync: true }));
 }
