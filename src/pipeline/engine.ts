@@ -430,8 +430,7 @@ export class Engine {
       },
       'checkpointed stream time is further ahead of the wall clock than body.maxFutureSkew ' +
         '(an event from the future moved it while the check was off or did not exist yet); capped to ' +
-        'now + maxFutureSkew. Events older than that minus the window size and grace are late until ' +
-        'stream time passes them',
+        'now + maxFutureSkew, so events more than window size + grace older than that are late',
     );
   }
 
