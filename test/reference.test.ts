@@ -155,6 +155,25 @@ describe('reference oracle', () => {
     expect(out.counts.late).toBe(2);
   });
 
+  it('dead-letters events more than maxFutureSkew ahead of now without moving stream time', () => {
+    const now = 1_000_000;
+    const input = [
+      ev('a', { ts: 100, amount: 1 }),
+      ev('a', { ts: now + 60_001, amount: 2 }), // E_FUTURE_TIME: stream time stays 100
+      ev('a', { ts: 1e308, amount: 4 }), // E_BAD_TIME: no date, whatever the limit
+      ev('a', { ts: 200, amount: 8 }), // not late
+      ev('a', { ts: now + 60_000, amount: 16 }), // at the limit: accepted
+    ];
+    const on = reference(input, config(tumbling), { now });
+    expect(on.deadLetters.map((d) => d.code)).toEqual(['E_FUTURE_TIME', 'E_BAD_TIME']);
+    expect(windows(on.sink).map((w) => [w.window_start, w.sum_amount])).toEqual([
+      ['0', '9'],
+      [String(now + 60_000), '16'],
+    ]);
+    const off = reference(input, config(tumbling, 'body: { maxFutureSkew: 0 }'), { now });
+    expect(off.deadLetters.map((d) => d.code)).toEqual(['E_BAD_TIME', 'E_LATE']);
+  });
+
   it('hopping with negative times', () => {
     const cfg = config(`
   - window: { type: hopping, size: 1s, advance: 500ms, aggregates: [{ fn: max, field: v }] }

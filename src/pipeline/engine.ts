@@ -481,7 +481,7 @@ export class Engine {
     return this.serverVerified;
   }
 
-  /** A checkpoint's stream time lay too far in the future (written before the future-time check). */
+  /** A checkpoint's stream time lay too far in the future (written while the future-time check was off). */
   private warnIfCapped(shard: number, init: InitResult): void {
     const capped = init.streamTimeCapped;
     if (capped === null) return;
@@ -495,7 +495,8 @@ export class Engine {
         maxFutureSkew: this.config.body.maxFutureSkew,
       },
       'checkpointed stream time is further ahead of the wall clock than body.maxFutureSkew ' +
-        '(an event from the future moved it before the check existed); capped to now + maxFutureSkew',
+        '(an event from the future moved it while the check was off or did not exist yet); capped to ' +
+        'now + maxFutureSkew, so events more than window size + grace older than that are late',
     );
   }
 
