@@ -65,6 +65,7 @@ export class Engine {
   private tickTimer: NodeJS.Timeout | null = null;
   private trimTimer: NodeJS.Timeout | null = null;
   private verifyTimer: NodeJS.Timeout | null = null;
+  private verifying = false;
   /** Which incarnation of the stream and group the state belongs to (commit/incarnation.ts). */
   private readonly incarnation: Incarnation;
   private wakeReader: (() => void) | null = null;
@@ -276,11 +277,15 @@ export class Engine {
    * is not seen by the reader otherwise). Unreachable Redis: tried again at the next tick.
    */
   private async verifyIncarnation(): Promise<void> {
-    if (!this.running || this.failure !== null) return;
+    // One at a time, and not while the main connection is down: ioredis would queue a check per tick.
+    if (!this.running || this.failure !== null || this.verifying || !this.connected.main) return;
+    this.verifying = true;
     try {
       await this.incarnation.verify();
     } catch (e) {
       if (e instanceof StaleStateError && this.running) this.stale(e);
+    } finally {
+      this.verifying = false;
     }
   }
 
