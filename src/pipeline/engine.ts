@@ -670,8 +670,10 @@ export class Engine {
   private fail(e: unknown): void {
     if (this.failure !== null) return;
     this.failure = e instanceof Error ? e : new Error(String(e));
+    // Stale state is an operator's mistake, not a bug: its message says what to do, a stack would bury it.
+    const stack = e instanceof StaleStateError ? undefined : this.failure.stack;
     if (!(this.failure instanceof LeaseLostError) && !(this.failure instanceof StateLostError))
-      this.log.error({ err: this.failure.message, stack: this.failure.stack }, 'pipeline failed');
+      this.log.error({ err: this.failure.message, stack }, 'pipeline failed');
     this.onFatal(this.failure);
   }
 
