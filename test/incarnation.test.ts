@@ -5,7 +5,8 @@
  * pipeline stops, nothing replayed, the group not re-created; (c) the group destroyed and re-created at 0
  * mid-run → stopped before anything is processed twice; (d) reset refuses while an instance holds the
  * lease, and without --yes when there is no terminal; (e) a checkpoint without a marker (written before
- * incarnations) is adopted and the run goes on exactly.
+ * incarnations) is adopted and the run goes on exactly. Also: a group moved back with XGROUP SETID stops
+ * the run before anything is processed twice; an existing group of a fresh pipeline is adopted.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -200,6 +201,21 @@ it('(c) group destroyed and re-created at 0 by hand mid-run: detected before any
   );
   expect(refused).toContain('is not the one the state was written for');
   await expectNothingTwice(n, expected);
+});
+
+it('a group moved back with XGROUP SETID mid-run: stopped before processing twice; the marker is still there', async () => {
+  const n = testNames('inc-setid');
+  const { p, expected } = await runningPassThrough(n, 2000);
+  await redis.xgroup('SETID', n.input, n.group, '0');
+  const exit = await p.exited;
+  expect(exit.code).toBe(1);
+  const failed = p.lastOf(['pipeline failed']);
+  expect(String(failed?.err)).toContain('was moved back (XGROUP SETID)');
+  expect(String(failed?.err)).toContain('streamshard reset -c');
+  await expectNothingTwice(n, expected);
+  const marker = await redis.hget(new CheckpointKeys(n.keyPrefix, n.input, n.group).meta(), 'incarnation');
+  const consumers = (await redis.xinfo('CONSUMERS', n.input, n.group)) as unknown[][];
+  expect(consumers.map((c) => String(c[1]))).toContain(marker);
 });
 
 it('(d) reset refuses while an instance holds the lease, and without --yes and a terminal', async () => {

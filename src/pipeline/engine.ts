@@ -91,6 +91,7 @@ export class Engine {
   private tickTimer: NodeJS.Timeout | null = null;
   private trimTimer: NodeJS.Timeout | null = null;
   private verifyTimer: NodeJS.Timeout | null = null;
+  private verifying = false;
   /** Which incarnation of the stream and group the state belongs to (commit/incarnation.ts). */
   private readonly incarnation: Incarnation;
   private wakeReader: (() => void) | null = null;
@@ -315,11 +316,15 @@ export class Engine {
    * is not seen by the reader otherwise). Unreachable Redis: tried again at the next tick.
    */
   private async verifyIncarnation(): Promise<void> {
-    if (!this.running || this.failure !== null) return;
+    // One at a time, and not while the main connection is down: ioredis would queue a check per tick.
+    if (!this.running || this.failure !== null || this.verifying || !this.connected.main) return;
+    this.verifying = true;
     try {
       await this.incarnation.verify();
     } catch (e) {
       if (e instanceof StaleStateError && this.running) this.stale(e);
+    } finally {
+      this.verifying = false;
     }
   }
 
@@ -730,8 +735,10 @@ export class Engine {
   private fail(e: unknown): void {
     if (this.failure !== null) return;
     this.failure = e instanceof Error ? e : new Error(String(e));
+    // Stale state is an operator's mistake, not a bug: its message says what to do, a stack would bury it.
+    const stack = e instanceof StaleStateError ? undefined : this.failure.stack;
     if (!(this.failure instanceof LeaseLostError) && !(this.failure instanceof StateLostError))
-      this.log.error({ err: this.failure.message, stack: this.failure.stack }, 'pipeline failed');
+      this.log.error({ err: this.failure.message, stack }, 'pipeline failed');
     this.onFatal(this.failure);
   }
 
