@@ -7,6 +7,9 @@
  */
 import { encode } from '@msgpack/msgpack';
 import { expect, it } from 'vitest';
+import { CheckpointKeys } from '../src/commit/checkpointKeys.js';
+import { RespConnection } from '../src/redis/respConnection.js';
+import { RedisSource } from '../src/source/redisSource.js';
 import { expectedFor, expectOutputsMatch } from './helpers/expectations.js';
 import {
   pipelineConfig,
@@ -18,6 +21,7 @@ import {
   useTestHooks,
   waitForDrain,
 } from './helpers/pipeline.js';
+import { redisUrl, waitFor } from './helpers/redis.js';
 import { deadLetterOf } from './helpers/reference.js';
 
 useTestHooks();
@@ -111,4 +115,39 @@ it('entries past source.maxEntryBytes â€” one long value, or many small fields â
     [[['key', 'c']], expect.stringMatching(/^E_ENTRY_TOO_LARGE: entry of \d+ bytes \(field names/)],
     [[], `E_ENTRY_TOO_LARGE: entry of ${long.length + 4} bytes ${limit}`],
   ]);
+});
+
+it('an idle reader woken by a burst fetches one entry to wake up, not the whole burst', async () => {
+  const n = testNames('wake');
+  const lease = new CheckpointKeys(n.keyPrefix, n.input, n.group).lease();
+  await redis.set(lease, '1:a');
+  await redis.xgroup('CREATE', n.input, n.group, '0', 'MKSTREAM');
+  const name = `test:reader:${n.group}`;
+  const reader = new RespConnection({ url: redisUrl(), name, connectTimeoutMs: 2000 });
+  await reader.connect();
+  const source = new RedisSource(reader, {
+    stream: n.input,
+    group: n.group,
+    consumer: 'a',
+    batchSize: 100,
+    blockMs: 10_000,
+    createGroup: false,
+    startId: '0',
+    fence: () => ({ leaseKey: lease, token: '1:a' }),
+  });
+  expect((await source.read()).entries.count).toBe(0); // the (empty) re-read of own pending entries
+  const copied = reader.replies.copied;
+  const reading = source.read(); // nothing new: it blocks in XREAD until entries come
+  await waitFor('the reader blocked in XREAD', async () =>
+    String(await redis.call('CLIENT', 'LIST'))
+      .split('\n')
+      .find((l: string) => l.includes(`name=${name} `) && l.includes('cmd=xread')),
+  );
+  const burst = redis.multi();
+  for (let i = 0; i < 2000; i++) burst.xadd(n.input, '*', 'key', `k${i}`, 'data', Buffer.alloc(1000, 0x61));
+  await burst.exec();
+  expect((await reading).entries.count).toBe(100); // batchSize
+  // the fenced read's ~100 KB (when its reply spanned chunks), not the 2 MB of the whole burst
+  expect(reader.replies.copied - copied).toBeLessThan(500_000);
+  reader.disconnect();
 });

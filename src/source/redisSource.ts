@@ -127,8 +127,11 @@ export class RedisSource {
     const first = await this.readFenced();
     if (first[0] === 1) return first[1];
     const from = first[1];
-    // Only wakes us up: its reply (entries) is dropped unparsed, the fenced read below reads them.
-    const [woke] = await this.redis.sendRaw([['XREAD', 'BLOCK', blockMs, 'STREAMS', this.opts.stream, from]]);
+    // Only wakes us up: its reply is dropped unparsed, the fenced read below reads the entries. COUNT 1:
+    // without it, the reply held every entry of the burst that woke us (unbounded memory).
+    const [woke] = await this.redis.sendRaw([
+      ['XREAD', 'COUNT', 1, 'BLOCK', blockMs, 'STREAMS', this.opts.stream, from],
+    ]);
     const w = woke as Buffer;
     if (w[0] === 0x2d) throw parseReply(w) as ReplyError;
     if (w[0] === 0x2a && w[1] === 0x2d) return NO_ENTRIES; // *-1: timed out
