@@ -131,8 +131,6 @@ it('an idle reader woken by a burst fetches one entry to wake up, not the whole 
     consumer: 'a',
     batchSize: 100,
     blockMs: 10_000,
-    createGroup: false,
-    startId: '0',
     fence: () => ({ leaseKey: lease, token: '1:a' }),
   });
   expect((await source.read()).entries.count).toBe(0); // the (empty) re-read of own pending entries

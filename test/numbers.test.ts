@@ -84,7 +84,7 @@ function batch(rows: Array<Record<string, string>>): ArrayBuffer {
     fields: Object.entries(r).flatMap(([k, v]) => [Buffer.from(k), Buffer.from(v)]),
   }));
   const kgs = Uint16Array.from(rows.map((r) => keyGroupOfKey(r.key ?? '', 16)));
-  const kfs = Uint16Array.from(
+  const kfs = Array.from(
     rows.map((r) => (r.key === undefined ? NO_KEY : 2 * Object.keys(r).indexOf('key') + 1)),
   );
   return packBatch(entries, kgs, kfs);
