@@ -25,7 +25,7 @@ export async function runCommand(file: string): Promise<number> {
   }
   const log = createLogger('streamshard');
   const url = config.redis.url;
-  const pipeline = Pipeline.fromConfig(config, { logger: log });
+  const pipeline = Pipeline.fromConfig(config, { logger: log, configFile: file });
   const stopSignal = new Promise<string>((resolve) => {
     for (const s of STOP_SIGNALS) process.once(s, () => resolve(s));
   });
