@@ -270,8 +270,9 @@ export class WindowStage {
     const name = this.names[this.overflowSlot] as string;
     const start = this.overflowStart;
     return (
-      `${name} of the key's window [${start}, ${start + this.size}) would exceed ±${Number.MAX_VALUE}; ` +
-      'the event changed no window (scale the field down, e.g. to thousands, if such sums are expected)'
+      `${name} of the key's window [${start}, ${start + this.size}) would exceed ` +
+      `${Number.MAX_VALUE} in magnitude; the event changed no window (a value this large is usually a ` +
+      'producer bug; if such sums are real, aggregate the field in a larger unit)'
     );
   }
 
