@@ -14,13 +14,14 @@ import { fnv1a, keyGroupOf } from '../src/routing/hash.js';
 import { expectedFor, expectOutputsMatch } from './helpers/expectations.js';
 import {
   pipelineConfig,
+  readStream,
   redis,
   startPipeline,
   testNames,
   useTestHooks,
   waitForDrain,
 } from './helpers/pipeline.js';
-import { raw } from './helpers/reference.js';
+import { deadLetterOf, raw } from './helpers/reference.js';
 
 useTestHooks();
 
@@ -119,4 +120,8 @@ it('keeps every key its own bytes in results, checkpoint and dead letters, acros
   // Whole output: results by (exact key bytes, window), dead letters with their original field bytes.
   await expectOutputsMatch(redis, n, expected, 'windows');
   expect(new Set(expected.sink.map((r) => r[0]?.[1])).size).toBe(KEYS.length + 1); // + the 1e308 key
+  const overflow = (await readStream(redis, n.dlq)).map(deadLetterOf).find((d) => d.code === 'E_OVERFLOW');
+  expect(overflow?.error).toMatch(
+    /^E_OVERFLOW: sum_amount of the key's window \[1700000001000, 1700000002000\) would exceed 1\.79/,
+  );
 });

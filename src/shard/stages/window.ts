@@ -121,8 +121,10 @@ export class WindowStage {
   private readonly empty: Float64Array;
   /** Whether a slot holds a sum (`sum`, `avg`): adding to it can overflow. */
   private readonly sums: boolean;
+  /** An event can fall in several windows and a sum can overflow: check all before changing any. */
+  private readonly checkFirst: boolean;
   /**
-   * Scratch of `addBytes`, one slot per window an event can fall in: the window starts, their buckets
+   * Scratch of `addChecked`, one slot per window an event can fall in: the window starts, their buckets
    * (null: not created yet) and the key's row (-1: not in the bucket yet), found before anything changes.
    */
   private readonly hitStarts: Float64Array;
@@ -147,6 +149,7 @@ export class WindowStage {
     this.stride = 1 + stored.length;
     this.empty = Float64Array.from([0, ...this.slotFns].map((fn, c) => (c === 0 ? 0 : initial(fn))));
     this.sums = this.slotFns.some((fn) => fn === FN_SUM || fn === FN_AVG);
+    this.checkFirst = this.sums && this.advance < this.size;
     const perEvent = Math.ceil(this.size / this.advance) + 1;
     this.hitStarts = new Float64Array(perEvent);
     this.hitBuckets = new Array<Bucket | null>(perEvent).fill(null);
@@ -180,16 +183,48 @@ export class WindowStage {
     values: Float64Array,
     streamTime: number,
   ): AddResult {
+    if (this.checkFirst) return this.addChecked(bytes, start, end, hash, keyGroup, ts, values, streamTime);
+    // One pass: with one window per event (tumbling) its check comes before its only change; without a
+    // sum nothing can overflow. This is the pass the hot path had before the overflow check (measured:
+    // the two-pass form cost ~20 ns per event on a tumbling window).
     const last = Math.floor(ts / this.advance) * this.advance; // latest window start containing ts
-    // First find the key in each open window (no change yet), then add. The scratch arrays keep this
-    // allocation-free; a tumbling window makes one pass of one step each.
-    let n = 0;
+    let added = false;
     for (let w = last; w > ts - this.size; w -= this.advance) {
       if (w + this.size + this.grace <= streamTime) break; // this and every earlier start are closed
+      const b = this.bucket(w);
+      let row = b.index.find(bytes, start, end, hash);
+      if (row < 0) {
+        row = this.newRow(b, b.index.insert(bytes, start, end, hash), keyGroup);
+        this.hold(b, keyGroup, HELD | FRESH);
+      } else if (this.sums && this.overflows(b, row, values)) return OVERFLOW; // a new row starts at 0
+      this.addTo(b, row, values);
+      added = true;
+    }
+    return added ? ADDED : LATE;
+  }
+
+  /**
+   * `addBytes` for hopping windows with a sum: first finds the key in each open window (no change yet;
+   * a new row starts at 0 and `values` are finite, so only a held sum can overflow), then adds. The
+   * scratch arrays keep this allocation-free.
+   */
+  private addChecked(
+    bytes: Uint8Array,
+    start: number,
+    end: number,
+    hash: number,
+    keyGroup: number,
+    ts: number,
+    values: Float64Array,
+    streamTime: number,
+  ): AddResult {
+    const last = Math.floor(ts / this.advance) * this.advance;
+    let n = 0;
+    for (let w = last; w > ts - this.size; w -= this.advance) {
+      if (w + this.size + this.grace <= streamTime) break;
       const b = this.findBucket(w);
       const row = b === null ? -1 : b.index.find(bytes, start, end, hash);
-      // A new row starts at 0 and `values` are finite: only a held sum can overflow.
-      if (row >= 0 && this.sums && this.overflows(b as Bucket, row, values)) {
+      if (row >= 0 && this.overflows(b as Bucket, row, values)) {
         this.hitBuckets.fill(null, 0, n);
         return OVERFLOW;
       }
@@ -235,8 +270,9 @@ export class WindowStage {
     const name = this.names[this.overflowSlot] as string;
     const start = this.overflowStart;
     return (
-      `${name} of the key's window [${start}, ${start + this.size}) would exceed ±${Number.MAX_VALUE}; ` +
-      'the event changed no window (scale the field down, e.g. to thousands, if such sums are expected)'
+      `${name} of the key's window [${start}, ${start + this.size}) would exceed ` +
+      `${Number.MAX_VALUE} in magnitude; the event changed no window (a value this large is usually a ` +
+      'producer bug; if such sums are real, aggregate the field in a larger unit)'
     );
   }
 
