@@ -207,7 +207,7 @@ export function registerProduce(program: Command): void {
     .option('--malformed <pct>', 'percent of entries that are malformed (cycling through 6 kinds)', '0')
     .option(
       '--hostile <pct>',
-      'percent of hostile entries: future-stamped, hex amount, 4,000 extra fields, non-UTF-8 key (in turn)',
+      'percent of hostile entries: future-stamped, hex amount, 3,500 extra field pairs, non-UTF-8 key (in turn)',
       '0',
     )
     .option('--seed <n>', 'PRNG seed; the same seed gives the same events', '1')

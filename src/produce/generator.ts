@@ -91,8 +91,11 @@ export type MalformedKind = (typeof MALFORMED_KINDS)[number];
 export const HOSTILE_KINDS = ['future-ts', 'hex-amount', 'wide-entry', 'binary-key'] as const;
 export type HostileKind = (typeof HOSTILE_KINDS)[number];
 
-/** Extra field pairs of a `wide-entry`: more than one XADD in the commit script can carry. */
-export const WIDE_ENTRY_PAIRS = 4000;
+/**
+ * Extra field pairs of a `wide-entry`: 7,004 fields in all, more than a copy in the commit script may carry
+ * (5,988), fewer than a Lua script can pass to one XADD (~7,990), so scripts can still write it.
+ */
+export const WIDE_ENTRY_PAIRS = 3500;
 
 /** Event time of a `future-ts` entry: 2100-01-01T00:00:00Z. */
 export const FUTURE_TS = 4_102_444_800_000;

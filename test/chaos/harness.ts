@@ -1,6 +1,6 @@
 /**
  * The chaos run (issue #3): a seeded producer writes events — per-key sequence numbers, duplicates,
- * out-of-order and malformed entries — into one input stream on a private Redis with AOF, while two
+ * out-of-order, malformed and hostile entries — into one input stream on a private Redis with AOF, while two
  * pipelines (test/chaos/configs.ts) read it, each through its own consumer group, and the harness keeps
  * breaking things: `kill -9` of a pipeline's leader followed by a restart with the same consumer name,
  * `kill -9` of a leader while a standby (another consumer name) waits to take over, Redis restarts, and
@@ -102,6 +102,8 @@ export function generatorOptions(o: ChaosOptions): GeneratorOptions {
     duplicatePct: 3,
     outOfOrderPct: 5,
     malformedPct: 1,
+    // future-stamped, hex amount, too wide for a copy, non-UTF-8 key: see HOSTILE_KINDS
+    hostilePct: 0.05,
     startTs: START_TS,
     intervalMs: 1,
     outOfOrderMaxMs: 3000,
