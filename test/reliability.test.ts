@@ -81,6 +81,23 @@ async function acked(n: TestNames): Promise<number> {
   return (g.entriesRead ?? 0) - g.pending;
 }
 
+/**
+ * Waits until the leader sits in the read held by the `hold-read-reply` fault: entries delivered to it and
+ * not acked (pending), nothing more read. Without the hold, a leader on a busy machine drained the whole
+ * input before the test's kill or pause landed (seen with the load average at 8–12), and the take-over
+ * had nothing to take over.
+ */
+async function leaderHolds(n: TestNames, minAcked: number): Promise<void> {
+  let lastRead = -1;
+  await waitFor('the leader holds a read with entries pending', async () => {
+    const g = await groupState(redis, n.input, n.group);
+    const read = g.entriesRead ?? 0;
+    const held = g.pending > 0 && read === lastRead && read - g.pending >= minAcked;
+    lastRead = read;
+    return held;
+  });
+}
+
 async function drained(n: TestNames, sink: number, dlq: number, timeoutMs = 100_000): Promise<void> {
   const state = await waitForDrain(redis, {
     stream: n.input,
@@ -233,7 +250,8 @@ it('a standby takes over a killed leader: claims its pending entries and continu
   const as = (consumer: string) => configWith(n, { source: { consumer, claimIdle: '500ms' } });
   const expected = await expectedFor(redis, n, as('a'));
 
-  const a = await startPipeline(as('a'));
+  // a holds its 10th read (its entries pending) until it is killed
+  const a = await startPipeline(as('a'), { STREAMSHARD_FAULTS: 'hold-read-reply=10:600000' });
   const b = await startPipeline(as('b'), {}, 30_000, 'standby');
   const standby = await httpGet(b.metricsPort, '/readyz');
   expect(standby.status).toBe(503);
@@ -242,7 +260,7 @@ it('a standby takes over a killed leader: claims its pending entries and continu
   expect(await metric(a.metricsPort, 'streamshard_leader')).toBe(1);
   expect((await httpGet(a.metricsPort, '/readyz')).status).toBe(200);
 
-  await waitFor('a fifth acked', async () => (await acked(n)) >= COUNT / 5);
+  await leaderHolds(n, 5000);
   await a.kill9();
   const atKill = await groupState(redis, n.input, n.group);
   expect(atKill.pending, 'a died with entries in flight').toBeGreaterThan(0);
@@ -263,9 +281,10 @@ it('a paused leader loses its lease; after it resumes it commits nothing and sta
   const as = (consumer: string) => configWith(n, { source: { consumer, claimIdle: '500ms' } });
   const expected = await expectedFor(redis, n, as('a'));
 
-  const a = await startPipeline(as('a'));
+  // a pauses with a read in hand: held 20 s, then (after SIGCONT) routed, processed and fenced
+  const a = await startPipeline(as('a'), { STREAMSHARD_FAULTS: 'hold-read-reply=10:20000' });
   const b = await startPipeline(as('b'), {}, 30_000, 'standby');
-  await waitFor('a fifth acked', async () => (await acked(n)) >= COUNT / 5);
+  await leaderHolds(n, 5000);
   process.kill(a.pid, 'SIGSTOP');
   try {
     await waitFor('the standby leads', async () => b.logs().some((l) => l.includes('"msg":"ready"')), 30_000);
