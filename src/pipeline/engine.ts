@@ -12,7 +12,7 @@ import type { Redis } from 'ioredis';
 import { applyOps, type CommitFence, isFenced, isStateLost } from '../commit/applyOps.js';
 import { CheckpointKeys, checkFingerprint } from '../commit/checkpointKeys.js';
 import { Incarnation, VERIFY_EVERY_MS } from '../commit/incarnation.js';
-import { StaleStateError } from '../errors.js';
+import { LeaseLostError, StaleStateError, StateLostError } from '../errors.js';
 import { faults, killSelf } from '../fault/faults.js';
 import { loadCheckpoint } from '../commit/restore.js';
 import type { PipelineConfig } from '../config/load.js';
@@ -39,40 +39,6 @@ const CLOSE_MIN_MS = 500;
 
 /** Error replies to a commit before the pipeline gives up (connection errors are retried forever). */
 const MAX_COMMIT_REFUSALS = 5;
-
-/**
- * The term must restart from what Redis has: Redis restarted or failed over (another run_id: it may have
- * lost writes, it need not have), or the continuity check proved it lost acknowledged writes (STATELOST).
- */
-export class StateLostError extends Error {
-  private constructor(message: string, cause?: Error) {
-    super(message, { cause });
-    this.name = 'StateLostError';
-  }
-
-  /** Another server answers: what it kept is not known yet, so everything is reloaded from it. */
-  static serverChanged(from: string, to: string): StateLostError {
-    return new StateLostError(
-      `Redis restarted or failed over (run_id ${from} → ${to}): reloading state from Redis`,
-    );
-  }
-
-  /** The continuity check found a shard's previous commit missing: writes were lost. */
-  static proven(cause: Error): StateLostError {
-    return new StateLostError(
-      `Redis lost acknowledged writes (a shard's previous commit is missing: restart without fsync, or failover): ${cause.message}`,
-      cause,
-    );
-  }
-}
-
-/** The engine stopped because another instance holds the lease: not a failure, the instance stands by. */
-export class LeaseLostError extends Error {
-  constructor(readonly holder: string) {
-    super(`the lease is held by ${holder}: another instance took over this pipeline`);
-    this.name = 'LeaseLostError';
-  }
-}
 
 export class Engine {
   private readonly reader: RespConnection;
