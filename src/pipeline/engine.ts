@@ -9,15 +9,16 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { applyOps, type CommitFence, isFenced, isStateLost } from '../commit/applyOps.js';
+import { applyOps, type CommitFence, isFenced } from '../commit/applyOps.js';
 import { CheckpointKeys, checkFingerprint } from '../commit/checkpointKeys.js';
 import { Incarnation, VERIFY_EVERY_MS } from '../commit/incarnation.js';
-import { LeaseLostError, StaleStateError, StateLostError } from '../errors.js';
+import { CommitRefusedError, LeaseLostError, StaleStateError, StateLostError } from '../errors.js';
 import { faults, killSelf } from '../fault/faults.js';
 import { loadCheckpoint } from '../commit/restore.js';
 import type { PipelineConfig } from '../config/load.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { closeRedis, connectRedis, openRedis, redactUrl } from '../redis/connect.js';
+import { isReplyError } from '../redis/errors.js';
 import { maskSecrets } from '../redis/url.js';
 import { RespConnection } from '../redis/respConnection.js';
 import type { Lease } from '../lease/lease.js';
@@ -680,12 +681,12 @@ export class Engine {
       } catch (e) {
         const err = e as Error;
         if (this.failure !== null) throw err;
-        if (isStateLost(err)) throw StateLostError.proven(err);
+        if (err instanceof StateLostError) throw err; // the continuity check failed (STATELOST)
         if (isFenced(err)) await this.leaseFenced(err);
         if (this.stopping && this.pastDeadline()) throw err;
-        if (err.name === 'ReplyError' && !isFenced(err) && ++refusals >= MAX_COMMIT_REFUSALS) {
-          throw new Error(`commit refused by Redis ${refusals} times: ${err.message}`, { cause: e });
-        }
+        // An error reply (FENCED and STATELOST are not: redis/errors.ts) means Redis refused the writes.
+        if (isReplyError(err) && ++refusals >= MAX_COMMIT_REFUSALS)
+          throw new CommitRefusedError(refusals, err);
         this.metrics?.commitRetries.inc();
         this.log.warn({ shard, attempt, err: err.message }, 'commit failed; retrying');
         await sleep(Math.min(2000, 50 * 2 ** Math.min(attempt, 6)));
