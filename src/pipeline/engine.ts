@@ -12,7 +12,13 @@ import type { Redis } from 'ioredis';
 import { applyOps, type CommitFence, isFenced } from '../commit/applyOps.js';
 import { CheckpointKeys, checkFingerprint } from '../commit/checkpointKeys.js';
 import { Incarnation, VERIFY_EVERY_MS } from '../commit/incarnation.js';
-import { CommitRefusedError, LeaseLostError, StaleStateError, StateLostError } from '../errors.js';
+import {
+  CommitRefusedError,
+  LeaseLostError,
+  NoGroupError,
+  StaleStateError,
+  StateLostError,
+} from '../errors.js';
 import { faults, killSelf } from '../fault/faults.js';
 import { loadCheckpoint } from '../commit/restore.js';
 import type { PipelineConfig } from '../config/load.js';
@@ -364,9 +370,8 @@ export class Engine {
         }
         this.notQuietUntilNow(); // Redis unreachable: the shards are starved, not quiet
         failures++;
-        const msg = (e as Error).message;
-        this.log.warn({ err: msg, attempt: failures }, 'read failed; retrying');
-        if (msg.includes('NOGROUP')) {
+        this.log.warn({ err: (e as Error).message, attempt: failures }, 'read failed; retrying');
+        if (e instanceof NoGroupError) {
           // The group or stream is gone: never re-created here (the state would be applied to another one).
           const stale = await this.incarnation.verify().then(
             () => null,
