@@ -98,6 +98,21 @@ it('error replies come back classified, from EVALSHA and from the EVAL after a N
   });
 });
 
+it("a script declared send: 'eval' (lease, trim) goes as EVAL every time, never EVALSHA", async () => {
+  const perCall = new Script('TEST_EVAL_1', 'return ARGV[1]', 1, { send: 'eval' });
+  expect([await perCall.run(redis, ['k'], ['a']), await perCall.run(redis, ['k'], ['b'])]).toEqual([
+    'a',
+    'b',
+  ]);
+  const ns = `scripts:${randomBytes(4).toString('hex')}`;
+  await leaseAcquireScript.run(redis, [`${ns}:lease`, `${ns}:epoch`], ['me', 1000, '']);
+  await leaseReleaseScript.run(redis, [`${ns}:lease`], ['1:me']);
+  await redis.xadd(`${ns}:in`, '*', 'f', 'v');
+  await trimSafeScript.run(redis, [`${ns}:in`], []);
+  expect(await scriptCalls()).toEqual({ evalsha: 0, eval: 5 });
+  expect(await redis.exists(`${ns}:lease`)).toBe(0);
+});
+
 it('a call with the wrong number of keys is refused before anything is sent', async () => {
   await expect(echo.run(redis, ['a', 'b'], [])).rejects.toThrow('TEST_ECHO_1 takes 1 keys, got 2');
   expect(await scriptCalls()).toEqual({ evalsha: 0, eval: 0 });

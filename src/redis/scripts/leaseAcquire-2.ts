@@ -25,4 +25,4 @@ local token = redis.call('INCR', epoch) .. ':' .. owner
 redis.call('SET', lease, token, 'PX', ttl)
 return {1, token}`;
 
-export const leaseAcquireScript = new Script('LEASE_ACQUIRE_1', LEASE_ACQUIRE_1, 2);
+export const leaseAcquireScript = new Script('LEASE_ACQUIRE_1', LEASE_ACQUIRE_1, 2, { send: 'eval' });

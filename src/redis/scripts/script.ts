@@ -5,7 +5,9 @@
  *
  * A call is one `EVALSHA`. A `NOSCRIPT` reply (the server restarted, failed over or ran `SCRIPT FLUSH`)
  * means nothing ran: the call is sent once more as `EVAL`, which also puts the script back in the cache.
- * Errors come back classified (redis/errors.ts): `FENCED` as FencedError, `NOGROUP` as NoGroupError, …
+ * A script declared with `send: 'eval'` goes as `EVAL` every time instead — the lease and trim scripts,
+ * small and called every few seconds at most, have always been sent so (ACL rules and tests that refuse
+ * `EVAL` rely on it). Errors come back classified (redis/errors.ts): `FENCED` as FencedError, …
  */
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -13,6 +15,14 @@ import { RedisReplyError } from '../../errors.js';
 import { classifyRedisError } from '../errors.js';
 
 export type ScriptArg = string | Buffer | number;
+
+export interface ScriptOptions {
+  /**
+   * `evalsha`: EVALSHA, and EVAL once on NOSCRIPT (for calls on the data path: the source is not sent
+   * each time). `eval`: the source with every call. @defaultValue `evalsha`
+   */
+  send?: 'evalsha' | 'eval';
+}
 
 export class Script {
   /** SHA1 of the source: what EVALSHA names. */
@@ -25,12 +35,13 @@ export class Script {
     readonly source: string,
     /** How many of a call's arguments are KEYS. */
     readonly numberOfKeys: number,
+    private readonly options: ScriptOptions = {},
   ) {
     this.sha = createHash('sha1').update(source).digest('hex');
   }
 
   /**
-   * Runs the script: EVALSHA, and EVAL once on NOSCRIPT.
+   * Runs the script: EVALSHA, and EVAL once on NOSCRIPT (or EVAL only, see {@link ScriptOptions.send}).
    *
    * @param keys exactly {@link numberOfKeys} keys
    * @throws a classified error (redis/errors.ts) for an error reply; connection errors as they are
@@ -39,11 +50,13 @@ export class Script {
     if (keys.length !== this.numberOfKeys) {
       throw new RangeError(`${this.name} takes ${this.numberOfKeys} keys, got ${keys.length}`);
     }
-    try {
-      return await redis.evalsha(this.sha, this.numberOfKeys, ...keys, ...args);
-    } catch (e) {
-      const err = classifyRedisError(e);
-      if (!(err instanceof RedisReplyError && err.reply === 'NOSCRIPT')) throw err;
+    if (this.options.send !== 'eval') {
+      try {
+        return await redis.evalsha(this.sha, this.numberOfKeys, ...keys, ...args);
+      } catch (e) {
+        const err = classifyRedisError(e);
+        if (!(err instanceof RedisReplyError && err.reply === 'NOSCRIPT')) throw err;
+      }
     }
     try {
       return await redis.eval(this.source, this.numberOfKeys, ...keys, ...args);

@@ -27,4 +27,4 @@ if best_ms == nil then return {'', 0} end
 local floor = string.format('%d-%d', best_ms, best_seq)
 return {floor, redis.call('XTRIM', KEYS[1], 'MINID', '~', floor)}`;
 
-export const trimSafeScript = new Script('TRIM_SAFE_1', TRIM_SAFE_1, 1);
+export const trimSafeScript = new Script('TRIM_SAFE_1', TRIM_SAFE_1, 1, { send: 'eval' });
