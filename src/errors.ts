@@ -58,8 +58,9 @@ export class StreamshardError extends Error {
     message: string,
     /** True when trying again later may succeed (e.g. Redis unreachable). */
     readonly retriable: boolean,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
     this.name = 'StreamshardError';
   }
 }
@@ -84,6 +85,112 @@ export class StaleStateError extends StreamshardError {
   constructor(message: string) {
     super('E_STALE_STATE', message, false);
     this.name = 'StaleStateError';
+  }
+}
+
+/**
+ * A read or commit was fenced: the lease no longer holds this instance's token (it lapsed, or another
+ * instance took it). Retriable: if nobody took the lease, the same token is valid again once renewed;
+ * otherwise the engine stands down with {@link LeaseLostError}.
+ */
+export class FencedError extends StreamshardError {
+  /** @param message the commit script's `FENCED …` reply, or the fenced read's own check in those words */
+  constructor(message: string, options?: ErrorOptions) {
+    super('E_FENCED', message, true, options);
+    this.name = 'FencedError';
+  }
+}
+
+/** The engine stopped because another instance holds the lease: not a failure, the instance stands by. */
+export class LeaseLostError extends StreamshardError {
+  constructor(readonly holder: string) {
+    super('E_LEASE_LOST', `the lease is held by ${holder}: another instance took over this pipeline`, false);
+    this.name = 'LeaseLostError';
+  }
+}
+
+/**
+ * The term must restart from what Redis has: Redis restarted or failed over (another run_id: it may have
+ * lost writes, it need not have), or the continuity check proved it lost acknowledged writes (STATELOST).
+ * Not retriable as such: the pipeline abandons the term and starts a new one (same lease).
+ */
+export class StateLostError extends StreamshardError {
+  private constructor(message: string, cause?: Error) {
+    super('E_STATE_LOST', message, false, { cause });
+    this.name = 'StateLostError';
+  }
+
+  /** Another server answers: what it kept is not known yet, so everything is reloaded from it. */
+  static serverChanged(from: string, to: string): StateLostError {
+    return new StateLostError(
+      `Redis restarted or failed over (run_id ${from} → ${to}): reloading state from Redis`,
+    );
+  }
+
+  /** The continuity check found a shard's previous commit missing: writes were lost. */
+  static proven(cause: Error): StateLostError {
+    return new StateLostError(
+      `Redis lost acknowledged writes (a shard's previous commit is missing: restart without fsync, or failover): ${cause.message}`,
+      cause,
+    );
+  }
+}
+
+/**
+ * Redis answered a commit with an error reply (wrong key type, out of memory, a bug) every time it was
+ * tried: the pipeline fails, the batch's entries stay pending.
+ */
+export class CommitRefusedError extends StreamshardError {
+  constructor(
+    readonly refusals: number,
+    cause: Error,
+  ) {
+    super('E_COMMIT_REFUSED', `commit refused by Redis ${refusals} times: ${cause.message}`, false, {
+      cause,
+    });
+    this.name = 'CommitRefusedError';
+  }
+}
+
+/**
+ * An error reply from Redis, as classified by `classifyRedisError` (redis/errors.ts). `reply` is the
+ * reply's first word (`WRONGTYPE`, `OOM`, `NOSCRIPT`, `ERR`, …); the message is the reply unchanged.
+ * Retriable for replies that say "not now" (`BUSY`, `OOM`, `LOADING`, `READONLY` during a failover, …).
+ */
+export class RedisReplyError extends StreamshardError {
+  constructor(
+    readonly reply: string,
+    message: string,
+    retriable: boolean,
+    options?: ErrorOptions,
+    code = 'E_REDIS_REPLY',
+  ) {
+    super(code, message, retriable, options);
+    this.name = 'RedisReplyError';
+  }
+}
+
+/** `NOGROUP`: the consumer group (or its stream) does not exist. */
+export class NoGroupError extends RedisReplyError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('NOGROUP', message, false, options, 'E_NO_GROUP');
+    this.name = 'NoGroupError';
+  }
+}
+
+/** `ERR no such key`: a command that needs the key (XINFO CONSUMERS) found none. */
+export class NoSuchKeyError extends RedisReplyError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('ERR', message, false, options, 'E_NO_SUCH_KEY');
+    this.name = 'NoSuchKeyError';
+  }
+}
+
+/** `WRONGTYPE`: the key holds another type than the command works on. */
+export class WrongTypeError extends RedisReplyError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('WRONGTYPE', message, false, options, 'E_WRONG_TYPE');
+    this.name = 'WrongTypeError';
   }
 }
 

@@ -16,7 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Decoder } from '@msgpack/msgpack';
-import { XADD_MANY_1 } from '../../src/produce/producer.js';
+import { XADD_MANY_1 } from '../../src/redis/scripts/xaddMany-1.js';
 import { AckLatency, connect, entriesOf, finish, readArgs, ready, settings, stopping } from './common.js';
 
 const redis = connect();

@@ -1,6 +1,6 @@
 /**
- * The commit script: applies a msgpack-encoded op list (built by CommitBuilder in the worker) in one
- * atomic step. Redis runs a script without interleaving other clients, and an error stops it at the
+ * The commit: applies a msgpack-encoded op list (built by CommitBuilder in the worker) in one atomic step,
+ * with the script `APPLY_OPS_3` (redis/scripts/applyOps-2.ts). Redis runs a script without interleaving other clients, and an error stops it at the
  * failing op — with XACK last, an entry is never acked when a write before it failed (a MULTI would have
  * run the rest). Redis' built-in `cmsgpack` decodes the list; each op is `{name, args…}`.
  *
@@ -16,25 +16,9 @@
  *   `appendfsync everysec`, a failover to a lagging replica) and our in-memory state is ahead of the
  *   checkpoint: `STATELOST`, and the engine reloads everything from Redis instead of writing on top.
  */
-import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
-
-export const APPLY_OPS_3 = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return redis.error_reply('FENCED lease held by ' .. tostring(redis.call('GET', KEYS[1])) .. ', not ' .. ARGV[1])
-end
-local last = redis.call('HGET', KEYS[2], ARGV[2])
-if last == ARGV[3] then return -1 end
-if ARGV[5] ~= '' and last ~= ARGV[5] then
-  return redis.error_reply('STATELOST last applied commit of shard ' .. ARGV[2] .. ' is ' .. tostring(last) .. ', expected ' .. ARGV[5])
-end
-local ops = cmsgpack.unpack(ARGV[4])
-for i = 1, #ops do
-  redis.call(unpack(ops[i]))
-end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-return #ops`;
-
-const SHA = createHash('sha1').update(APPLY_OPS_3).digest('hex');
+import { FencedError } from '../errors.js';
+import { applyOpsScript } from '../redis/scripts/applyOps-2.js';
 
 export interface CommitFence {
   /** `<ns>:lease`. */
@@ -50,19 +34,17 @@ export interface CommitFence {
   term: string;
 }
 
-/** True for the error a fenced commit gets: another instance holds the lease. */
+/** True for the error a fenced commit or read gets: another instance holds the lease. */
 export function isFenced(e: unknown): boolean {
-  return String((e as Error)?.message).startsWith('FENCED');
-}
-
-/** True when Redis no longer has this shard's previous commit (it lost acknowledged writes). */
-export function isStateLost(e: unknown): boolean {
-  return String((e as Error)?.message).startsWith('STATELOST');
+  return e instanceof FencedError;
 }
 
 /**
- * Applies one encoded commit with ID `<token>#<seq>` for `shard`; loads the script when the server does not
- * know it (e.g. after a restart). Resolves `false` when the commit had already been applied.
+ * Applies one encoded commit with ID `<term>#<seq>` for `shard` (the script loader sends it again as EVAL
+ * when the server does not know the script, e.g. after a restart). Resolves `false` when the commit had
+ * already been applied.
+ *
+ * @throws FencedError, StateLostError (the continuity check), other classified replies (redis/errors.ts)
  */
 export async function applyOps(
   redis: Redis,
@@ -73,21 +55,10 @@ export async function applyOps(
 ): Promise<boolean> {
   const arg = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
   const prev = seq > 0 ? `${fence.term}#${seq - 1}` : '';
-  const args = [
-    fence.leaseKey,
-    fence.appliedKey,
-    fence.token,
-    String(shard),
-    `${fence.term}#${seq}`,
-    arg,
-    prev,
-  ];
-  let reply: unknown;
-  try {
-    reply = await redis.evalsha(SHA, 2, ...args);
-  } catch (e) {
-    if (!String((e as Error).message).startsWith('NOSCRIPT')) throw e;
-    reply = await redis.eval(APPLY_OPS_3, 2, ...args);
-  }
+  const reply = await applyOpsScript.run(
+    redis,
+    [fence.leaseKey, fence.appliedKey],
+    [fence.token, String(shard), `${fence.term}#${seq}`, arg, prev],
+  );
   return reply !== -1;
 }

@@ -35,7 +35,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { StaleStateError } from '../errors.js';
+import { NoGroupError, NoSuchKeyError, RedisReplyError, StaleStateError, WrongTypeError } from '../errors.js';
+import { classifyRedisError } from '../redis/errors.js';
 import { fieldOf } from '../source/redisSource.js';
 import type { CheckpointKeys } from './checkpointKeys.js';
 
@@ -106,7 +107,8 @@ export class Incarnation {
         await this.redis.xgroup('CREATE', stream, group, this.source.startId, 'MKSTREAM');
         done = 'created';
       } catch (e) {
-        if (!String((e as Error).message).includes('BUSYGROUP')) throw e; // created meanwhile: adopt it
+        const err = classifyRedisError(e);
+        if (!(err instanceof RedisReplyError && err.reply === 'BUSYGROUP')) throw err; // created meanwhile: adopt it
       }
     }
     const marker = `${MARKER_PREFIX}${randomBytes(8).toString('hex')}`;
@@ -151,11 +153,11 @@ export class Incarnation {
       const rows = (await this.redis.xinfo('CONSUMERS', this.source.stream, this.source.group)) as unknown[];
       return { kind: 'consumers', names: rows.map((row) => String(fieldOf(row, 'name'))) };
     } catch (e) {
-      const msg = String((e as Error).message);
-      if (msg.startsWith('NOGROUP')) return { kind: 'no-group' };
-      if (msg.includes('no such key')) return { kind: 'no-stream' };
-      if (msg.startsWith('WRONGTYPE')) return { kind: 'not-a-stream' };
-      throw e;
+      const err = classifyRedisError(e);
+      if (err instanceof NoGroupError) return { kind: 'no-group' };
+      if (err instanceof NoSuchKeyError) return { kind: 'no-stream' };
+      if (err instanceof WrongTypeError) return { kind: 'not-a-stream' };
+      throw err;
     }
   }
 

@@ -4,6 +4,8 @@
  *   <ns>:lease   STRING  "<epoch>:<owner>", with a TTL (PX); the holder renews it every ttl/3
  *   <ns>:epoch   STRING  counter, incremented on every new acquisition (the fencing epoch)
  *
+ * Both scripts, `LEASE_ACQUIRE_1` (acquire, renew, resume) and `LEASE_RELEASE_1`, are in redis/scripts/.
+ *
  * The lease value is the fencing token: every commit script checks `GET <ns>:lease == token` before it
  * writes (see commit/applyOps.ts), so a paused old owner's late commit is rejected once another instance
  * took over. An owner is `<consumer>/<random>`: a restarted process never mistakes a dead predecessor's
@@ -15,32 +17,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-
-/**
- * ARGV: owner, ttl ms, the token held before (or ""). Returns `{1, token}` when held (acquired, renewed,
- * or resumed after a lapse nobody else used), else `{0, holder, pttl}`.
- */
-export const LEASE_ACQUIRE_1 = `local lease, epoch = KEYS[1], KEYS[2]
-local owner, ttl, mine = ARGV[1], ARGV[2], ARGV[3]
-local cur = redis.call('GET', lease)
-if cur then
-  if cur == mine then
-    redis.call('PEXPIRE', lease, ttl)
-    return {1, cur}
-  end
-  return {0, cur, redis.call('PTTL', lease)}
-end
-if mine ~= '' and (tostring(redis.call('GET', epoch)) .. ':' .. owner) == mine then
-  redis.call('SET', lease, mine, 'PX', ttl)
-  return {1, mine}
-end
-local token = redis.call('INCR', epoch) .. ':' .. owner
-redis.call('SET', lease, token, 'PX', ttl)
-return {1, token}`;
-
-/** ARGV: token. Deletes the lease only if it is still ours (graceful hand-over). */
-export const LEASE_RELEASE_1 = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`;
+import { leaseAcquireScript } from '../redis/scripts/leaseAcquire-2.js';
+import { leaseReleaseScript } from '../redis/scripts/leaseRelease-1.js';
 
 export type LeaseState = { held: true; token: string } | { held: false; holder: string; ttlMs: number };
 
@@ -77,14 +55,10 @@ export class Lease {
   /** Tries once to acquire (or renew, or resume) the lease. */
   async tryAcquire(): Promise<LeaseState> {
     const sent = performance.now();
-    const reply = (await this.redis.eval(
-      LEASE_ACQUIRE_1,
-      2,
-      this.keys.lease,
-      this.keys.epoch,
-      this.owner,
-      String(this.ttlMs),
-      this.mine,
+    const reply = (await leaseAcquireScript.run(
+      this.redis,
+      [this.keys.lease, this.keys.epoch],
+      [this.owner, String(this.ttlMs), this.mine],
     )) as [number, string, number?];
     if (reply[0] === 1) {
       this.mine = reply[1];
@@ -143,6 +117,6 @@ export class Lease {
     this.stopRenewing();
     this.validUntil = 0;
     if (this.mine === '') return;
-    await this.redis.eval(LEASE_RELEASE_1, 1, this.keys.lease, this.mine).catch(() => {});
+    await leaseReleaseScript.run(this.redis, [this.keys.lease], [this.mine]).catch(() => {});
   }
 }

@@ -9,15 +9,22 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { applyOps, type CommitFence, isFenced, isStateLost } from '../commit/applyOps.js';
+import { applyOps, type CommitFence, isFenced } from '../commit/applyOps.js';
 import { CheckpointKeys, checkFingerprint } from '../commit/checkpointKeys.js';
 import { Incarnation, VERIFY_EVERY_MS } from '../commit/incarnation.js';
-import { StaleStateError } from '../errors.js';
+import {
+  CommitRefusedError,
+  LeaseLostError,
+  NoGroupError,
+  StaleStateError,
+  StateLostError,
+} from '../errors.js';
 import { faults, killSelf } from '../fault/faults.js';
 import { loadCheckpoint } from '../commit/restore.js';
 import type { PipelineConfig } from '../config/load.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { closeRedis, connectRedis, openRedis, redactUrl } from '../redis/connect.js';
+import { isReplyError } from '../redis/errors.js';
 import { maskSecrets } from '../redis/url.js';
 import { RespConnection } from '../redis/respConnection.js';
 import type { Lease } from '../lease/lease.js';
@@ -39,40 +46,6 @@ const CLOSE_MIN_MS = 500;
 
 /** Error replies to a commit before the pipeline gives up (connection errors are retried forever). */
 const MAX_COMMIT_REFUSALS = 5;
-
-/**
- * The term must restart from what Redis has: Redis restarted or failed over (another run_id: it may have
- * lost writes, it need not have), or the continuity check proved it lost acknowledged writes (STATELOST).
- */
-export class StateLostError extends Error {
-  private constructor(message: string, cause?: Error) {
-    super(message, { cause });
-    this.name = 'StateLostError';
-  }
-
-  /** Another server answers: what it kept is not known yet, so everything is reloaded from it. */
-  static serverChanged(from: string, to: string): StateLostError {
-    return new StateLostError(
-      `Redis restarted or failed over (run_id ${from} → ${to}): reloading state from Redis`,
-    );
-  }
-
-  /** The continuity check found a shard's previous commit missing: writes were lost. */
-  static proven(cause: Error): StateLostError {
-    return new StateLostError(
-      `Redis lost acknowledged writes (a shard's previous commit is missing: restart without fsync, or failover): ${cause.message}`,
-      cause,
-    );
-  }
-}
-
-/** The engine stopped because another instance holds the lease: not a failure, the instance stands by. */
-export class LeaseLostError extends Error {
-  constructor(readonly holder: string) {
-    super(`the lease is held by ${holder}: another instance took over this pipeline`);
-    this.name = 'LeaseLostError';
-  }
-}
 
 export class Engine {
   private readonly reader: RespConnection;
@@ -397,9 +370,8 @@ export class Engine {
         }
         this.notQuietUntilNow(); // Redis unreachable: the shards are starved, not quiet
         failures++;
-        const msg = (e as Error).message;
-        this.log.warn({ err: msg, attempt: failures }, 'read failed; retrying');
-        if (msg.includes('NOGROUP')) {
+        this.log.warn({ err: (e as Error).message, attempt: failures }, 'read failed; retrying');
+        if (e instanceof NoGroupError) {
           // The group or stream is gone: never re-created here (the state would be applied to another one).
           const stale = await this.incarnation.verify().then(
             () => null,
@@ -714,12 +686,12 @@ export class Engine {
       } catch (e) {
         const err = e as Error;
         if (this.failure !== null) throw err;
-        if (isStateLost(err)) throw StateLostError.proven(err);
+        if (err instanceof StateLostError) throw err; // the continuity check failed (STATELOST)
         if (isFenced(err)) await this.leaseFenced(err);
         if (this.stopping && this.pastDeadline()) throw err;
-        if (err.name === 'ReplyError' && !isFenced(err) && ++refusals >= MAX_COMMIT_REFUSALS) {
-          throw new Error(`commit refused by Redis ${refusals} times: ${err.message}`, { cause: e });
-        }
+        // An error reply (FENCED and STATELOST are not: redis/errors.ts) means Redis refused the writes.
+        if (isReplyError(err) && ++refusals >= MAX_COMMIT_REFUSALS)
+          throw new CommitRefusedError(refusals, err);
         this.metrics?.commitRetries.inc();
         this.log.warn({ shard, attempt, err: err.message }, 'commit failed; retrying');
         await sleep(Math.min(2000, 50 * 2 ** Math.min(attempt, 6)));

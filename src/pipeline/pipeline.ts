@@ -11,6 +11,7 @@
 import type { Redis } from 'ioredis';
 import { CheckpointKeys } from '../commit/checkpointKeys.js';
 import { loadConfig, type PipelineConfig } from '../config/load.js';
+import { LeaseLostError, StateLostError } from '../errors.js';
 import { Lease } from '../lease/lease.js';
 import { Metrics } from '../metrics/metrics.js';
 import { type HttpEndpoint, startHttp } from '../metrics/server.js';
@@ -18,7 +19,7 @@ import { closeRedis, connectRedis, openRedis, redactUrl, waitForRedis } from '..
 import { maskSecrets } from '../redis/url.js';
 import { withTimeout } from '../util/deadline.js';
 import { createLogger, type Logger } from '../util/log.js';
-import { Engine, LeaseLostError, StateLostError } from './engine.js';
+import { Engine } from './engine.js';
 
 /** While lease renewals keep failing, one log line per this many ms. */
 const RENEWAL_LOG_EVERY_MS = 10_000;

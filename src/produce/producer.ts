@@ -2,7 +2,8 @@
  * Writes generated events to a stream in chunks, as fast as Redis takes them or at a fixed rate.
  *
  * Two ways to send a chunk, same result (one XADD per event, IDs chosen by Redis, in order):
- * - `script` (default): one EVALSHA of {@link XADD_MANY_1} carrying the whole chunk.
+ * - `script` (default): one EVALSHA of `XADD_MANY_1` (redis/scripts/xaddMany-1.ts) carrying the whole
+ *   chunk.
  * - `pipeline`: one `redis.pipeline()` of XADDs.
  *
  * Why `script` is the default: the client, not Redis, is the bottleneck. ioredis spends ~15 µs of CPU
@@ -10,8 +11,8 @@
  * 60–65k events/s on a 2-core box; one script call per 1000 events reaches ~120–150k (measured with
  * 200k events, msgpack). Use `pipeline` where scripting is not allowed.
  */
-import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { xaddManyScript } from '../redis/scripts/xaddMany-1.js';
 import { type EventKind, type GeneratorOptions, generateEvents } from './generator.js';
 
 export interface ProduceOptions extends GeneratorOptions {
@@ -29,25 +30,6 @@ export interface ProduceResult {
   seconds: number;
   byKind: Record<EventKind, number>;
 }
-
-/**
- * KEYS[1] = stream; ARGV[1] = MAXLEN (`~`) or ''; then per entry: its field count c, then its c field
- * names and values. XADDs each entry with an auto ID; returns the number of entries added.
- */
-export const XADD_MANY_1 = `local key, maxlen = KEYS[1], ARGV[1]
-local i, n, added = 2, #ARGV, 0
-while i <= n do
-  local c = tonumber(ARGV[i])
-  if maxlen == '' then
-    redis.call('XADD', key, '*', unpack(ARGV, i + 1, i + c))
-  else
-    redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', unpack(ARGV, i + 1, i + c))
-  end
-  i = i + c + 1
-  added = added + 1
-end
-return added`;
-const XADD_MANY_SHA = createHash('sha1').update(XADD_MANY_1).digest('hex');
 
 /** Events per chunk when unlimited: amortises round trips, still reports progress often. */
 const CHUNK = 1000;
@@ -77,20 +59,18 @@ function scriptSender(redis: Redis, stream: string, maxLen: number | undefined):
   // Loaded before the first chunk: with two chunks in flight, falling back to EVAL on a first-use NOSCRIPT
   // let the second chunk (found cached after another client loaded the script) land before the first —
   // seen as out-of-order input in tests that share a server.
-  let loaded: Promise<unknown> | null = null;
+  let loaded: Promise<void> | null = null;
   return async (chunk) => {
     const args: Fields = [head];
     for (const fields of chunk) args.push(String(fields.length), ...fields);
-    loaded ??= redis.script('LOAD', XADD_MANY_1);
+    loaded ??= xaddManyScript.load(redis);
     await loaded;
     try {
-      await redis.evalsha(XADD_MANY_SHA, 1, stream, ...args);
+      // NOSCRIPT now means the cache was flushed mid-run (SCRIPT FLUSH, failover); nothing ran, and the
+      // loader sends the chunk again as EVAL.
+      await xaddManyScript.run(redis, [stream], args);
     } catch (err) {
-      // NOSCRIPT now means the cache was flushed mid-run (SCRIPT FLUSH, failover); nothing ran.
-      if (!(err instanceof Error && err.message.startsWith('NOSCRIPT'))) {
-        throw new Error(`XADD ${stream}: ${(err as Error).message}`, { cause: err });
-      }
-      await redis.eval(XADD_MANY_1, 1, stream, ...args);
+      throw new Error(`XADD ${stream}: ${(err as Error).message}`, { cause: err });
     }
   };
 }

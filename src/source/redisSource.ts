@@ -11,6 +11,8 @@ import {
   type RespConnection,
   RespReader,
 } from '../redis/respConnection.js';
+import { FencedError } from '../errors.js';
+import { classifyRedisError } from '../redis/errors.js';
 import { NO_ENTRIES, StreamReply } from './streamReply.js';
 
 /**
@@ -81,11 +83,22 @@ export class RedisSource {
   /**
    * One XREADGROUP: pending entries first, then new ones, blocking up to `blockMs` (at most the configured
    * block; the engine passes less when its lease has less time left).
+   *
+   * @throws FencedError (another instance holds the lease), NoGroupError and the other classified error
+   * replies (redis/errors.ts), GroupMovedBackError; connection errors as they are
    */
   async read(
     blockMs = this.opts.blockMs,
     abort: { aborted: boolean } = { aborted: false },
   ): Promise<ReadResult> {
+    try {
+      return await this.readOnce(blockMs, abort);
+    } catch (e) {
+      throw classifyRedisError(e);
+    }
+  }
+
+  private async readOnce(blockMs: number, abort: { aborted: boolean }): Promise<ReadResult> {
     const o = this.opts;
     const replay = this.cursor !== null;
     const entries = replay
@@ -159,7 +172,7 @@ export class RedisSource {
       if (holder !== f.token) {
         this.armed = null;
         await this.redis.call('UNWATCH');
-        throw new Error(`FENCED lease held by ${String(holder)}, not ${f.token}`);
+        throw new FencedError(`FENCED lease held by ${String(holder)}, not ${f.token}`);
       }
       if (this.closes !== closes) {
         this.armed = null;
