@@ -55,6 +55,11 @@ export interface GeneratorOptions {
  */
 export type EventKind = 'ok' | 'duplicate' | 'out-of-order' | 'malformed' | 'hostile';
 
+/** A zero count per {@link EventKind}, for tallies of what was generated. */
+export function kindCounts(): Record<EventKind, number> {
+  return { ok: 0, duplicate: 0, 'out-of-order': 0, malformed: 0, hostile: 0 };
+}
+
 /**
  * How a malformed entry is broken. Malformed entries cycle through these in this order, one each in
  * turn. They carry `seq: 0` and never advance a key's sequence.

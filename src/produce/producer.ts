@@ -13,7 +13,7 @@
  */
 import type { Redis } from 'ioredis';
 import { xaddManyScript } from '../redis/scripts/xaddMany-1.js';
-import { type EventKind, type GeneratorOptions, generateEvents } from './generator.js';
+import { type EventKind, type GeneratorOptions, generateEvents, kindCounts } from './generator.js';
 
 export interface ProduceOptions extends GeneratorOptions {
   /** Target events per second; 0 = as fast as possible. @defaultValue 0 */
@@ -100,13 +100,7 @@ export async function produce(
   const send = (opts.method === 'pipeline' ? pipelineSender : scriptSender)(redis, stream, opts.maxLen);
   const chunkSize =
     rate > 0 ? Math.max(1, Math.min(CHUNK, Math.ceil(rate / RATED_CHUNKS_PER_SECOND))) : CHUNK;
-  const byKind: Record<EventKind, number> = {
-    ok: 0,
-    duplicate: 0,
-    'out-of-order': 0,
-    malformed: 0,
-    hostile: 0,
-  };
+  const byKind = kindCounts();
   const total = opts.count;
 
   const inFlight: Array<Promise<number>> = [];

@@ -13,7 +13,12 @@
  * retried — `readInput` (oracle.ts) checks that.
  */
 import type { Redis } from 'ioredis';
-import { type EventKind, type GeneratorOptions, generateEvents } from '../../src/produce/generator.js';
+import {
+  type EventKind,
+  type GeneratorOptions,
+  generateEvents,
+  kindCounts,
+} from '../../src/produce/generator.js';
 
 /**
  * KEYS[1] = stream; ARGV[1] = the IDs' ms part, ARGV[2] = sequence number of the chunk's first entry;
@@ -79,13 +84,7 @@ export function startProducer(
   const run = async (): Promise<ChaosProducerResult> => {
     const events = generateEvents(gen);
     const chunkSize = Math.max(1, Math.min(1000, Math.ceil(opts.rate / CHUNKS_PER_SECOND)));
-    const byKind: Record<EventKind, number> = {
-      ok: 0,
-      duplicate: 0,
-      'out-of-order': 0,
-      malformed: 0,
-      hostile: 0,
-    };
+    const byKind = kindCounts();
     const result = { retries: 0, alreadyWritten: 0, errors: [] as string[] };
     const t0 = performance.now();
     let sent = 0;
