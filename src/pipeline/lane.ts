@@ -63,6 +63,11 @@ export class Lane {
    * not read (backpressure, Redis down) — a shard starved by the pipeline itself is not quiet.
    */
   private quietSinceMs = Date.now();
+  /** The worker's V8 heap as of its last answer (bytes). */
+  private heapUsedBytes = 0;
+  private heapSizeBytes = 0;
+  /** Worker milliseconds spent on this lane's tasks since start (as the worker measured them). */
+  private busyMs = 0;
   private chain: Promise<void> = Promise.resolve();
   /**
    * The last task submitted. piscina does not guarantee FIFO even with one thread (a task it cannot place
@@ -242,7 +247,7 @@ export class Lane {
     return this.recoveringNow;
   }
 
-  /** Wall ms since which this shard has been quiet (see the field). */
+  /** Wall ms since which this shard has been quiet (see `quietSinceMs`). */
   get quietSince(): number {
     return this.quietSinceMs;
   }
@@ -256,10 +261,6 @@ export class Lane {
     return this.heapSizeBytes;
   }
 
-  private heapUsedBytes = 0;
-  private heapSizeBytes = 0;
-  /** Worker milliseconds spent on this lane's tasks since start (as the worker measured them). */
-  private busyMs = 0;
   private sampledAt = performance.now();
   private sampledBusy = 0;
 
