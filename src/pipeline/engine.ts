@@ -480,7 +480,7 @@ export class Engine {
   /** After the reader could not read, no shard counts as quiet for the time it was starved. */
   private notQuietUntilNow(): void {
     const now = Date.now();
-    for (const lane of this.lanes) if (lane.quietSince < now) lane.quietSince = now;
+    for (const lane of this.lanes) lane.starvedUntil(now);
   }
 
   /** Pending entries whose data is gone have nothing to process; if the ack fails they are re-read later. */
@@ -571,12 +571,7 @@ export class Engine {
 
   /** Lets the lane's shard advance idle stream time and emit due windows, then commits that. */
   private tick(lane: Lane): void {
-    lane.tickQueued = true;
     const output = lane.tick(this.caughtUpAt);
-    output.then(
-      () => (lane.tickQueued = false),
-      () => (lane.tickQueued = false),
-    );
     this.enqueueCommit(lane, 0, output, false);
   }
 
@@ -597,22 +592,18 @@ export class Engine {
     }
     if (this.failure !== null) return; // after a failure nothing more is acked: order would break
     if (lane.epoch !== epoch) return; // its batch was resubmitted after a crash
-    if (isBatch) lane.committed();
+    if (isBatch) lane.outputTaken();
     if (out.printed.length > 0) printRecords(out.printed);
-    if (out.commit !== null) await this.commitWithRetry(lane.shard, lane.nextCommitSeq++, out.commit);
+    if (out.commit !== null) await this.commitWithRetry(lane.shard, lane.nextCommitSeq(), out.commit);
     if (this.recoveringSince !== null && out.commit !== null) {
       const seconds = (performance.now() - this.recoveringSince) / 1000;
       this.recoveringSince = null;
       this.metrics?.recoverySeconds.set(seconds);
       this.log.info({ recoveryMs: Math.round(seconds * 1000) }, 'first commit applied');
     }
-    lane.openWindows = out.openWindows;
-    lane.inFlight -= count;
+    lane.outputCommitted(count, out);
     // What gathered while the lane was busy has waited for a whole commit already: it goes now.
     if (this.partialDue(lane) && this.running) this.flush(lane);
-    lane.busyMs += out.busyMs;
-    lane.heapUsed = out.heapUsed;
-    lane.heapSize = out.heapSize;
     const m = this.metrics;
     if (m !== null) {
       m.recordBatch(count, out.counts, out.busyMs, out.eventTimes, Date.now());
@@ -632,25 +623,20 @@ export class Engine {
    */
   private async restartWorker(lane: Lane, err: Error): Promise<void> {
     const c = this.config;
-    lane.epoch++;
-    lane.generation++;
-    lane.recovering = true;
-    const head = lane.retained[0];
-    if (head !== undefined) head.crashes++;
+    const oldestBatchCrashes = lane.crashed();
     this.metrics?.workerRestarts.inc();
     this.log.warn(
       {
         shard: lane.shard,
         err: err.message,
         generation: lane.generation,
-        oldestBatchCrashes: head?.crashes ?? 0,
+        oldestBatchCrashes,
       },
       'shard worker crashed; restarting it from the checkpoint',
     );
     const restored = await loadCheckpoint(this.redis, this.keys, this.shardKeyGroups[lane.shard] as number[]);
     this.warnIfCapped(lane.shard, await lane.init(c, restored));
     const batches = lane.resubmit(c.retry.attempts);
-    lane.recovering = false;
     for (const b of batches) this.enqueueCommit(lane, b.count, b.output, true);
     this.flush(lane);
   }

@@ -6,6 +6,17 @@
  *   read → route → OpenBatch ──flush──► worker task (runs while earlier commits are still in flight)
  *                                              │
  *   chain:  … ─► commit(batch n-1) ─► await task n ─► commit(batch n) ─► …
+ *
+ * The lane owns its state: the engine tells it what happened (`dispatch`, `outputTaken`,
+ * `outputCommitted`, `crashed`, `resubmit`, `starvedUntil`, `tick`, `nextCommitSeq`) and reads the rest
+ * through getters. What each event changes:
+ *
+ *   dispatch(n, now)      inFlight += n, quietSince = now, the batch is retained
+ *   outputTaken()         the oldest retained batch is dropped (its output is in hand, its commit follows)
+ *   outputCommitted(n, o) inFlight −= n; openWindows, busyMs, heap figures from the worker's answer
+ *   crashed()             epoch + 1, generation + 1, recovering; the oldest retained batch counts a crash
+ *   resubmit(attempts)    every retained batch goes to the new worker in order; recovering ends
+ *   tick(quietUntil)      tickQueued until the tick's output has settled
  */
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
@@ -30,28 +41,33 @@ export interface RetainedBatch {
 export class Lane {
   readonly batch = new OpenBatch();
   /** Events read for this shard and not yet committed (open batch excluded). */
-  inFlight = 0;
+  private inFlightCount = 0;
   /** Open window buckets after the last committed batch; a quiet lane with some is ticked. */
-  openWindows = 0;
-  tickQueued = false;
+  private openWindowCount = 0;
+  private tickQueued = false;
   /** Sequence number of the lane's next commit in this leadership term (its idempotence ID). */
-  nextCommitSeq = 0;
+  private commitSeq = 0;
   /**
    * Incremented when the worker crashed: outputs of tasks submitted before are discarded, since every
    * uncommitted batch is resubmitted to the restarted worker (see `retained`).
    */
-  epoch = 0;
+  private epochCount = 0;
   /** Worker generation: 0 for the first worker, +1 per restart. */
-  generation = 0;
+  private generationCount = 0;
   /** True from a crash until the retained batches are resubmitted; the lane takes no new batch meanwhile. */
-  recovering = false;
+  private recoveringNow = false;
   /** Copies of the dispatched, uncommitted batches, oldest first. */
-  retained: RetainedBatch[] = [];
+  private retained: RetainedBatch[] = [];
   /**
    * Wall ms since which this shard has been quiet: its last batch, or the last moment the reader could
    * not read (backpressure, Redis down) — a shard starved by the pipeline itself is not quiet.
    */
-  quietSince = Date.now();
+  private quietSinceMs = Date.now();
+  /** The worker's V8 heap as of its last answer (bytes). */
+  private heapUsedBytes = 0;
+  private heapSizeBytes = 0;
+  /** Worker milliseconds spent on this lane's tasks since start (as the worker measured them). */
+  private busyMs = 0;
   private chain: Promise<void> = Promise.resolve();
   /**
    * The last task submitted. piscina does not guarantee FIFO even with one thread (a task it cannot place
@@ -61,12 +77,14 @@ export class Lane {
   private lastTask: Promise<unknown> = Promise.resolve();
   private readonly pool: Piscina<ShardTask, ShardOutput | InitResult>;
 
+  /** @param worker the worker module (the shard worker; a stand-in in the lane's unit tests) */
   constructor(
     readonly shard: number,
     heapMb: number,
+    worker: string = WORKER,
   ) {
     this.pool = new Piscina({
-      filename: WORKER,
+      filename: worker,
       minThreads: 1,
       maxThreads: 1,
       // The worker holds the shard's state: it must never be reaped for idleness.
@@ -82,18 +100,18 @@ export class Lane {
 
   /** (Re)initialises the worker with restored state; after a crash, piscina has started a fresh thread. */
   async init(config: PipelineConfig, restored: RestoredState): Promise<InitResult> {
-    const { shard, generation } = this;
+    const { shard, generationCount: generation } = this;
     const task = { kind: 'init', config, shard, restored, now: Date.now(), generation } as const;
     const r = (await this.submit(() => this.pool.run(task))) as unknown as InitResult;
-    this.openWindows = r.openWindows;
+    this.openWindowCount = r.openWindows;
     return r;
   }
 
   /** Sends the open batch to the worker; returns its size and the pending output. */
   dispatch(now: number): { count: number; output: Promise<ShardOutput> } {
     const { count, buf } = this.batch.take();
-    this.inFlight += count;
-    this.quietSince = now;
+    this.inFlightCount += count;
+    this.quietSinceMs = now;
     return { count, output: this.submitBatch({ buf, count, now, crashes: 0 }) };
   }
 
@@ -105,20 +123,61 @@ export class Lane {
     return this.submit(() => this.pool.run(task, { transferList: [buf] }));
   }
 
-  /** The oldest retained batch was committed. */
-  committed(): void {
+  /**
+   * The output of the oldest retained batch is in hand and current (its commit follows): the copy kept
+   * for a resubmission is dropped.
+   */
+  outputTaken(): void {
     this.retained.shift();
+  }
+
+  /**
+   * The output of a task (a batch of `count` events, or a tick with 0) was committed: the events leave
+   * the in-flight count, and the worker's figures as of that answer are kept.
+   */
+  outputCommitted(count: number, out: ShardOutput): void {
+    this.openWindowCount = out.openWindows;
+    this.inFlightCount -= count;
+    this.busyMs += out.busyMs;
+    this.heapUsedBytes = out.heapUsed;
+    this.heapSizeBytes = out.heapSize;
+  }
+
+  /** The sequence number of the lane's next commit in this leadership term (its idempotence ID). */
+  nextCommitSeq(): number {
+    return this.commitSeq++;
+  }
+
+  /**
+   * The worker crashed (or a task threw): outputs of tasks submitted before are discarded from now on,
+   * the next worker is one generation on, and the lane takes no new batch until {@link resubmit}. The
+   * crash is counted against the oldest retained batch; returns its crash count (0 when none is retained).
+   */
+  crashed(): number {
+    this.epochCount++;
+    this.generationCount++;
+    this.recoveringNow = true;
+    const head = this.retained[0];
+    if (head !== undefined) head.crashes++;
+    return head?.crashes ?? 0;
+  }
+
+  /** The reader could not read until `now` (backpressure, Redis down): the shard was not quiet meanwhile. */
+  starvedUntil(now: number): void {
+    if (this.quietSinceMs < now) this.quietSinceMs = now;
   }
 
   /**
    * After a crash and re-init: resubmits every uncommitted batch, in order. When the oldest one has now
    * crashed the worker `attempts` times, it is split into single-entry batches to find the entry that
    * does; a single entry that crashed it `attempts` times is resubmitted marked as poison (the worker
-   * dead-letters it without processing). Returns the batches with their pending outputs, to commit in order.
+   * dead-letters it without processing). Ends the recovery: returns the batches with their pending
+   * outputs, to commit in order.
    */
   resubmit(attempts: number): Array<{ count: number; output: Promise<ShardOutput> }> {
     const old = this.retained;
     this.retained = [];
+    this.recoveringNow = false;
     const head = old[0];
     if (head !== undefined && head.crashes >= attempts) {
       const singles = splitBatch(head.buf, head.count === 1 ? new Set([0]) : new Set());
@@ -127,10 +186,20 @@ export class Lane {
     return old.map((b) => ({ count: b.count, output: this.submitBatch(b) }));
   }
 
-  /** @param quietUntil the start of the latest read that found the stream caught up (see Shard.tick) */
+  /**
+   * Lets the worker advance idle stream time; the lane counts as busy (not {@link idle}) until the
+   * tick's output has settled.
+   * @param quietUntil the start of the latest read that found the stream caught up (see Shard.tick)
+   */
   tick(quietUntil: number): Promise<ShardOutput> {
-    const quietSince = this.quietSince;
-    return this.submit(() => this.pool.run({ kind: 'tick', quietUntil, quietSince }));
+    this.tickQueued = true;
+    const quietSince = this.quietSinceMs;
+    const output = this.submit(() => this.pool.run({ kind: 'tick', quietUntil, quietSince }));
+    output.then(
+      () => (this.tickQueued = false),
+      () => (this.tickQueued = false),
+    );
+    return output;
   }
 
   private submit(run: () => Promise<ShardOutput | InitResult>): Promise<ShardOutput> {
@@ -150,15 +219,48 @@ export class Lane {
   }
 
   get idle(): boolean {
-    return this.inFlight === 0 && this.batch.size === 0 && !this.tickQueued;
+    return this.inFlightCount === 0 && this.batch.size === 0 && !this.tickQueued;
+  }
+
+  /** Events read for this shard and not yet committed (open batch excluded). */
+  get inFlight(): number {
+    return this.inFlightCount;
+  }
+
+  /** Open window buckets after the last committed output (or the restore); a quiet lane with some is ticked. */
+  get openWindows(): number {
+    return this.openWindowCount;
+  }
+
+  /** Rises at each crash; an output of a task submitted in an earlier epoch is discarded. */
+  get epoch(): number {
+    return this.epochCount;
+  }
+
+  /** Worker generation: 0 for the first worker, +1 per restart. */
+  get generation(): number {
+    return this.generationCount;
+  }
+
+  /** From a crash until the retained batches are resubmitted; the lane takes no new batch meanwhile. */
+  get recovering(): boolean {
+    return this.recoveringNow;
+  }
+
+  /** Wall ms since which this shard has been quiet (see `quietSinceMs`). */
+  get quietSince(): number {
+    return this.quietSinceMs;
   }
 
   /** The worker's V8 heap as of its last answer (bytes). */
-  heapUsed = 0;
-  heapSize = 0;
+  get heapUsed(): number {
+    return this.heapUsedBytes;
+  }
 
-  /** Worker milliseconds spent on this lane's tasks since start (as the worker measured them). */
-  busyMs = 0;
+  get heapSize(): number {
+    return this.heapSizeBytes;
+  }
+
   private sampledAt = performance.now();
   private sampledBusy = 0;
 
