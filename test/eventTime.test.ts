@@ -131,7 +131,7 @@ it('caps a checkpointed stream time from the future at restore, logs it, and lat
     .logs()
     .filter((l) => l.includes('checkpointed stream time is further ahead'))
     .map((l) => JSON.parse(l) as Record<string, unknown>)[0];
-  expect(warning).toMatchObject({ level: 40, shard: 0, storedStreamTime: YEAR_2100 });
+  expect(warning).toMatchObject({ level: 'warn', shard: 0, storedStreamTime: YEAR_2100 });
   const capped = warning?.cappedTo as number;
   expect(capped).toBeGreaterThanOrEqual(restartedAt + 1000);
   expect(capped).toBeLessThanOrEqual(Date.now() + 1000);

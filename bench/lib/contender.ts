@@ -51,11 +51,14 @@ export interface Running {
   metricsPort: number | null;
   /** The contender script's result line, once printed. */
   result: Record<string, unknown> | null;
-  /** The last error a streamshard child logged (level ≥ 50), for the message when it exits early. */
+  /** The last error a streamshard child logged (`error` or `fatal`), for the message when it exits early. */
   lastError: string | null;
   /** SIGTERM, then SIGKILL after 30 s; resolves with the exit code. */
   stop(): Promise<number | null>;
 }
+
+/** The log levels a child's stderr line is shown for. */
+const WARN_OR_WORSE = new Set(['warn', 'error', 'fatal']);
 
 function childEnv(spec: ContenderSpec, o: RunOptions): NodeJS.ProcessEnv {
   const common = { ...process.env, REDIS_URL: o.url };
@@ -138,9 +141,9 @@ export function start(spec: ContenderSpec, o: RunOptions, log: (line: string) =>
       else if (msg.event === 'result') {
         if (running !== null) running.result = msg;
       } else if (msg.msg === 'ready') ready(Number(msg.time), Number(msg.metricsPort));
-      else if (fromStderr && Number(msg.level) >= 40) {
+      else if (fromStderr && WARN_OR_WORSE.has(String(msg.level))) {
         log(`  [${spec.name}] ${line}`);
-        if (Number(msg.level) >= 50 && running !== null) running.lastError = `${msg.msg}: ${msg.err}`;
+        if (msg.level !== 'warn' && running !== null) running.lastError = `${msg.msg}: ${msg.err}`;
       }
     };
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (l) => onLine(l, false));

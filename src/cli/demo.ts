@@ -13,7 +13,6 @@ import { Pipeline } from '../pipeline/pipeline.js';
 import { produce } from '../produce/producer.js';
 import { connectRedis, redactUrl } from '../redis/connect.js';
 import { type LocalRedis, startLocalRedis } from '../util/localRedis.js';
-import { createLogger } from '../util/log.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../../config/orders-tumbling.yaml', import.meta.url));
 
@@ -99,7 +98,7 @@ async function demo(o: DemoOptions): Promise<number> {
     say(`  ${produced.produced} entries in ${produced.seconds.toFixed(2)} s`);
 
     say(`▶ running ${EXAMPLE}`);
-    pipeline = Pipeline.fromFile(EXAMPLE, { logger: createLogger('streamshard') });
+    pipeline = Pipeline.fromFile(EXAMPLE);
     const t0 = performance.now();
     await pipeline.start();
     const p = pipeline;

@@ -19,11 +19,11 @@ const EXIT_GRACE_MS = 2000;
 export async function runCommand(file: string): Promise<number> {
   let config: PipelineConfig;
   try {
-    config = loadConfig(file); // also checks LOG_LEVEL and REDIS_URL, before anything logs
+    config = loadConfig(file); // also checks LOG_LEVEL, LOG_FORMAT and REDIS_URL, before anything logs
   } catch (e) {
     return exitOnConfigError(e);
   }
-  const log = createLogger('streamshard');
+  const log = createLogger(config.name);
   const url = config.redis.url;
   const pipeline = Pipeline.fromConfig(config, { logger: log, configFile: file });
   const stopSignal = new Promise<string>((resolve) => {

@@ -9,7 +9,7 @@ import { type Document, isPair, isScalar, isSeq, parse, parseDocument, visit } f
 import type { z } from 'zod';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import { redisUrlProblem } from '../redis/url.js';
-import { logLevelProblem } from '../util/log.js';
+import { logFormatProblem, logLevelProblem } from '../util/log.js';
 import { type ParsedConfig, pipelineSchema } from './schema.js';
 
 /** A validated config with every default resolved. */
@@ -158,13 +158,15 @@ export function parseConfig(text: string, source = '(inline)', opts: LoadOptions
 }
 
 /**
- * What `run` would reject in the environment: `LOG_LEVEL`, and `REDIS_URL` when the file names no URL
+ * What `run` would reject in the environment: `LOG_LEVEL`, `LOG_FORMAT`, and `REDIS_URL` when the file names no URL
  * (the schema checks the file's own). Messages never echo a URL: it may hold a password.
  */
 function environmentProblems(env: NodeJS.ProcessEnv, fileUrl: boolean): ConfigProblem[] {
   const out: ConfigProblem[] = [];
   const level = logLevelProblem(env.LOG_LEVEL);
   if (level !== null) out.push({ path: 'LOG_LEVEL (environment)', message: level });
+  const format = logFormatProblem(env.LOG_FORMAT);
+  if (format !== null) out.push({ path: 'LOG_FORMAT (environment)', message: format });
   const fromEnv = env.REDIS_URL;
   if (!fileUrl && fromEnv !== undefined) {
     const url = redisUrlProblem(fromEnv);

@@ -68,7 +68,7 @@ export class Pipeline {
     readonly config: PipelineConfig,
     private readonly opts: PipelineOptions,
   ) {
-    this.log = opts.logger ?? createLogger('streamshard');
+    this.log = opts.logger ?? createLogger(config.name);
     const c = config;
     const probe = {
       groupInfo: () => this.engine?.groupInfo() ?? Promise.resolve(null),
