@@ -2,9 +2,13 @@
  * The metrics registry. prom-client lives on the main thread only; workers count into plain numbers and
  * send them with each batch result (`ShardCounts`), which `recordBatch` adds here. No label carries a key
  * or an entry: labels are `shard` (bounded by the shard count) and `reason` (the dead-letter codes).
+ *
+ * Our own metrics carry `metrics.prefix`; the Node.js and process metrics keep their standard names
+ * (`process_*`, `nodejs_*`), which the usual dashboards look for.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { ShardCounts } from '../shard/protocol.js';
+import { packageVersion } from '../util/version.js';
 
 /** Live values the registry reads at scrape time. */
 export interface MetricsProbe {
@@ -20,6 +24,17 @@ export interface MetricsProbe {
   /** The fencing epoch of the lease this instance holds or held last (0 = never held). */
   leaseEpoch(): number;
 }
+
+/**
+ * prom-client's default metrics that are gauges named like counters (`promtool check metrics` rejects a
+ * `_total` suffix on a gauge). Each is the sum over its `type` label of the metric without the suffix
+ * (`sum(nodejs_active_handles)`), so nothing is lost by leaving them out.
+ */
+const GAUGES_NAMED_TOTAL = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -207,7 +222,14 @@ export class Metrics {
         this.set(probe.redisConnected() ? 1 : 0);
       },
     });
-    collectDefaultMetrics({ register: this.registry, prefix: p });
+    new Gauge({
+      name: `${p}build_info`,
+      help: 'Always 1; the labels name the streamshard version and the Node.js version running it.',
+      labelNames: ['version', 'node'],
+      registers,
+    }).set({ version: packageVersion(), node: process.versions.node }, 1);
+    collectDefaultMetrics({ register: this.registry });
+    for (const name of GAUGES_NAMED_TOTAL) this.registry.removeSingleMetric(name);
   }
 
   /** Adds one shard batch's counts and timings. */
