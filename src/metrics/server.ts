@@ -5,6 +5,10 @@
  *   GET /readyz   200 on the leader (the instance holding the pipeline lease) when Redis is connected, the
  *                 group exists and every shard worker is up; 503 otherwise — a standby answers 503 with
  *                 `"role":"standby"` — with the role and the checks in the JSON body
+ *   GET /readyz?standby=ok
+ *                 the same, except that a standby whose checks pass (its Redis connection) answers 200:
+ *                 "this instance does its job", for orchestrators that run leader and standbys as one
+ *                 set of replicas (a Kubernetes readiness probe; see deploy/k8s)
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -24,7 +28,14 @@ export async function startHttp(
   port: number,
 ): Promise<HttpEndpoint> {
   const server: Server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      res.writeHead(400, { 'content-type': 'text/plain' }).end('bad request target\n');
+      return;
+    }
+    const path = url.pathname;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;
@@ -39,7 +50,9 @@ export async function startHttp(
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}\n');
     } else if (path === '/readyz') {
       const { role, checks } = ready();
-      const ok = role === 'leader' && Object.values(checks).every(Boolean);
+      const acceptedRole =
+        role === 'leader' || (role === 'standby' && url.searchParams.get('standby') === 'ok');
+      const ok = acceptedRole && Object.values(checks).every(Boolean);
       res
         .writeHead(ok ? 200 : 503, { 'content-type': 'application/json' })
         .end(`${JSON.stringify({ status: ok ? 'ready' : 'not ready', role, checks })}\n`);
