@@ -1,5 +1,5 @@
-# ---- build: compile TypeScript, then drop dev dependencies ----
-FROM node:20-bookworm-slim AS build
+# ---- build: compile TypeScript, then drop dev dependencies and what the runtime does not read ----
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 
 # Dependencies first, so that source changes do not invalidate this layer.
@@ -14,10 +14,25 @@ RUN npm run build \
  && node dist/src/cli/main.js schema > schema/pipeline.schema.json \
  && node dist/src/cli/main.js validate -c config/orders-tumbling.yaml \
  && npm prune --omit=dev --no-audit --no-fund \
+ && rm -rf dist/bench \
+ && find dist node_modules -type f \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \) -delete \
  && node dist/src/cli/main.js --version
 
 # ---- runtime: production dependencies, compiled code, examples, schema ----
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
+
+# docker build --build-arg VERSION=$(node -p "require('./package.json').version") \
+#   --build-arg REVISION=$(git rev-parse HEAD) --build-arg SOURCE=<repository URL> -t streamshard .
+ARG VERSION=0.1.0
+ARG REVISION=""
+ARG SOURCE=""
+LABEL org.opencontainers.image.title="streamshard" \
+      org.opencontainers.image.description="High-throughput Redis Streams processor: key-ordered worker-thread shards, event-time windows, dedup, atomic commit with ack." \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.licenses="MIT"
+
 ENV NODE_ENV=production
 WORKDIR /app
 
