@@ -291,3 +291,12 @@ describe('deploy/grafana/streamshard.json', () => {
     }
   });
 });
+
+describe('Dockerfile', () => {
+  it("labels the image with the package's version by default", () => {
+    const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    expect(/^ARG VERSION=(\S+)$/m.exec(dockerfile)?.[1]).toBe(pkg.version);
+    expect(dockerfile).toContain('org.opencontainers.image.version="${VERSION}"');
+  });
+});
