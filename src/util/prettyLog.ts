@@ -6,10 +6,12 @@
  *
  * Time of day (local), level, the pipeline's name, the message, then the other fields as `key=value`
  * (strings quoted only when they hold spaces, quotes or `=`; objects as JSON; keys dimmed on a terminal).
- * An error (`err`) shows its message; at `error` and `fatal` its stack follows on indented lines. pid and hostname are left out.
+ * An error (`err`) shows its message; at `error` and `fatal` its stack follows on indented lines. pid and
+ * hostname are left out.
  *
- * Written by hand instead of depending on pino-pretty (about 15 packages for a format only people read):
- * a pino destination gets each record as a JSON line, re-reads it and writes the line synchronously.
+ * Written by hand instead of depending on pino-pretty (13 direct dependencies for a format only people
+ * read): a pino destination gets each record as a JSON line, re-reads it and writes the line
+ * synchronously.
  */
 import { writeSync } from 'node:fs';
 
