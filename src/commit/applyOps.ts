@@ -17,7 +17,6 @@
  *   checkpoint: `STATELOST`, and the engine reloads everything from Redis instead of writing on top.
  */
 import type { Redis } from 'ioredis';
-import { FencedError } from '../errors.js';
 import { applyOpsScript } from '../redis/scripts/applyOps-2.js';
 
 export interface CommitFence {
@@ -32,11 +31,6 @@ export interface CommitFence {
    * `<term>#<seq>`, so a new term's commit 0 never matches an old term's.
    */
   term: string;
-}
-
-/** True for the error a fenced commit or read gets: another instance holds the lease. */
-export function isFenced(e: unknown): boolean {
-  return e instanceof FencedError;
 }
 
 /**

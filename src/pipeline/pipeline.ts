@@ -16,7 +16,9 @@ import { Lease } from '../lease/lease.js';
 import { Metrics } from '../metrics/metrics.js';
 import { type HttpEndpoint, startHttp } from '../metrics/server.js';
 import { closeRedis, connectRedis, openRedis, redactUrl, waitForRedis } from '../redis/connect.js';
+import { serverRunId } from '../redis/serverId.js';
 import { maskSecrets } from '../redis/url.js';
+import { RedisStore } from '../store/redisStore.js';
 import { withTimeout } from '../util/deadline.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { Engine } from './engine.js';
@@ -40,6 +42,7 @@ export class Pipeline {
   private readonly log: Logger;
   private readonly leaseRedis: Redis;
   private readonly lease: Lease;
+  private readonly keys: CheckpointKeys;
   private http: HttpEndpoint | null = null;
   private stopped: Promise<{ clean: boolean }> | null = null;
   private role: Role = 'starting';
@@ -89,6 +92,7 @@ export class Pipeline {
       },
     });
     const keys = new CheckpointKeys(c.redis.keyPrefix, c.source.stream, c.source.group);
+    this.keys = keys;
     this.lease = new Lease(
       this.leaseRedis,
       { lease: keys.lease(), epoch: keys.epoch() },
@@ -195,13 +199,14 @@ export class Pipeline {
     this.serverRunId = await this.runId();
     this.metrics.leaseTakeovers.inc();
     this.lease.startRenewing();
-    const engine = new Engine(
-      c,
-      this.metrics,
-      this.log,
-      this.lease,
-      `streamshard reset -c ${this.opts.configFile ?? '<pipeline file>'}`,
-    );
+    const resetCommand = `streamshard reset -c ${this.opts.configFile ?? '<pipeline file>'}`;
+    const engine = new Engine(c, {
+      lease: this.lease,
+      fenceKeys: { lease: this.keys.lease(), applied: this.keys.applied() },
+      store: (fence) => new RedisStore(c, fence, resetCommand),
+      metrics: this.metrics,
+      log: this.log,
+    });
     engine.onFatal = (e) => {
       if (e instanceof LeaseLostError) void this.standDown(e.holder);
       else if (e instanceof StateLostError) void this.reloadTerm(e.message);
@@ -257,9 +262,8 @@ export class Pipeline {
     }, firstDelay ?? every);
   }
 
-  private async runId(): Promise<string | null> {
-    const info = await this.leaseRedis.info('server').catch(() => '');
-    return /run_id:(\w+)/.exec(info)?.[1] ?? null;
+  private runId(): Promise<string | null> {
+    return serverRunId(this.leaseRedis).catch(() => null);
   }
 
   /**
