@@ -5,9 +5,12 @@
 import { Command } from 'commander';
 import { jsonSchema } from '../config/schema.js';
 import { registerDemo } from './demo.js';
+import { registerDlq } from './dlq/command.js';
 import { registerProduce } from './produce.js';
 import { resetCommand } from './reset.js';
 import { runCommand } from './run.js';
+import { registerStatus } from './status.js';
+import { registerTap } from './tap.js';
 import { exitOnConfigError, validateCommand } from './validate.js';
 
 const program = new Command()
@@ -53,6 +56,9 @@ program
     process.stdout.write(`${JSON.stringify(jsonSchema(), null, 2)}\n`);
   });
 
+registerStatus(program);
+registerTap(program);
+registerDlq(program);
 registerProduce(program);
 registerDemo(program);
 
