@@ -6,12 +6,14 @@ import { Command } from 'commander';
 import { jsonSchema } from '../config/schema.js';
 import { registerDemo } from './demo.js';
 import { registerDlq } from './dlq/command.js';
+import { registerPrintConfig } from './printConfig.js';
 import { registerProduce } from './produce.js';
 import { resetCommand } from './reset.js';
 import { runCommand } from './run.js';
 import { registerStatus } from './status.js';
 import { registerTap } from './tap.js';
-import { exitOnConfigError, validateCommand } from './validate.js';
+import { registerTest } from './test.js';
+import { exitOnConfigError, registerValidate } from './validate.js';
 
 const program = new Command()
   .name('streamshard')
@@ -29,13 +31,8 @@ program
     process.exitCode = await runCommand(o.config);
   });
 
-program
-  .command('validate')
-  .description('check a pipeline file; prints every problem with its path, exits 1 if any')
-  .requiredOption('-c, --config <file>', 'pipeline file (YAML or JSON)')
-  .action((o: { config: string }) => {
-    process.exitCode = validateCommand(o.config);
-  });
+registerValidate(program);
+registerPrintConfig(program);
 
 program
   .command('reset')
@@ -59,6 +56,7 @@ program
 registerStatus(program);
 registerTap(program);
 registerDlq(program);
+registerTest(program);
 registerProduce(program);
 registerDemo(program);
 
