@@ -12,6 +12,7 @@ import { exitOnConfigError } from './validate.js';
 export function registerPrintConfig(program: Command): void {
   program
     .command('print-config')
+    .summary('print a pipeline file with every default and ${VAR} resolved')
     .description(
       'print a pipeline file resolved as `run` uses it: ${VAR} references replaced, every default filled ' +
         'in, `shards: auto`, the consumer name and the Redis URL resolved (password masked); durations in ms',

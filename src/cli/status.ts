@@ -25,6 +25,7 @@ const DEFAULT_DEAD_LETTER_SCAN = '10000';
 export function registerStatus(program: Command): void {
   program
     .command('status')
+    .summary('show leader, lag, stream time, windows, checkpoint size and dead letters of a pipeline')
     .description(
       "show a pipeline's state in Redis: leader and standbys, consumer-group lag and pending (entries and " +
         'age in seconds), per-shard stream time, open windows and dedup IDs, checkpoint size, output and ' +
@@ -147,7 +148,7 @@ export function render(s: PipelineStatus): string[] {
       : 'none (no instance holds the lease)') +
       (inst === null
         ? '; instances unknown (CLIENT LIST refused)'
-        : `; ${inst.connected} instance(s) connected, ${standbys} standby`),
+        : `; ${inst.connected} instance(s) connected, ${standbys} standing by`),
   );
   row('input', tipLine(s.input));
   const g = s.group;

@@ -32,6 +32,7 @@ const COUNT = 500;
 export function registerTap(program: Command): void {
   program
     .command('tap')
+    .summary("follow a pipeline's input, output and dead-letter streams live, decoded, as JSON lines")
     .description(
       "follow a pipeline's streams live: every entry added from now on, decoded (bodies as the shards " +
         'decode them), as one JSON line on stdout, until --limit entries or Ctrl-C. Reads with XREAD, ' +

@@ -27,6 +27,7 @@ interface RawOptions {
 export function registerTest(program: Command): void {
   program
     .command('test')
+    .summary('run the unit tests of a pipeline config against a private redis-server')
     .description(
       "run a pipeline config's unit tests: each case's input events go through the pipeline on a private " +
         'redis-server, and its results and dead letters are compared with the expected ones; differences ' +

@@ -13,6 +13,7 @@ const collect = (v: string, prev: string[]): string[] => [...prev, v];
 export function registerValidate(program: Command): void {
   program
     .command('validate')
+    .summary('check pipeline files; every problem with its path, exit 1 if any')
     .description(
       'check pipeline files: prints every problem with its path (or "ok" and a summary) per file; exits 1 ' +
         'if any file has a problem',

@@ -8,7 +8,8 @@
  *
  * `fields` holds every field but the decoded body field, values as text or `{hex}` when not UTF-8 (as
  * the stdout sink prints them). A body that does not decode stays in `fields` and `bodyError` says why.
- * Results and `flat` bodies have no body field: their fields are everything.
+ * Window results and `flat` bodies have no body field: their fields are everything. Results of a
+ * pass-through pipeline (no window stage) are copies of input entries: their body is decoded too.
  */
 import type { PipelineConfig } from '../../config/load.js';
 import { MsgpackBodyDecoder } from '../../shard/stages/msgpackBody.js';
@@ -21,13 +22,17 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export class EntryView {
   private readonly msgpack = new MsgpackBodyDecoder();
+  /** Results are copies of input entries (no window stage). */
+  private readonly passThrough: boolean;
 
-  constructor(private readonly config: PipelineConfig) {}
+  constructor(private readonly config: PipelineConfig) {
+    this.passThrough = !config.stages.some((s) => 'window' in s);
+  }
 
   of(kind: StreamKind, e: RawEntry): Record<string, unknown> {
     const view: Record<string, unknown> = { stream: kind, id: e.id };
     const body = this.config.body;
-    const decodes = kind !== 'results' && body.encoding !== 'flat';
+    const decodes = body.encoding !== 'flat' && (kind !== 'results' || this.passThrough);
     let bodyAt = -1;
     if (decodes) {
       for (let i = 0; i + 1 < e.fields.length; i += 2) {
