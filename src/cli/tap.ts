@@ -48,9 +48,10 @@ export function registerTap(program: Command): void {
       [
         '',
         'Without a stream flag, all three are followed. Each line names its stream ("input", "results",',
-        '"dead-letters"), the entry ID, its fields, the decoded body (input and dead letters, msgpack or json',
-        'encoding), and for dead letters the code, message and source_id. Values that are not UTF-8 print',
-        'as {"hex": "…"}. A summary goes to stderr at the end.',
+        '"dead-letters"), the entry ID, its fields, the decoded body (msgpack or json encoding; of input',
+        'entries, dead letters, and results of a pipeline without a window stage, which are input copies), and',
+        'for dead letters the code, message and source_id. Values that are not UTF-8 print as {"hex": "…"}.',
+        'A summary goes to stderr at the end.',
         '',
         'Examples:',
         '  streamshard tap -c pipeline.yaml --dead-letters',

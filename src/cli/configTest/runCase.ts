@@ -67,19 +67,22 @@ export async function runCase(
     sink: { type: 'stream', stream: `${ns}:out` },
     deadLetter: { stream: `${ns}:dlq` },
   };
-  const stream = config.source.stream;
-  let last = '';
-  for (const input of t.input) {
-    last = String(
-      await redis.xadd(stream, input.id ?? '*', ...inputFields(input, config.key.field, config.body)),
-    );
-  }
-  const pipeline = Pipeline.fromConfig(config, {
-    logger: opts.logger ?? pino({ level: 'silent' }),
-    http: false,
-  });
-  const wait = waiter(pipeline, opts.timeoutMs);
+  let pipeline: Pipeline | null = null;
   try {
+    let last = '';
+    for (const [i, input] of t.input.entries()) {
+      const fields = inputFields(input, config.key.field, config.body);
+      try {
+        last = String(await redis.xadd(config.source.stream, input.id ?? '*', ...fields));
+      } catch (e) {
+        throw new Error(`input[${i}] cannot be added: ${(e as Error).message}`);
+      }
+    }
+    pipeline = Pipeline.fromConfig(config, {
+      logger: opts.logger ?? pino({ level: 'silent' }),
+      http: false,
+    });
+    const wait = waiter(pipeline, opts.timeoutMs);
     await started(pipeline, opts.timeoutMs);
     await wait('every input to be committed', () => committed(redis, config, last));
     let entries = t.input.length;
@@ -88,7 +91,7 @@ export async function runCase(
     await pipeline.stop();
     return { ...(await written(redis, config)), entries };
   } finally {
-    await pipeline.stop();
+    await pipeline?.stop();
     await cleanUp(redis, ns, config);
   }
 }
