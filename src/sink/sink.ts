@@ -25,7 +25,8 @@ export function jsonLine(record: readonly ByteString[]): string {
   return JSON.stringify(o);
 }
 
-function printable(v: ByteString): string | { hex: string } {
+/** A value for JSON: its text when it is valid UTF-8, else `{hex}` (see the module comment). */
+export function printable(v: ByteString): string | { hex: string } {
   if (typeof v === 'string') return v;
   return isUtf8(v) ? utf8.decode(v) : { hex: Buffer.from(v.buffer, v.byteOffset, v.length).toString('hex') };
 }
