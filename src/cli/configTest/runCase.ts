@@ -75,7 +75,7 @@ export async function runCase(
       try {
         last = String(await redis.xadd(config.source.stream, input.id ?? '*', ...fields));
       } catch (e) {
-        throw new Error(`input[${i}] cannot be added: ${(e as Error).message}`);
+        throw new Error(`input[${i}] cannot be added: ${(e as Error).message}`, { cause: e });
       }
     }
     pipeline = Pipeline.fromConfig(config, {
