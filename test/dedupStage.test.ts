@@ -6,8 +6,8 @@
  * failed), and a restore from the checkpoint the deltas built.
  */
 import { describe, expect, it } from 'vitest';
-import { mulberry32 } from '../src/produce/generator.js';
 import { type DedupDelta, type DedupLog, DedupStage } from '../src/shard/stages/dedup.js';
+import { mulberry32 } from '../src/tools/produce/generator.js';
 import { MapDedupStage } from './helpers/mapDedup.js';
 
 /** ID `n`: mostly short ASCII, some non-ASCII, some long. */

@@ -3,7 +3,7 @@
  * right types, default process metrics are there; /healthz and /readyz answer 200.
  */
 import { describe, expect, it } from 'vitest';
-import { produce } from '../src/produce/producer.js';
+import { produce } from '../src/tools/produce/producer.js';
 import { expectedFor } from './helpers/expectations.js';
 import { parseMetrics, type Sample, sumOf as sum } from './helpers/metricsText.js';
 import {

@@ -5,14 +5,14 @@
  * delivered too often. Every case compares the whole output with the oracle's.
  */
 import { expect, it } from 'vitest';
-import { Lease } from '../src/lease/lease.js';
 import { applyOps } from '../src/commit/applyOps.js';
-import { FencedError } from '../src/errors.js';
 import { CheckpointKeys } from '../src/commit/checkpointKeys.js';
 import { OpsWriter } from '../src/commit/opsCodec.js';
-import { produce } from '../src/produce/producer.js';
+import { FencedError } from '../src/errors.js';
+import { Lease } from '../src/lease/lease.js';
 import { RespConnection } from '../src/redis/respConnection.js';
 import { RedisSource } from '../src/source/redisSource.js';
+import { produce } from '../src/tools/produce/producer.js';
 import { diffPassThrough, expectedFor, expectOutputsMatch } from './helpers/expectations.js';
 import { parseMetrics, sumOf } from './helpers/metricsText.js';
 import {
@@ -27,8 +27,8 @@ import {
   useTestHooks,
   waitForDrain,
 } from './helpers/pipeline.js';
-import { deadLetterOf, pairsOf, sortBySourceId } from './helpers/reference.js';
 import { redisUrl, waitFor } from './helpers/redis.js';
+import { deadLetterOf, pairsOf, sortBySourceId } from './helpers/reference.js';
 
 useTestHooks();
 

@@ -14,7 +14,7 @@ import { leaseReleaseScript } from '../src/redis/scripts/leaseRelease-1.js';
 import { Script } from '../src/redis/scripts/script.js';
 import { trimSafeScript } from '../src/redis/scripts/trimSafe-1.js';
 import { xaddManyScript } from '../src/redis/scripts/xaddMany-1.js';
-import { type LocalRedis, startLocalRedis } from '../src/util/localRedis.js';
+import { type LocalRedis, startLocalRedis } from '../src/tools/localRedis.js';
 
 let server: LocalRedis;
 let redis: Redis;

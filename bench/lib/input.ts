@@ -10,8 +10,8 @@
 import { createHash } from 'node:crypto';
 import { Encoder } from '@msgpack/msgpack';
 import type { Redis } from 'ioredis';
-import { mulberry32 } from '../../src/produce/generator.js';
 import { XADD_MANY_1 } from '../../src/redis/scripts/xaddMany-1.js';
+import { mulberry32 } from '../../src/tools/produce/generator.js';
 
 type Fields = Array<string | Buffer>;
 

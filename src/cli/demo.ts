@@ -10,9 +10,9 @@ import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import type { Redis } from 'ioredis';
 import { Pipeline } from '../pipeline/pipeline.js';
-import { produce } from '../produce/producer.js';
 import { connectRedis, redactUrl } from '../redis/connect.js';
-import { type LocalRedis, startLocalRedis } from '../util/localRedis.js';
+import { type LocalRedis, startLocalRedis } from '../tools/localRedis.js';
+import { produce } from '../tools/produce/producer.js';
 import { createLogger } from '../util/log.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../../config/orders-tumbling.yaml', import.meta.url));

@@ -12,7 +12,7 @@
  * 200k events, msgpack). Use `pipeline` where scripting is not allowed.
  */
 import type { Redis } from 'ioredis';
-import { xaddManyScript } from '../redis/scripts/xaddMany-1.js';
+import { xaddManyScript } from '../../redis/scripts/xaddMany-1.js';
 import { type EventKind, type GeneratorOptions, generateEvents, kindCounts } from './generator.js';
 
 export interface ProduceOptions extends GeneratorOptions {
