@@ -10,11 +10,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Bench } from 'tinybench';
-import { CommitBuilder } from '../src/commit/commitBuilder.js';
 import type { WindowConfig } from '../src/config/schema.js';
 import { BatchReader } from '../src/routing/batchCodec.js';
 import { fnv1a, keyGroupOf } from '../src/routing/hash.js';
 import { type OpenBatch, Router } from '../src/routing/router.js';
+import { CommitBuilder } from '../src/shard/commitBuilder.js';
 import type { BatchResult } from '../src/shard/protocol.js';
 import { emptyStateDelta, Shard } from '../src/shard/shard.js';
 import { EventDecoder } from '../src/shard/stages/decode.js';

@@ -7,7 +7,7 @@
  */
 import { encode } from '@msgpack/msgpack';
 import { afterAll, expect, it } from 'vitest';
-import { CheckpointKeys } from '../src/commit/checkpointKeys.js';
+import { CheckpointKeys } from '../src/redis/checkpointKeys.js';
 import { runCli, tempFiles } from './helpers/cli.js';
 import {
   pipelineConfig,

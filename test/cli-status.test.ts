@@ -5,10 +5,10 @@
  * counts by code); ages are bounded by Redis TIME read before and after the command.
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { CheckpointKeys } from '../src/commit/checkpointKeys.js';
-import { produce } from '../src/produce/producer.js';
-import { keyGroupsOfShard } from '../src/routing/hash.js';
 import type { PipelineStatus } from '../src/cli/inspect/snapshot.js';
+import { CheckpointKeys } from '../src/redis/checkpointKeys.js';
+import { keyGroupsOfShard } from '../src/routing/hash.js';
+import { produce } from '../src/tools/produce/producer.js';
 import { runCli, spawnCli, stopCliChildren, tempFiles } from './helpers/cli.js';
 import {
   pipelineConfig,

@@ -6,11 +6,11 @@
  */
 import { expect, it } from 'vitest';
 import { applyOps } from '../src/commit/applyOps.js';
-import { CheckpointKeys } from '../src/commit/checkpointKeys.js';
-import { OpsWriter } from '../src/commit/opsCodec.js';
 import { FencedError } from '../src/errors.js';
 import { Lease } from '../src/lease/lease.js';
+import { CheckpointKeys } from '../src/redis/checkpointKeys.js';
 import { RespConnection } from '../src/redis/respConnection.js';
+import { OpsWriter } from '../src/shard/opsCodec.js';
 import { RedisSource } from '../src/source/redisSource.js';
 import { produce } from '../src/tools/produce/producer.js';
 import { diffPassThrough, expectedFor, expectOutputsMatch } from './helpers/expectations.js';

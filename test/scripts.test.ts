@@ -6,7 +6,6 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { applyOps } from '../src/commit/applyOps.js';
-import { OpsWriter } from '../src/commit/opsCodec.js';
 import { FencedError, NoGroupError, WrongTypeError } from '../src/errors.js';
 import { APPLY_OPS_3, applyOpsScript } from '../src/redis/scripts/applyOps-2.js';
 import { leaseAcquireScript } from '../src/redis/scripts/leaseAcquire-2.js';
@@ -14,6 +13,7 @@ import { leaseReleaseScript } from '../src/redis/scripts/leaseRelease-1.js';
 import { Script } from '../src/redis/scripts/script.js';
 import { trimSafeScript } from '../src/redis/scripts/trimSafe-1.js';
 import { xaddManyScript } from '../src/redis/scripts/xaddMany-1.js';
+import { OpsWriter } from '../src/shard/opsCodec.js';
 import { type LocalRedis, startLocalRedis } from '../src/tools/localRedis.js';
 
 let server: LocalRedis;

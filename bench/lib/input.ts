@@ -1,5 +1,5 @@
 /**
- * Inputs the generator in src/produce cannot make:
+ * Inputs the generator in src/tools/produce cannot make:
  * - `produceUniqueKeys`: every event its own key (`u0…u<n-1>`), for the open-windows memory scenario;
  * - `LiveProducer`: a fixed offered load whose entry IDs are set by the producer to its clock when it
  *   writes them (`<Date.now()>-<seq>`), with the same ms as the body's `ts`, and remembered — so the bench

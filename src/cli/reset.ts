@@ -12,9 +12,9 @@
  */
 import { createInterface } from 'node:readline/promises';
 import type { Redis } from 'ioredis';
-import { CheckpointKeys, type StateKeyKind } from '../commit/checkpointKeys.js';
 import type { PipelineConfig } from '../config/load.js';
 import { Lease } from '../lease/lease.js';
+import { CheckpointKeys, type StateKeyKind } from '../redis/checkpointKeys.js';
 import { redactUrl } from '../redis/connect.js';
 import { fieldOf } from '../source/redisSource.js';
 import { replayMarksKey } from './dlq/select.js';

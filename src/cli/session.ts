@@ -4,8 +4,8 @@
  * and close the connection whatever happened.
  */
 import type { Redis } from 'ioredis';
-import { CheckpointKeys } from '../commit/checkpointKeys.js';
 import { loadConfig, type PipelineConfig } from '../config/load.js';
+import { CheckpointKeys } from '../redis/checkpointKeys.js';
 import { closeRedis, connectRedis, openRedis, redactUrl } from '../redis/connect.js';
 import { maskSecrets } from '../redis/url.js';
 import { UsageError } from './format.js';

@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { loadConfig, type PipelineConfig } from '../config/load.js';
 import { ConfigError, formatProblems } from '../errors.js';
 import { connectRedis, openRedis, redactUrl } from '../redis/connect.js';
-import { type LocalRedis, startLocalRedis } from '../util/localRedis.js';
+import { type LocalRedis, startLocalRedis } from '../tools/localRedis.js';
 import { createLogger } from '../util/log.js';
 import { loadTests, type TestCase } from './configTest/cases.js';
 import { compareDeadLetters, compareResults } from './configTest/compare.js';

@@ -100,7 +100,7 @@ export interface DeadLetter {
 
 /**
  * What a shard computed for one batch, inside the worker. The worker turns it into the commit (see
- * commit/commitBuilder.ts); only `ShardOutput` crosses the thread boundary.
+ * shard/commitBuilder.ts); only `ShardOutput` crosses the thread boundary.
  */
 export interface BatchResult {
   /** Window results as flat field/value lists, in emission order; `key` as in `windowWrites`. */

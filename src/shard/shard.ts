@@ -4,13 +4,13 @@
  *
  * Per event: decode/validate → stages in config order (filter, dedup) → window (or pass-through).
  */
-import { MAX_COPY_FIELDS } from '../commit/commitBuilder.js';
 import type { PipelineConfig } from '../config/load.js';
 import type { Aggregate } from '../config/schema.js';
 import { DeadLetterCode } from '../errors.js';
 import { faults } from '../fault/faults.js';
 import { BatchReader, NO_KEY } from '../routing/batchCodec.js';
 import { fnv1a } from '../routing/hash.js';
+import { MAX_COPY_FIELDS } from './commitBuilder.js';
 import type { BatchResult, RestoredState, ShardCounts, StateDelta } from './protocol.js';
 import { EventDecoder } from './stages/decode.js';
 import { DedupStage } from './stages/dedup.js';

@@ -29,7 +29,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
-import { CheckpointKeys } from '../../src/commit/checkpointKeys.js';
+import { CheckpointKeys } from '../../src/redis/checkpointKeys.js';
 import { type LocalRedis, startLocalRedis } from '../../src/tools/localRedis.js';
 import { type GeneratorOptions, mulberry32 } from '../../src/tools/produce/generator.js';
 import { CLI } from '../helpers/pipeline.js';

@@ -19,19 +19,19 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { CheckpointKeys } from '../../commit/checkpointKeys.js';
 import { loadCheckpoint } from '../../commit/restore.js';
 import type { PipelineConfig } from '../../config/load.js';
 import type { WindowConfig } from '../../config/schema.js';
 import { Pipeline } from '../../pipeline/pipeline.js';
+import { CheckpointKeys } from '../../redis/checkpointKeys.js';
 import { shardOfKey } from '../../routing/hash.js';
+import { printable } from '../../sink/sink.js';
 import { fieldOf } from '../../source/redisSource.js';
 import type { Logger } from '../../util/log.js';
 import { parseDeadLetter } from '../inspect/deadLetters.js';
 import { entriesFrom, fieldObject, fieldValue } from '../inspect/streams.js';
 import { inputFields, type TestCase } from './cases.js';
 import type { Written, WrittenDeadLetter } from './compare.js';
-import { printable } from '../../sink/sink.js';
 
 export interface CaseRun {
   results: Written[];

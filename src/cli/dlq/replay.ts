@@ -12,11 +12,11 @@
  * events of one key keep their order.
  */
 import type { Redis } from 'ioredis';
-import type { CheckpointKeys } from '../../commit/checkpointKeys.js';
-import { MAX_COPY_FIELDS } from '../../commit/commitBuilder.js';
 import type { PipelineConfig } from '../../config/load.js';
 import { DeadLetterCode } from '../../errors.js';
+import type { CheckpointKeys } from '../../redis/checkpointKeys.js';
 import { replayDeadLetterScript } from '../../redis/scripts/replayDeadLetter-2.js';
+import { MAX_COPY_FIELDS } from '../../shard/commitBuilder.js';
 import { printable } from '../../sink/sink.js';
 import type { DeadLetter } from '../inspect/deadLetters.js';
 import { replayMarksKey, type Selected, type Selection, selectDeadLetters } from './select.js';

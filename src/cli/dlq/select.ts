@@ -7,8 +7,8 @@
  * it, as it keeps the dead-letter stream whose entries it marks.
  */
 import type { Redis } from 'ioredis';
-import type { CheckpointKeys } from '../../commit/checkpointKeys.js';
 import type { PipelineConfig } from '../../config/load.js';
+import type { CheckpointKeys } from '../../redis/checkpointKeys.js';
 import { type DeadLetter, parseDeadLetter } from '../inspect/deadLetters.js';
 import { entriesFrom, type RawEntry } from '../inspect/streams.js';
 

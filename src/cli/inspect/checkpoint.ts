@@ -12,9 +12,9 @@
  * pipeline's stream-time, meta, applied, lease and epoch keys.
  */
 import type { Redis } from 'ioredis';
-import type { CheckpointKeys, StateKeyKind } from '../../commit/checkpointKeys.js';
 import { loadCheckpoint } from '../../commit/restore.js';
 import type { PipelineConfig } from '../../config/load.js';
+import type { CheckpointKeys, StateKeyKind } from '../../redis/checkpointKeys.js';
 import { isReplyError } from '../../redis/errors.js';
 import { keyGroupsOfShard } from '../../routing/hash.js';
 import { Shard } from '../../shard/shard.js';

@@ -1,5 +1,5 @@
 /**
- * Reading dead-letter entries back. The commit (commit/commitBuilder.ts) writes a dead letter as
+ * Reading dead-letter entries back. The commit (shard/commitBuilder.ts) writes a dead letter as
  *
  *   <the input entry's fields…>  [deliveries <n>]  error "<CODE>: <message>"  source_id <input entry ID>
  *

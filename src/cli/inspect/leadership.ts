@@ -8,7 +8,7 @@
  * the lease still holds it until its TTL runs out, but has no connection.
  */
 import type { Redis } from 'ioredis';
-import type { CheckpointKeys } from '../../commit/checkpointKeys.js';
+import type { CheckpointKeys } from '../../redis/checkpointKeys.js';
 import { isReplyError } from '../../redis/errors.js';
 
 export interface LeaseStatus {
