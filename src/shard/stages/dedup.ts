@@ -133,13 +133,6 @@ export class DedupStage {
     this.freshFrom = this.tail;
   }
 
-  /** True when the event is new (and remembers it); false for a duplicate within the TTL. */
-  admit(id: string, keyGroup: number, streamTime: number): boolean {
-    if (this.isDuplicate(id, streamTime)) return false;
-    this.record(id, keyGroup, streamTime);
-    return true;
-  }
-
   /** True for an ID seen within the TTL. Changes nothing (a stage may still fail after it; see Shard). */
   isDuplicate(id: string, streamTime: number): boolean {
     const at = this.lookUp(id);

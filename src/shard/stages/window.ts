@@ -33,7 +33,6 @@
  */
 import type { Aggregate, WindowConfig } from '../../config/schema.js';
 import { latin1 } from '../../routing/batchCodec.js';
-import { fnv1a } from '../../routing/hash.js';
 import type { ByteString } from '../../util/bytes.js';
 import { KeyIndex } from './keyIndex.js';
 
@@ -94,8 +93,6 @@ export const LATE = 1;
 /** A sum (of a `sum` or `avg` aggregate) would stop being finite: nothing changed. */
 export const OVERFLOW = 2;
 export type AddResult = typeof ADDED | typeof LATE | typeof OVERFLOW;
-
-const encoder = new TextEncoder();
 
 const FN_SUM = 0;
 const FN_MIN = 1;
@@ -158,12 +155,6 @@ export class WindowStage {
 
   get openBuckets(): number {
     return this.buckets.length;
-  }
-
-  /** `addBytes` with a whole key (tests and tools; the shard passes a range of the batch). */
-  add(key: ByteString, keyGroup: number, ts: number, values: Float64Array, streamTime: number): AddResult {
-    const bytes = typeof key === 'string' ? encoder.encode(key) : key;
-    return this.addBytes(bytes, 0, bytes.length, fnv1a(bytes), keyGroup, ts, values, streamTime);
   }
 
   /**
