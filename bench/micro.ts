@@ -19,7 +19,7 @@ import type { BatchResult } from '../src/shard/protocol.js';
 import { emptyStateDelta, Shard } from '../src/shard/shard.js';
 import { EventDecoder } from '../src/shard/stages/decode.js';
 import { DedupStage } from '../src/shard/stages/dedup.js';
-import { WindowStage } from '../src/shard/stages/window.js';
+import { WindowStage } from '../src/shard/stages/window/windowStage.js';
 import type { ByteString } from '../src/util/bytes.js';
 import { ROOT } from './lib/contender.js';
 import { parseFlags } from './lib/flags.js';

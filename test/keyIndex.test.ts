@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { fnv1a } from '../src/routing/hash.js';
-import { KeyIndex } from '../src/shard/stages/keyIndex.js';
+import { KeyIndex } from '../src/shard/stages/window/keyIndex.js';
 import { mulberry32 } from '../src/tools/produce/generator.js';
 
 const enc = new TextEncoder();

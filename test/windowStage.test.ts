@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { WindowConfig } from '../src/config/schema.js';
-import { ADDED, LATE, OVERFLOW, WindowStage, type WindowDrain } from '../src/shard/stages/window.js';
+import type { WindowDrain } from '../src/shard/stages/window/checkpoint.js';
+import { ADDED, LATE, OVERFLOW, WindowStage } from '../src/shard/stages/window/windowStage.js';
 import type { ByteString } from '../src/util/bytes.js';
 import { addEvent } from './helpers/stages.js';
 

@@ -15,7 +15,7 @@ import type { BatchResult, RestoredState, ShardCounts, StateDelta } from './prot
 import { EventDecoder } from './stages/decode.js';
 import { DedupStage } from './stages/dedup.js';
 import { compileFilter, type Predicate } from './stages/filter.js';
-import { ADDED, LATE, WindowStage } from './stages/window.js';
+import { ADDED, LATE, WindowStage } from './stages/window/windowStage.js';
 
 type Step = { kind: 'filter'; pred: Predicate } | { kind: 'dedup'; dedup: DedupStage };
 

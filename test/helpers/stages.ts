@@ -5,7 +5,7 @@
  */
 import { fnv1a } from '../../src/routing/hash.js';
 import type { DedupStage } from '../../src/shard/stages/dedup.js';
-import type { AddResult, WindowStage } from '../../src/shard/stages/window.js';
+import type { AddResult, WindowStage } from '../../src/shard/stages/window/windowStage.js';
 import type { ByteString } from '../../src/util/bytes.js';
 
 const encoder = new TextEncoder();
