@@ -18,7 +18,7 @@ import { CommitBuilder } from '../src/shard/commitBuilder.js';
 import type { BatchResult } from '../src/shard/protocol.js';
 import { emptyStateDelta, Shard } from '../src/shard/shard.js';
 import { EventDecoder } from '../src/shard/stages/decode.js';
-import { DedupStage } from '../src/shard/stages/dedup.js';
+import { DedupStage } from '../src/shard/stages/dedup/dedupStage.js';
 import { WindowStage } from '../src/shard/stages/window/windowStage.js';
 import type { ByteString } from '../src/util/bytes.js';
 import { ROOT } from './lib/contender.js';

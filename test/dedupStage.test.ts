@@ -6,7 +6,8 @@
  * failed), and a restore from the checkpoint the deltas built.
  */
 import { describe, expect, it } from 'vitest';
-import { type DedupDelta, type DedupLog, DedupStage } from '../src/shard/stages/dedup.js';
+import type { DedupDelta, DedupLog } from '../src/shard/stages/dedup/checkpoint.js';
+import { DedupStage } from '../src/shard/stages/dedup/dedupStage.js';
 import { mulberry32 } from '../src/tools/produce/generator.js';
 import { MapDedupStage } from './helpers/mapDedup.js';
 import { admit } from './helpers/stages.js';

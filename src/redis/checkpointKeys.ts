@@ -5,7 +5,7 @@
  *   <ns>:wi:<kg>          SET   window starts open in key group kg
  *   <ns>:w:<kg>:<start>   HASH  key → "count,slot1,slot2,…" for the window starting at <start>
  *   <ns>:dl:<kg>          LIST  dedup log: chunks of (stream time seen, event ID), oldest first
- *                               (shard/stages/dedup.ts)
+ *                               (shard/stages/dedup/checkpoint.ts)
  *   <ns>:st               HASH  kg → stream time of the shard that owned kg
  *   <ns>:meta             HASH  fingerprint → what the checkpoint's layout depends on (key groups, windows;
  *                               commit/fingerprint.ts);

@@ -13,7 +13,7 @@ import { fnv1a } from '../routing/hash.js';
 import { MAX_COPY_FIELDS } from './commitBuilder.js';
 import type { BatchResult, RestoredState, ShardCounts, StateDelta } from './protocol.js';
 import { EventDecoder } from './stages/decode.js';
-import { DedupStage } from './stages/dedup.js';
+import { DedupStage } from './stages/dedup/dedupStage.js';
 import { compileFilter, type Predicate } from './stages/filter.js';
 import { ADDED, LATE, WindowStage } from './stages/window/windowStage.js';
 

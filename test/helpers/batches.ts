@@ -12,7 +12,7 @@ export interface RawEntry {
   fields: Buffer[];
 }
 
-/** Packs entries into one batch: each entry is laid out contiguously first, so the writer copies it by ranges. */
+/** Packs entries into one batch: each entry is laid out contiguously first, so the writer copies ranges. */
 export function packBatch(
   entries: RawEntry[],
   keyGroups: ArrayLike<number>,

@@ -4,7 +4,7 @@
  * every step has passed, a record.
  */
 import { fnv1a } from '../../src/routing/hash.js';
-import type { DedupStage } from '../../src/shard/stages/dedup.js';
+import type { DedupStage } from '../../src/shard/stages/dedup/dedupStage.js';
 import type { AddResult, WindowStage } from '../../src/shard/stages/window/windowStage.js';
 import type { ByteString } from '../../src/util/bytes.js';
 

@@ -78,7 +78,7 @@ export class RowLayout {
     return -1;
   }
 
-  /** The result of the row at `d[at]`: `key, window_start, window_end, count`, then one field per aggregate. */
+  /** The result of the row at `d[at]`: `key, window_start, window_end, count`, then a field per aggregate. */
   result(key: ByteString, start: string, end: string, d: Float64Array, at: number): ByteString[] {
     const count = d[at] as number;
     const r: ByteString[] = ['key', key, 'window_start', start, 'window_end', end, 'count', String(count)];

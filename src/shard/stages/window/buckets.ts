@@ -23,7 +23,7 @@
  */
 import { KeyIndex } from './keyIndex.js';
 
-/** Key group flags: the key group has a checkpoint hash for this bucket (and an entry in its window index). */
+/** Key group flags: the key group has a checkpoint hash for this bucket (and its window index entry). */
 export const HELD = 1;
 /** … that got its first row since the last drain: its window index entry is still to be written. */
 export const FRESH = 2;
@@ -168,7 +168,7 @@ export class Buckets {
     }
   }
 
-  /** The last row of `keyGroup` in `b` was emitted while `b` stays open (a close in slices): its hash closes. */
+  /** The last row of `keyGroup` in `b` was emitted while `b` stays (a close in slices): its hash closes. */
   closeGroup(b: Bucket, keyGroup: number): void {
     b.groupFlags[keyGroup] = 0;
     this.closed.push({ keyGroup, start: b.start });
