@@ -1,6 +1,7 @@
 /**
- * The public facade: validates once at the door (`fromFile` / `fromConfig`), serves metrics and health
- * over HTTP, and runs leadership terms:
+ * The public facade: built from a config validated once at the door (`fromFile` loads and validates it;
+ * `fromConfig` takes one `loadConfig` returned), serves metrics and health over HTTP, and runs
+ * leadership terms:
  *
  *   standby ──lease acquired──► leader: new Engine (restore, claim, replay, read) ──lease lost──► standby
  *
