@@ -5,7 +5,7 @@
 import { encode } from '@msgpack/msgpack';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.js';
-import { shardOfKey } from './helpers/batches.js';
+import { shardOfKey } from '../src/routing/hash.js';
 import {
   asRecord,
   diffWindows,

@@ -6,14 +6,14 @@ import { encode } from '@msgpack/msgpack';
 import { describe, expect, it } from 'vitest';
 import { type PipelineConfig, parseConfig } from '../src/config/load.js';
 import { BatchReader, NO_KEY } from '../src/routing/batchCodec.js';
-import { fnv1a, keyGroupsOfShard } from '../src/routing/hash.js';
+import { fnv1a, keyGroupOfKey, keyGroupsOfShard, shardOfKey } from '../src/routing/hash.js';
 import type { BatchResult, RestoredState } from '../src/shard/protocol.js';
 import { Shard } from '../src/shard/shard.js';
 import type { DedupDelta } from '../src/shard/stages/dedup/checkpoint.js';
 import { readChunk } from '../src/shard/stages/dedup/chunk.js';
 import { DedupStage } from '../src/shard/stages/dedup/dedupStage.js';
 import type { ByteString } from '../src/util/bytes.js';
-import { keyGroupOfKey, packBatch, type RawEntry, shardOfKey } from './helpers/batches.js';
+import { packBatch, type RawEntry } from './helpers/batches.js';
 import { admit } from './helpers/stages.js';
 
 const KEY_GROUPS = 16;

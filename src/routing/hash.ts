@@ -47,3 +47,15 @@ export function keyGroupsOfShard(shard: number, keyGroups: number, shards: numbe
   for (let g = 0; g < keyGroups; g++) if (shardOfKeyGroup(g, keyGroups, shards) === shard) out.push(g);
   return out;
 }
+
+const encoder = new TextEncoder();
+
+/** Convenience for tests and tools: the key group of a string key. */
+export function keyGroupOfKey(key: string, keyGroups: number): number {
+  return keyGroupOf(fnv1a(encoder.encode(key)), keyGroups);
+}
+
+/** Convenience for tests and tools: the shard of a string key. */
+export function shardOfKey(key: string, keyGroups: number, shards: number): number {
+  return shardOfKeyGroup(keyGroupOfKey(key, keyGroups), keyGroups, shards);
+}

@@ -1,10 +1,9 @@
 /**
  * Shard input built by hand, for tests that drive a shard or the batch codec without a Redis read: entries
  * held as Buffers, packed through the batch format's one writer (`BatchWriter.add`, which the router's open
- * batches use), and the key group or shard of a string key by the production hash.
+ * batches use).
  */
 import { BatchWriter } from '../../src/routing/batchCodec.js';
-import { fnv1a, keyGroupOf, shardOfKeyGroup } from '../../src/routing/hash.js';
 
 /** An entry as a test holds it: Buffers. */
 export interface RawEntry {
@@ -40,16 +39,4 @@ export function packBatch(
     w.add(src, 0, e.id.length, e.fields.length, starts, lens, head);
   });
   return w.take().buf;
-}
-
-const encoder = new TextEncoder();
-
-/** The key group of a string key (its UTF-8 bytes hashed as the router hashes a key field). */
-export function keyGroupOfKey(key: string, keyGroups: number): number {
-  return keyGroupOf(fnv1a(encoder.encode(key)), keyGroups);
-}
-
-/** The shard of a string key. */
-export function shardOfKey(key: string, keyGroups: number, shards: number): number {
-  return shardOfKeyGroup(keyGroupOfKey(key, keyGroups), keyGroups, shards);
 }
