@@ -14,6 +14,7 @@ import { connectRedis, redactUrl } from '../redis/connect.js';
 import { type LocalRedis, startLocalRedis } from '../tools/localRedis.js';
 import { produce } from '../tools/produce/producer.js';
 import { createLogger } from '../util/log.js';
+import { sleep } from '../util/backoff.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../../config/orders-tumbling.yaml', import.meta.url));
 
@@ -233,8 +234,4 @@ async function withBar<T>(
   } finally {
     bar.stop();
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

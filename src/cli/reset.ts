@@ -39,7 +39,7 @@ export async function resetCommand(file: string, yes: boolean): Promise<number> 
 
 async function reset(redis: Redis, c: PipelineConfig, file: string, yes: boolean): Promise<number> {
   const { stream, group } = c.source;
-  const keys = new CheckpointKeys(c.redis.keyPrefix, stream, group);
+  const keys = CheckpointKeys.of(c);
   const out = (line: string) => process.stdout.write(`${line}\n`);
   const held = await leaseStatus(redis, keys);
   if (held.held) {

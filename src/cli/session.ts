@@ -53,7 +53,7 @@ export async function withSession(
     return 1;
   }
   try {
-    const keys = new CheckpointKeys(config.redis.keyPrefix, config.source.stream, config.source.group);
+    const keys = CheckpointKeys.of(config);
     return await fn({ config, redis, keys });
   } catch (e) {
     if (e instanceof UsageError) throw e;

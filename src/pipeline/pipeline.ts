@@ -10,7 +10,7 @@
  * without committing and stands by again.
  */
 import type { Redis } from 'ioredis';
-import { CheckpointKeys } from '../commit/checkpointKeys.js';
+import { CheckpointKeys } from '../redis/checkpointKeys.js';
 import { loadConfig, type PipelineConfig } from '../config/load.js';
 import { LeaseLostError, StateLostError } from '../errors.js';
 import { Lease } from '../lease/lease.js';
@@ -92,7 +92,7 @@ export class Pipeline {
         if (state === 'ready') void this.checkServer();
       },
     });
-    const keys = new CheckpointKeys(c.redis.keyPrefix, c.source.stream, c.source.group);
+    const keys = CheckpointKeys.of(c);
     this.keys = keys;
     this.lease = new Lease(
       this.leaseRedis,

@@ -41,6 +41,11 @@ export class CheckpointKeys {
     this.ns = `${keyPrefix}:${stream}:${group}`;
   }
 
+  /** The keys of a pipeline's state, as its config names them (the one way the code builds them). */
+  static of(c: { redis: { keyPrefix: string }; source: { stream: string; group: string } }): CheckpointKeys {
+    return new CheckpointKeys(c.redis.keyPrefix, c.source.stream, c.source.group);
+  }
+
   windowIndex(keyGroup: number): string {
     return `${this.ns}:wi:${keyGroup}`;
   }

@@ -44,7 +44,7 @@ export class CommitBuilder {
     this.sinkHead = sink.type === 'stream' ? xaddHead(sink.stream, sink.maxLen) : null;
     this.dlqHead = xaddHead(config.deadLetter.stream, config.deadLetter.maxLen);
     this.ackHead = ['XACK', config.source.stream, config.source.group];
-    this.keys = new CheckpointKeys(config.redis.keyPrefix, config.source.stream, config.source.group);
+    this.keys = CheckpointKeys.of(config);
     this.keyGroups = keyGroupsOfShard(shard, config.keyGroups, config.shards);
   }
 

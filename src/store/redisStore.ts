@@ -9,7 +9,8 @@
  */
 import type { Redis } from 'ioredis';
 import { applyOps, type CommitFence } from '../commit/applyOps.js';
-import { CheckpointKeys, checkFingerprint } from '../commit/checkpointKeys.js';
+import { checkFingerprint } from '../commit/fingerprint.js';
+import { CheckpointKeys } from '../redis/checkpointKeys.js';
 import { Incarnation } from '../commit/incarnation.js';
 import { loadCheckpoint } from '../commit/restore.js';
 import type { PipelineConfig } from '../config/load.js';
@@ -75,7 +76,7 @@ export class RedisStore implements Store {
       blockMs: c.source.block,
       fence,
     });
-    this.keys = new CheckpointKeys(c.redis.keyPrefix, c.source.stream, c.source.group);
+    this.keys = CheckpointKeys.of(c);
     this.incarnation = new Incarnation(this.redis, this.keys, c.source, resetCommand);
   }
 

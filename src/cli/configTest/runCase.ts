@@ -152,7 +152,7 @@ function windowOf(c: PipelineConfig): WindowConfig | null {
  * waits until they are committed and only their own windows are open. Returns the events added.
  */
 async function flush(redis: Redis, c: PipelineConfig, w: WindowConfig, wait: Wait): Promise<number> {
-  const keys = new CheckpointKeys(c.redis.keyPrefix, c.source.stream, c.source.group);
+  const keys = CheckpointKeys.of(c);
   const all = Array.from({ length: c.keyGroups }, (_, g) => g);
   const { streamTime } = await loadCheckpoint(redis, keys, all);
   if (streamTime === null) return 0; // no event was decoded: no window was opened
