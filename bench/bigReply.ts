@@ -13,7 +13,7 @@ import net from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
 import type { RespConnection as Connection, RespOptions } from '../src/redis/respConnection.js';
-import { startLocalRedis } from '../src/util/localRedis.js';
+import { startLocalRedis } from '../src/tools/localRedis.js';
 
 const args = process.argv.slice(2);
 const at = args.indexOf('--module');

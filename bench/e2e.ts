@@ -14,8 +14,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { produce } from '../src/produce/producer.js';
-import { startLocalRedis } from '../src/util/localRedis.js';
+import { startLocalRedis } from '../src/tools/localRedis.js';
+import { produce } from '../src/tools/produce/producer.js';
 import { type ContenderKind, type ContenderSpec, ROOT } from './lib/contender.js';
 import { type DrainResult, measureDrain } from './lib/drainRun.js';
 import { parseFlags } from './lib/flags.js';

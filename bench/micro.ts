@@ -10,16 +10,18 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Bench } from 'tinybench';
-import { CommitBuilder } from '../src/commit/commitBuilder.js';
 import type { WindowConfig } from '../src/config/schema.js';
 import { BatchReader } from '../src/routing/batchCodec.js';
 import { fnv1a, keyGroupOf } from '../src/routing/hash.js';
 import { type OpenBatch, Router } from '../src/routing/router.js';
+import { emptyStateDelta } from '../src/shard/batchOutput.js';
+import { CommitBuilder } from '../src/shard/commitBuilder.js';
 import type { BatchResult } from '../src/shard/protocol.js';
-import { emptyStateDelta, Shard } from '../src/shard/shard.js';
+import { Shard } from '../src/shard/shard.js';
 import { EventDecoder } from '../src/shard/stages/decode.js';
-import { DedupStage } from '../src/shard/stages/dedup.js';
-import { WindowStage } from '../src/shard/stages/window.js';
+import { DedupStage } from '../src/shard/stages/dedup/dedupStage.js';
+import { WindowStage } from '../src/shard/stages/window/windowStage.js';
+import type { ByteString } from '../src/util/bytes.js';
 import { ROOT } from './lib/contender.js';
 import { parseFlags } from './lib/flags.js';
 import {
@@ -72,6 +74,7 @@ const facts: EventFacts[][] = open.map((b) => {
   return out;
 });
 const values = new Float64Array(window.aggregates.length);
+const encoder = new TextEncoder();
 
 const outputs = shardOutputs(config, open.slice(0, 200));
 /** One 10 s window of this input: the results of the batch that closed it. */
@@ -123,7 +126,10 @@ function dedupRunner(): () => void {
   const dedup = new DedupStage({ ttl: 600_000, maxEntries: 200_000 });
   let st = 0;
   return () => {
-    for (const e of next(facts)) dedup.admit(e.id, e.keyGroup, ++st);
+    for (const e of next(facts)) {
+      st++;
+      if (!dedup.isDuplicate(e.id, st)) dedup.record(e.id, e.keyGroup, st); // as the shard's steps do
+    }
     dedup.drain(st);
   };
 }
@@ -147,7 +153,11 @@ function windowAddRunner(): () => void {
 let toClose = new WindowStage(window);
 function fillWindow(): void {
   toClose = new WindowStage(window);
-  for (const r of closing.results) toClose.add(r[1] as string, 0, 5, values, 0);
+  for (const r of closing.results) {
+    const key = r[1] as ByteString;
+    const k = typeof key === 'string' ? encoder.encode(key) : key;
+    toClose.addBytes(k, 0, k.length, fnv1a(k), 0, 5, values, 0);
+  }
   toClose.drain();
 }
 

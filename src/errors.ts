@@ -101,6 +101,21 @@ export class FencedError extends StreamshardError {
   }
 }
 
+/**
+ * A read of new entries (`>`) returned an ID at or below one an earlier read returned: the group was
+ * destroyed and re-created at an earlier position, or moved back with XGROUP SETID. Nothing of that read
+ * is handed on (the engine stops; commit/incarnation.ts names the cause as a StaleStateError).
+ */
+export class GroupMovedBackError extends StreamshardError {
+  constructor(
+    readonly first: string,
+    readonly last: string,
+  ) {
+    super('E_GROUP_MOVED_BACK', `the group delivered new entry ${first} after ${last}`, false);
+    this.name = 'GroupMovedBackError';
+  }
+}
+
 /** The engine stopped because another instance holds the lease: not a failure, the instance stands by. */
 export class LeaseLostError extends StreamshardError {
   constructor(readonly holder: string) {

@@ -4,7 +4,7 @@
  * waits for commits instead of pulling the backlog into memory.
  */
 import { expect, it } from 'vitest';
-import { produce } from '../src/produce/producer.js';
+import { produce } from '../src/tools/produce/producer.js';
 import {
   groupState,
   pipelineConfig,

@@ -4,13 +4,14 @@
  */
 import { encode } from '@msgpack/msgpack';
 import { describe, expect, it } from 'vitest';
-import { MAX_COPY_FIELDS } from '../src/commit/commitBuilder.js';
 import { parseConfig } from '../src/config/load.js';
-import { BatchReader, NO_KEY, packBatch, splitBatch } from '../src/routing/batchCodec.js';
+import { BatchReader, NO_KEY, splitBatch } from '../src/routing/batchCodec.js';
 import { fnv1a, keyGroupOf } from '../src/routing/hash.js';
 import { OpenBatch, Router } from '../src/routing/router.js';
+import { MAX_COPY_FIELDS } from '../src/shard/commitBuilder.js';
 import { Shard } from '../src/shard/shard.js';
 import { StreamReply } from '../src/source/streamReply.js';
+import { packBatch } from './helpers/batches.js';
 
 /** The wall clock at dispatch: after every event time used here. */
 const WALL = 1_700_000_000_000;

@@ -8,8 +8,8 @@
  */
 import { encode } from '@msgpack/msgpack';
 import { expect, it } from 'vitest';
-import { CheckpointKeys } from '../src/commit/checkpointKeys.js';
 import { parseConfig } from '../src/config/load.js';
+import { CheckpointKeys } from '../src/redis/checkpointKeys.js';
 import { fnv1a, keyGroupOf } from '../src/routing/hash.js';
 import { expectedFor, expectOutputsMatch } from './helpers/expectations.js';
 import {

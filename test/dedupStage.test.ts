@@ -6,9 +6,11 @@
  * failed), and a restore from the checkpoint the deltas built.
  */
 import { describe, expect, it } from 'vitest';
-import { mulberry32 } from '../src/produce/generator.js';
-import { type DedupDelta, type DedupLog, DedupStage } from '../src/shard/stages/dedup.js';
+import type { DedupDelta, DedupLog } from '../src/shard/stages/dedup/checkpoint.js';
+import { DedupStage } from '../src/shard/stages/dedup/dedupStage.js';
+import { mulberry32 } from '../src/tools/produce/generator.js';
 import { MapDedupStage } from './helpers/mapDedup.js';
+import { admit } from './helpers/stages.js';
 
 /** ID `n`: mostly short ASCII, some non-ASCII, some long. */
 function idOf(n: number): string {
@@ -80,7 +82,7 @@ describe('DedupStage against the Map-based stage', () => {
           const other = idOf(Math.floor(rnd() * c.ids));
           expect(stage.isDuplicate(other, st)).toBe(ref.isDuplicate(other, st));
         }
-        expect(stage.admit(id, keyGroup, st), `event ${i} id ${id}`).toBe(ref.admit(id, keyGroup, st));
+        expect(admit(stage, id, keyGroup, st), `event ${i} id ${id}`).toBe(ref.admit(id, keyGroup, st));
         expect(stage.size).toBe(ref.size);
         if (rnd() < 0.05) {
           const d = stage.drain(st);
@@ -108,12 +110,12 @@ describe('DedupStage against the Map-based stage', () => {
   it('forgets everything once the TTL has passed, and its log with it', () => {
     const stage = new DedupStage({ ttl: 10, maxEntries: 1e9 });
     const logs = new Logs();
-    for (let i = 0; i < 10_000; i++) stage.admit(idOf(i), i % 4, i % 5);
+    for (let i = 0; i < 10_000; i++) admit(stage, idOf(i), i % 4, i % 5);
     logs.apply(stage.drain(5));
     expect(stage.size).toBe(10_000);
     logs.apply(stage.drain(100));
     expect(stage.size).toBe(0);
     expect(logs.lists.size).toBe(0);
-    for (let i = 0; i < 10_000; i += 97) expect(stage.admit(idOf(i), 0, 100)).toBe(true);
+    for (let i = 0; i < 10_000; i += 97) expect(admit(stage, idOf(i), 0, 100)).toBe(true);
   });
 });

@@ -7,7 +7,7 @@
  *   and its shutdown.timeout against terminationGracePeriodSeconds), and the probe paths answer as the
  *   comments say on a real leader and a real standby;
  * - the Grafana dashboard and its provisioning: panels laid out without overlap, the topics there.
- * (No Kubernetes schema validator is installable here offline; see docs/operations.md.)
+ * (No Kubernetes schema validator is installable here offline; see docs/deployment.md.)
  */
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';

@@ -6,7 +6,7 @@
  */
 import { encode } from '@msgpack/msgpack';
 import { expect, it } from 'vitest';
-import { CheckpointKeys } from '../src/commit/checkpointKeys.js';
+import { CheckpointKeys } from '../src/redis/checkpointKeys.js';
 import { expectedFor, expectOutputsMatch } from './helpers/expectations.js';
 import {
   pipelineConfig,

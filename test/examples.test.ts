@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.js';
-import { produce } from '../src/produce/producer.js';
+import { produce } from '../src/tools/produce/producer.js';
 import { expectOutputsMatch } from './helpers/expectations.js';
 import {
   readStream,

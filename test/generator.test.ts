@@ -7,7 +7,7 @@ import {
   type GeneratorOptions,
   generateEvents,
   WIDE_ENTRY_PAIRS,
-} from '../src/produce/generator.js';
+} from '../src/tools/produce/generator.js';
 
 const base: GeneratorOptions = {
   count: 10_000,

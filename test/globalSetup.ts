@@ -3,7 +3,7 @@
  * hands its URL to the tests (`inject('redisUrl')`, or `redisUrl()` from `helpers/redis.ts`).
  */
 import type { TestProject } from 'vitest/node';
-import { type LocalRedis, startLocalRedis } from '../src/util/localRedis.js';
+import { type LocalRedis, startLocalRedis } from '../src/tools/localRedis.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

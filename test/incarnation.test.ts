@@ -13,10 +13,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { CheckpointKeys } from '../src/commit/checkpointKeys.js';
 import { MARKER_PREFIX } from '../src/commit/incarnation.js';
-import { produce } from '../src/produce/producer.js';
+import { CheckpointKeys } from '../src/redis/checkpointKeys.js';
 import { compareIds } from '../src/source/redisSource.js';
+import { produce } from '../src/tools/produce/producer.js';
 import { expectedFor, expectOutputsMatch } from './helpers/expectations.js';
 import {
   CLI,

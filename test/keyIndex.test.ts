@@ -4,9 +4,9 @@
  * non-ASCII and long keys, and with every key on one hash (all probes collide).
  */
 import { describe, expect, it } from 'vitest';
-import { mulberry32 } from '../src/produce/generator.js';
 import { fnv1a } from '../src/routing/hash.js';
-import { KeyIndex } from '../src/shard/stages/keyIndex.js';
+import { KeyIndex } from '../src/shard/stages/window/keyIndex.js';
+import { mulberry32 } from '../src/tools/produce/generator.js';
 
 const enc = new TextEncoder();
 

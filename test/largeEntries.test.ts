@@ -7,7 +7,7 @@
  */
 import { encode } from '@msgpack/msgpack';
 import { expect, it } from 'vitest';
-import { CheckpointKeys } from '../src/commit/checkpointKeys.js';
+import { CheckpointKeys } from '../src/redis/checkpointKeys.js';
 import { RespConnection } from '../src/redis/respConnection.js';
 import { RedisSource } from '../src/source/redisSource.js';
 import { expectedFor, expectOutputsMatch } from './helpers/expectations.js';

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { produce } from '../src/produce/producer.js';
+import { produce } from '../src/tools/produce/producer.js';
 import { expectedFor } from './helpers/expectations.js';
 import { parseMetrics, type Sample, sumOf as sum } from './helpers/metricsText.js';
 import {

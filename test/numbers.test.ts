@@ -5,11 +5,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.js';
+import { NO_KEY } from '../src/routing/batchCodec.js';
 import { keyGroupOfKey } from '../src/routing/hash.js';
-import { NO_KEY, packBatch, type RawEntry } from '../src/routing/batchCodec.js';
 import { Shard } from '../src/shard/shard.js';
 import { parseDecimal, parseTime, toNumber } from '../src/shard/stages/decode.js';
 import { jsonLine } from '../src/sink/sink.js';
+import { packBatch, type RawEntry } from './helpers/batches.js';
 
 /** The wall clock at dispatch: after every event time used here. */
 const WALL = 1_700_000_000_000;

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Redis as Client } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { redactUrl } from '../src/redis/url.js';
-import { startLocalRedis } from '../src/util/localRedis.js';
+import { startLocalRedis } from '../src/tools/localRedis.js';
 import {
   CLI,
   httpGet,

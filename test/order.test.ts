@@ -4,7 +4,7 @@
  */
 import { decode } from '@msgpack/msgpack';
 import { expect, it } from 'vitest';
-import { produce } from '../src/produce/producer.js';
+import { produce } from '../src/tools/produce/producer.js';
 import { expectedFor, expectOutputsMatch } from './helpers/expectations.js';
 import {
   pipelineConfig,

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type GeneratorOptions, generateEvents } from '../src/produce/generator.js';
-import { produce } from '../src/produce/producer.js';
+import { type GeneratorOptions, generateEvents } from '../src/tools/produce/generator.js';
+import { produce } from '../src/tools/produce/producer.js';
 import { connect, uniqueName } from './helpers/redis.js';
 
 const base: GeneratorOptions = {

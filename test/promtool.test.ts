@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { produce } from '../src/produce/producer.js';
+import { produce } from '../src/tools/produce/producer.js';
 import { expectedFor } from './helpers/expectations.js';
 import { parseMetrics } from './helpers/metricsText.js';
 import {

@@ -6,8 +6,8 @@
 import type { Redis } from 'ioredis';
 import { Redis as Client } from 'ioredis';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { produce } from '../src/produce/producer.js';
-import { type LocalRedis, startLocalRedis } from '../src/util/localRedis.js';
+import { type LocalRedis, startLocalRedis } from '../src/tools/localRedis.js';
+import { produce } from '../src/tools/produce/producer.js';
 import { expectedFor, expectOutputsMatch } from './helpers/expectations.js';
 import {
   httpGet,

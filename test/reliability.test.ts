@@ -5,13 +5,14 @@
  * delivered too often. Every case compares the whole output with the oracle's.
  */
 import { expect, it } from 'vitest';
+import { applyOps } from '../src/commit/applyOps.js';
+import { FencedError } from '../src/errors.js';
 import { Lease } from '../src/lease/lease.js';
-import { applyOps, isFenced } from '../src/commit/applyOps.js';
-import { CheckpointKeys } from '../src/commit/checkpointKeys.js';
-import { OpsWriter } from '../src/commit/opsCodec.js';
-import { produce } from '../src/produce/producer.js';
+import { CheckpointKeys } from '../src/redis/checkpointKeys.js';
 import { RespConnection } from '../src/redis/respConnection.js';
+import { OpsWriter } from '../src/shard/opsCodec.js';
 import { RedisSource } from '../src/source/redisSource.js';
+import { produce } from '../src/tools/produce/producer.js';
 import { diffPassThrough, expectedFor, expectOutputsMatch } from './helpers/expectations.js';
 import { parseMetrics, sumOf } from './helpers/metricsText.js';
 import {
@@ -26,8 +27,8 @@ import {
   useTestHooks,
   waitForDrain,
 } from './helpers/pipeline.js';
-import { deadLetterOf, pairsOf, sortBySourceId } from './helpers/reference.js';
 import { redisUrl, waitFor } from './helpers/redis.js';
+import { deadLetterOf, pairsOf, sortBySourceId } from './helpers/reference.js';
 
 useTestHooks();
 
@@ -187,7 +188,7 @@ it("the commit script rejects a commit fenced by another instance's lease and wr
   const lateRead = await sourceOf('old', oldToken)
     .readFenced()
     .catch((e: unknown) => e);
-  expect(isFenced(lateRead)).toBe(true);
+  expect(lateRead).toBeInstanceOf(FencedError);
   expect((await groupState(redis, n.input, n.group)).pending).toBe(0);
   const read = await sourceOf('new', next.token).readFenced();
   expect(read[0]).toBe(1);
@@ -203,7 +204,7 @@ it("the commit script rejects a commit fenced by another instance's lease and wr
   const blob = w.finish();
   const fence = { leaseKey: keys.lease(), appliedKey: keys.applied(), term: 't1' };
   const late = await applyOps(redis, { ...fence, token: oldToken }, 0, 0, blob).catch((e: unknown) => e);
-  expect(isFenced(late)).toBe(true);
+  expect(late).toBeInstanceOf(FencedError);
   expect(await redis.exists(n.sink)).toBe(0);
   // the holder's commit goes through once; the same commit ID again is recognised and skipped
   expect(await applyOps(redis, { ...fence, token: next.token }, 0, 0, blob)).toBe(true);
@@ -230,7 +231,7 @@ it('a read after a take-over is fenced although the previous read had armed its 
   await redis.set(lease, '2:b'); // taken over after that WATCH
   await redis.xadd(n.input, '*', 'key', 'k', 'data', '2');
   const late = await a.readFenced().catch((e: unknown) => e);
-  expect(isFenced(late)).toBe(true); // its EXEC failed, and the re-armed GET saw the new holder
+  expect(late).toBeInstanceOf(FencedError); // its EXEC failed, and the re-armed GET saw the new holder
   expect((await groupState(redis, n.input, n.group)).pending).toBe(1);
 
   // the holder's own renewal also fails one EXEC: the read is retried at once and goes through

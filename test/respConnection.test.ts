@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encode, parseReply, ReplyError, RespConnection, RespReader } from '../src/redis/respConnection.js';
-import { startLocalRedis } from '../src/util/localRedis.js';
+import { startLocalRedis } from '../src/tools/localRedis.js';
 import { redis, useTestHooks } from './helpers/pipeline.js';
 import { redisUrl, uniqueName, waitFor } from './helpers/redis.js';
 

@@ -4,7 +4,7 @@
  * emitted twice — and nothing is left pending.
  */
 import { expect, it } from 'vitest';
-import { produce } from '../src/produce/producer.js';
+import { produce } from '../src/tools/produce/producer.js';
 import { expectedFor, expectOutputsMatch } from './helpers/expectations.js';
 import {
   groupState,

@@ -6,7 +6,7 @@
  * with everything acked. Prints how long it took and the rate (not asserted: timing is the bench's job).
  */
 import { expect, it } from 'vitest';
-import { produce } from '../src/produce/producer.js';
+import { produce } from '../src/tools/produce/producer.js';
 import { expectedFor, expectOutputsMatch } from './helpers/expectations.js';
 import {
   groupState,

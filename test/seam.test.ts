@@ -5,9 +5,9 @@
  */
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { CheckpointKeys } from '../src/commit/checkpointKeys.js';
 import { Incarnation } from '../src/commit/incarnation.js';
 import { FencedError, NoGroupError, StaleStateError } from '../src/errors.js';
+import { CheckpointKeys } from '../src/redis/checkpointKeys.js';
 import { RespConnection } from '../src/redis/respConnection.js';
 import { RedisSource } from '../src/source/redisSource.js';
 import { testNames } from './helpers/pipeline.js';

@@ -5,12 +5,16 @@
 import { encode } from '@msgpack/msgpack';
 import { describe, expect, it } from 'vitest';
 import { type PipelineConfig, parseConfig } from '../src/config/load.js';
-import { BatchReader, NO_KEY, packBatch, type RawEntry } from '../src/routing/batchCodec.js';
+import { BatchReader, NO_KEY } from '../src/routing/batchCodec.js';
 import { fnv1a, keyGroupOfKey, keyGroupsOfShard, shardOfKey } from '../src/routing/hash.js';
 import type { BatchResult, RestoredState } from '../src/shard/protocol.js';
 import { Shard } from '../src/shard/shard.js';
-import { type DedupDelta, DedupStage, readChunk } from '../src/shard/stages/dedup.js';
+import type { DedupDelta } from '../src/shard/stages/dedup/checkpoint.js';
+import { readChunk } from '../src/shard/stages/dedup/chunk.js';
+import { DedupStage } from '../src/shard/stages/dedup/dedupStage.js';
 import type { ByteString } from '../src/util/bytes.js';
+import { packBatch, type RawEntry } from './helpers/batches.js';
+import { admit } from './helpers/stages.js';
 
 const KEY_GROUPS = 16;
 /** The wall clock at dispatch for every batch here: far after every event time these tests use. */
@@ -357,19 +361,19 @@ describe('dedup', () => {
     };
     const ids = (kg: number) => (logs.get(kg) ?? []).flatMap((c) => readChunk(c).map((e) => e.id));
     const d = new DedupStage({ ttl: 100, maxEntries: 3 });
-    d.admit('a', 1, 0);
-    d.admit('b', 1, 0);
-    d.admit('c', 2, 10);
+    admit(d, 'a', 1, 0);
+    admit(d, 'b', 1, 0);
+    admit(d, 'c', 2, 10);
     apply(d.drain(10));
-    d.admit('d', 1, 50);
+    admit(d, 'd', 1, 50);
     apply(d.drain(50));
     expect([ids(1), ids(2)]).toEqual([['a', 'b', 'd'], ['c']]);
     expect(logs.get(1)?.length).toBe(2);
-    d.admit('e', 3, 100); // a and b expire (100 − 0 ≥ ttl): their chunk goes; c (seen at 10) stays
+    admit(d, 'e', 3, 100); // a and b expire (100 − 0 ≥ ttl): their chunk goes; c (seen at 10) stays
     apply(d.drain(100));
     expect([ids(1), ids(2), ids(3)]).toEqual([['d'], ['c'], ['e']]);
-    d.admit('f', 3, 101);
-    d.admit('g', 3, 102); // maxEntries 3: c and d are forgotten, so their chunks go too
+    admit(d, 'f', 3, 101);
+    admit(d, 'g', 3, 102); // maxEntries 3: c and d are forgotten, so their chunks go too
     apply(d.drain(102));
     expect([ids(1), ids(2), ids(3)]).toEqual([[], [], ['e', 'f', 'g']]);
 

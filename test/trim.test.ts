@@ -3,8 +3,9 @@
  * the same stream still has pending or has not read yet.
  */
 import { expect, it } from 'vitest';
-import { produce } from '../src/produce/producer.js';
 import { trimSafely } from '../src/source/trim.js';
+import { produce } from '../src/tools/produce/producer.js';
+import { parseMetrics, sumOf } from './helpers/metricsText.js';
 import {
   httpGet,
   pipelineConfig,
@@ -15,7 +16,6 @@ import {
   useTestHooks,
   waitForDrain,
 } from './helpers/pipeline.js';
-import { parseMetrics, sumOf } from './helpers/metricsText.js';
 import { waitFor } from './helpers/redis.js';
 
 useTestHooks();

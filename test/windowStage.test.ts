@@ -6,8 +6,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { WindowConfig } from '../src/config/schema.js';
-import { ADDED, LATE, OVERFLOW, WindowStage, type WindowDrain } from '../src/shard/stages/window.js';
+import type { WindowDrain } from '../src/shard/stages/window/checkpoint.js';
+import { ADDED, LATE, OVERFLOW, WindowStage } from '../src/shard/stages/window/windowStage.js';
 import type { ByteString } from '../src/util/bytes.js';
+import { addEvent } from './helpers/stages.js';
 
 const FULL: WindowConfig = {
   type: 'tumbling',
@@ -296,7 +298,7 @@ function run(cfg: WindowConfig, evs: Ev[], seed: number, r: Run): { results: str
   for (const e of evs) {
     streamTime = Math.max(streamTime, e.ts);
     const key = Buffer.from(e.key, 'latin1');
-    const added = stage.add(key, e.keyGroup, e.ts, Float64Array.from(e.values), streamTime);
+    const added = addEvent(stage, key, e.keyGroup, e.ts, Float64Array.from(e.values), streamTime);
     expect(added).toBe(ref.add(e, streamTime) ? ADDED : LATE);
     const closes = r.interleave ? Math.floor(rnd() * 3) : 1;
     for (let i = 0; i < closes; i++) close(streamTime);
@@ -364,9 +366,9 @@ describe('window stage', () => {
 
   it('checkpoints an aggregate as "count,slot1,slot2,…" and restores it', () => {
     const w = new WindowStage(FULL);
-    w.add('a', 3, 10, values(5, 5, 5, 5, 0), 10);
-    w.add('a', 3, 20, values(-1.5, -1.5, -1.5, -1.5, 0), 20);
-    w.add('b', 4, 30, values(2, 2, 2, 2, 0), 30);
+    addEvent(w, 'a', 3, 10, values(5, 5, 5, 5, 0), 10);
+    addEvent(w, 'a', 3, 20, values(-1.5, -1.5, -1.5, -1.5, 0), 20);
+    addEvent(w, 'b', 4, 30, values(2, 2, 2, 2, 0), 30);
     const d = w.drain();
     expect(d).toEqual({
       writes: [
@@ -411,12 +413,12 @@ describe('window stage', () => {
 
   it('refuses an event that would overflow a sum: OVERFLOW, and no window changes', () => {
     const w = new WindowStage(FULL);
-    expect(w.add('a', 3, 10, values(1e308, 1e308, 1e308, 1e308, 0), 10)).toBe(ADDED);
+    expect(addEvent(w, 'a', 3, 10, values(1e308, 1e308, 1e308, 1e308, 0), 10)).toBe(ADDED);
     w.drain();
-    expect(w.add('a', 3, 20, values(1e308, 1e308, 1e308, 1e308, 0), 20)).toBe(OVERFLOW);
+    expect(addEvent(w, 'a', 3, 20, values(1e308, 1e308, 1e308, 1e308, 0), 20)).toBe(OVERFLOW);
     expect(w.overflowMessage()).toMatch(/^sum_amount of the key's window \[0, 100\) would exceed/);
     expect(w.drain()).toEqual({ writes: [], opened: [], closed: [], removed: [] }); // nothing changed
-    expect(w.add('a', 3, 30, values(-5, -5, -5, -5, 0), 30)).toBe(ADDED);
+    expect(addEvent(w, 'a', 3, 30, values(-5, -5, -5, -5, 0), 30)).toBe(ADDED);
     const out: ByteString[][] = [];
     w.closeDue(120, out);
     expect(out).toEqual([
@@ -428,18 +430,18 @@ describe('window stage', () => {
 
   it("checks an average's sum too, towards -Infinity", () => {
     const w = new WindowStage({ ...COUNT_ONLY, aggregates: [{ fn: 'avg', field: 'x' }] });
-    expect(w.add('a', 0, 1, values(-1e308), 1)).toBe(ADDED);
-    expect(w.add('a', 0, 2, values(-1e308), 2)).toBe(OVERFLOW);
+    expect(addEvent(w, 'a', 0, 1, values(-1e308), 1)).toBe(ADDED);
+    expect(addEvent(w, 'a', 0, 2, values(-1e308), 2)).toBe(OVERFLOW);
     expect(w.overflowMessage()).toMatch(/^avg_x of/);
-    expect(w.add('b', 0, 3, values(-1e308), 3)).toBe(ADDED); // another key: its own sum
+    expect(addEvent(w, 'b', 0, 3, values(-1e308), 3)).toBe(ADDED); // another key: its own sum
   });
 
   it('checks every hopping window of an event before changing any', () => {
     const cfg: WindowConfig = { ...HOPPING, aggregates: [{ fn: 'sum', field: 'v' }] };
     const w = new WindowStage(cfg);
     // ts 10: windows -75, -50, -25, 0. ts 60: windows 50 and 25 (new), then 0 and -25 (overflow there).
-    expect(w.add('a', 0, 10, values(1e308), 10)).toBe(ADDED);
-    expect(w.add('a', 0, 60, values(1e308), 60)).toBe(OVERFLOW);
+    expect(addEvent(w, 'a', 0, 10, values(1e308), 10)).toBe(ADDED);
+    expect(addEvent(w, 'a', 0, 60, values(1e308), 60)).toBe(OVERFLOW);
     expect(w.overflowMessage()).toMatch(/^sum_v of the key's window \[0, 100\)/);
     const out: ByteString[][] = [];
     w.closeDue(Number.MAX_SAFE_INTEGER, out);
@@ -460,16 +462,16 @@ describe('window stage', () => {
       ['c', 1],
       ['d', 2],
     ] as const)
-      w.add(key, g, 5, values(), 5);
+      addEvent(w, key, g, 5, values(), 5);
     w.drain();
-    w.add('d', 2, 6, values(), 6); // dirty, but emitted before the next drain
+    addEvent(w, 'd', 2, 6, values(), 6); // dirty, but emitted before the next drain
     const out: ByteString[][] = [];
     expect(w.closePending(39)).toBe(false);
     expect(w.closePending(40)).toBe(true);
     expect(w.closeDue(40, out, 0)).toBe(1); // at least one
     expect(w.closeDue(40, out, 2)).toBe(2);
     expect(out.map((r) => r[1])).toEqual(['a', 'b', 'c']);
-    expect(w.add('e', 1, 7, values(), 40)).toBe(LATE); // the window is due: late, though not yet emitted
+    expect(addEvent(w, 'e', 1, 7, values(), 40)).toBe(LATE); // the window is due: late, though not yet emitted
     expect(w.drain()).toEqual({
       writes: [{ keyGroup: 2, start: 0, fields: ['d', '2'] }],
       opened: [],

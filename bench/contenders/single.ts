@@ -10,7 +10,7 @@
  *   - stream time = the largest `ts` seen; windows with end + grace ≤ stream time close;
  *   - ONE round trip: the closed windows' results as `XADD OUT_STREAM * key … window_start … window_end …
  *     count … sum_amount … min_amount … max_amount …` (the same entries as streamshard's sink, written by
- *     src/produce's XADD_MANY script, ≤1000 results per call) and one `XACK` of every entry read, pipelined.
+ *     the producer's XADD_MANY_1 script, ≤1000 results per call) and one `XACK` of every entry read, pipelined.
  * Not done (streamshard does them): dedup, dead-letter entries, checkpointing the open windows (a crash
  * loses them, yet their entries are acked), atomicity between results and acks, parallelism.
  */

@@ -1,5 +1,5 @@
 /**
- * Inputs the generator in src/produce cannot make:
+ * Inputs the generator in src/tools/produce cannot make:
  * - `produceUniqueKeys`: every event its own key (`u0…u<n-1>`), for the open-windows memory scenario;
  * - `LiveProducer`: a fixed offered load whose entry IDs are set by the producer to its clock when it
  *   writes them (`<Date.now()>-<seq>`), with the same ms as the body's `ts`, and remembered — so the bench
@@ -10,8 +10,8 @@
 import { createHash } from 'node:crypto';
 import { Encoder } from '@msgpack/msgpack';
 import type { Redis } from 'ioredis';
-import { mulberry32 } from '../../src/produce/generator.js';
 import { XADD_MANY_1 } from '../../src/redis/scripts/xaddMany-1.js';
+import { mulberry32 } from '../../src/tools/produce/generator.js';
 
 type Fields = Array<string | Buffer>;
 

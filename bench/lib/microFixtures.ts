@@ -8,17 +8,22 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PipelineConfig } from '../../src/config/load.js';
 import { parseConfig } from '../../src/config/load.js';
-import { generateEvents } from '../../src/produce/generator.js';
-import type { RawEntry } from '../../src/routing/batchCodec.js';
 import { OpenBatch, Router } from '../../src/routing/router.js';
 import type { BatchResult } from '../../src/shard/protocol.js';
-import { StreamReply } from '../../src/source/streamReply.js';
 import { Shard } from '../../src/shard/shard.js';
+import { StreamReply } from '../../src/source/streamReply.js';
+import { generateEvents } from '../../src/tools/produce/generator.js';
 import { ROOT } from './contender.js';
 
 export const BATCH = 1000;
 export const KEYS = 10_000;
 export const START_TS = 1_700_000_000_000;
+
+/** A generated entry as a Redis reply carries it: Buffers. */
+export interface RawEntry {
+  id: Buffer;
+  fields: Buffer[];
+}
 
 /** bench/streamshard.yaml with `shards` and the body encoding filled in. */
 export function benchConfig(shards: number, encoding: 'msgpack' | 'json' = 'msgpack'): PipelineConfig {

@@ -10,9 +10,10 @@ import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import type { Redis } from 'ioredis';
 import { Pipeline } from '../pipeline/pipeline.js';
-import { produce } from '../produce/producer.js';
 import { connectRedis, redactUrl } from '../redis/connect.js';
-import { type LocalRedis, startLocalRedis } from '../util/localRedis.js';
+import { type LocalRedis, startLocalRedis } from '../tools/localRedis.js';
+import { produce } from '../tools/produce/producer.js';
+import { sleep } from '../util/backoff.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../../config/orders-tumbling.yaml', import.meta.url));
 
@@ -232,8 +233,4 @@ async function withBar<T>(
   } finally {
     bar.stop();
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -5,10 +5,15 @@
 import { Command } from 'commander';
 import { jsonSchema } from '../config/schema.js';
 import { registerDemo } from './demo.js';
+import { registerDlq } from './dlq/command.js';
+import { registerPrintConfig } from './printConfig.js';
 import { registerProduce } from './produce.js';
 import { resetCommand } from './reset.js';
 import { runCommand } from './run.js';
-import { exitOnConfigError, validateCommand } from './validate.js';
+import { registerStatus } from './status.js';
+import { registerTap } from './tap.js';
+import { registerTest } from './test.js';
+import { exitOnConfigError, registerValidate } from './validate.js';
 
 const program = new Command()
   .name('streamshard')
@@ -26,13 +31,8 @@ program
     process.exitCode = await runCommand(o.config);
   });
 
-program
-  .command('validate')
-  .description('check a pipeline file; prints every problem with its path, exits 1 if any')
-  .requiredOption('-c, --config <file>', 'pipeline file (YAML or JSON)')
-  .action((o: { config: string }) => {
-    process.exitCode = validateCommand(o.config);
-  });
+registerValidate(program);
+registerPrintConfig(program);
 
 program
   .command('reset')
@@ -53,6 +53,10 @@ program
     process.stdout.write(`${JSON.stringify(jsonSchema(), null, 2)}\n`);
   });
 
+registerStatus(program);
+registerTap(program);
+registerDlq(program);
+registerTest(program);
 registerProduce(program);
 registerDemo(program);
 

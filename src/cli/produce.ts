@@ -5,9 +5,9 @@
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { Redis } from 'ioredis';
-import type { EventKind } from '../produce/generator.js';
-import { type ProduceOptions, produce } from '../produce/producer.js';
 import { redactUrl } from '../redis/url.js';
+import type { EventKind } from '../tools/produce/generator.js';
+import { type ProduceOptions, produce } from '../tools/produce/producer.js';
 
 /** Exit code for bad command-line values (usage errors). */
 const EXIT_USAGE = 2;

@@ -12,12 +12,14 @@
  */
 import { createInterface } from 'node:readline/promises';
 import type { Redis } from 'ioredis';
-import { CheckpointKeys, type StateKeyKind } from '../commit/checkpointKeys.js';
-import { loadConfig, type PipelineConfig } from '../config/load.js';
+import type { PipelineConfig } from '../config/load.js';
 import { Lease } from '../lease/lease.js';
-import { connectRedis, redactUrl } from '../redis/connect.js';
+import { CheckpointKeys, type StateKeyKind } from '../redis/checkpointKeys.js';
+import { redactUrl } from '../redis/connect.js';
 import { fieldOf } from '../source/redisSource.js';
-import { exitOnConfigError } from './validate.js';
+import { replayMarksKey } from './dlq/select.js';
+import { leaseStatus } from './inspect/leadership.js';
+import { withSession } from './session.js';
 
 /** Keys per UNLINK. */
 const CHUNK = 500;
@@ -27,43 +29,22 @@ interface Survey {
   keys: Map<StateKeyKind, number>;
   /** Keys under the namespace that are not this pipeline's (left alone). */
   foreign: string[];
+  /** The dead-letter replay marks exist (kept, like the dead-letter stream they mark). */
+  replayMarks: boolean;
 }
 
 export async function resetCommand(file: string, yes: boolean): Promise<number> {
-  let c: PipelineConfig;
-  try {
-    c = loadConfig(file);
-  } catch (e) {
-    return exitOnConfigError(e);
-  }
-  const redis = connectRedis({
-    url: c.redis.url,
-    name: `streamshard:${c.name}:reset`,
-    connectTimeoutMs: c.redis.connectTimeout,
-  });
-  redis.on('error', () => {}); // reported by the command that fails
-  try {
-    await redis.connect();
-  } catch (e) {
-    redis.disconnect();
-    process.stderr.write(`cannot connect to Redis at ${redactUrl(c.redis.url)}: ${(e as Error).message}\n`);
-    return 1;
-  }
-  try {
-    return await reset(redis, c, file, yes);
-  } finally {
-    await redis.quit().catch(() => redis.disconnect());
-  }
+  return withSession(file, 'reset', ({ redis, config }) => reset(redis, config, file, yes));
 }
 
 async function reset(redis: Redis, c: PipelineConfig, file: string, yes: boolean): Promise<number> {
   const { stream, group } = c.source;
-  const keys = new CheckpointKeys(c.redis.keyPrefix, stream, group);
+  const keys = CheckpointKeys.of(c);
   const out = (line: string) => process.stdout.write(`${line}\n`);
-  const held = await leaseHolder(redis, keys);
-  if (held !== null) {
+  const held = await leaseStatus(redis, keys);
+  if (held.held) {
     process.stderr.write(
-      `refusing to reset: instance ${held.holder} holds the lease of this pipeline (expires in ` +
+      `refusing to reset: instance ${held.token} holds the lease of this pipeline (expires in ` +
         `${held.ttlMs} ms unless renewed). Stop it first (SIGTERM releases the lease after draining), ` +
         'then run reset again.\n',
     );
@@ -84,6 +65,7 @@ async function reset(redis: Redis, c: PipelineConfig, file: string, yes: boolean
   out('will keep:');
   out(`  the input stream "${stream}", the output and dead-letter streams`);
   out(`  ${keys.epoch()} (the lease epoch: fencing tokens never repeat)`);
+  if (s.replayMarks) out(`  ${replayMarksKey(keys)} (which dead letters \`dlq replay\` replayed already)`);
   if (s.foreign.length > 0) {
     out(`  ${s.foreign.length} key(s) under ${keys.ns}:* that are not this pipeline's, e.g. ${s.foreign[0]}`);
   }
@@ -139,17 +121,8 @@ async function reset(redis: Redis, c: PipelineConfig, file: string, yes: boolean
   return 0;
 }
 
-async function leaseHolder(
-  redis: Redis,
-  keys: CheckpointKeys,
-): Promise<{ holder: string; ttlMs: number } | null> {
-  const [holder, ttl] = (await redis.multi().get(keys.lease()).pttl(keys.lease()).exec()) ?? [];
-  const value = holder?.[1];
-  return typeof value === 'string' ? { holder: value, ttlMs: Number(ttl?.[1] ?? 0) } : null;
-}
-
 async function survey(redis: Redis, keys: CheckpointKeys, c: PipelineConfig): Promise<Survey> {
-  const s: Survey = { group: null, keys: new Map(), foreign: [] };
+  const s: Survey = { group: null, keys: new Map(), foreign: [], replayMarks: false };
   const groups = (await redis.xinfo('GROUPS', c.source.stream).catch(() => [])) as unknown[];
   const g = groups.find((x) => String(fieldOf(x, 'name')) === c.source.group);
   if (g !== undefined) {
@@ -162,7 +135,8 @@ async function survey(redis: Redis, keys: CheckpointKeys, c: PipelineConfig): Pr
   const skip = new Set([keys.epoch(), ...protectedStreams(c)]);
   for await (const batch of scanKeys(redis, keys)) {
     for (const k of batch) {
-      if (skip.has(k)) continue;
+      if (k === replayMarksKey(keys)) s.replayMarks = true;
+      if (skip.has(k) || k === replayMarksKey(keys)) continue;
       const kind = keys.kindOf(k);
       if (kind === null) s.foreign.push(k);
       else s.keys.set(kind, (s.keys.get(kind) ?? 0) + 1);

@@ -1,15 +1,16 @@
 /**
  * The commit: applies a msgpack-encoded op list (built by CommitBuilder in the worker) in one atomic step,
- * with the script `APPLY_OPS_3` (redis/scripts/applyOps-2.ts). Redis runs a script without interleaving other clients, and an error stops it at the
- * failing op — with XACK last, an entry is never acked when a write before it failed (a MULTI would have
+ * with the script `APPLY_OPS_3` (redis/scripts/applyOps-2.ts). Redis runs a script without interleaving
+ * other clients, and an error stops it at the failing op — with XACK last, an entry is never acked when a write before it failed (a MULTI would have
  * run the rest). Redis' built-in `cmsgpack` decodes the list; each op is `{name, args…}`.
  *
  * Three guards run before any write:
  * - **Fencing**: the lease must still hold our token (lease/lease.ts). A paused old owner whose lease
  *   lapsed and was taken over gets `FENCED` and writes nothing.
  * - **Idempotence**: `<ns>:applied` maps each shard to the ID of its last applied commit
- *   (`<term>#<seq>`, where the term is the lease token plus a random part per engine start). A commit is retried only when its reply was lost (connection dropped, or ioredis
- *   re-sending it after a reconnect); if it had been applied, the retry finds its own ID and does nothing.
+ *   (`<term>#<seq>`, where the term is the lease token plus a random part per engine start). A commit
+ *   is retried only when its reply was lost (connection dropped, or ioredis re-sending it after a
+ *   reconnect); if it had been applied, the retry finds its own ID and does nothing.
  *   Commits of a shard are sequential, so only the last one can be retried.
  * - **Continuity**: after its first commit in a term, a shard's commit names the ID of its previous one;
  *   if `<ns>:applied` holds another, Redis lost writes we saw acknowledged (a restart with
@@ -17,7 +18,6 @@
  *   checkpoint: `STATELOST`, and the engine reloads everything from Redis instead of writing on top.
  */
 import type { Redis } from 'ioredis';
-import { FencedError } from '../errors.js';
 import { applyOpsScript } from '../redis/scripts/applyOps-2.js';
 
 export interface CommitFence {
@@ -32,11 +32,6 @@ export interface CommitFence {
    * `<term>#<seq>`, so a new term's commit 0 never matches an old term's.
    */
   term: string;
-}
-
-/** True for the error a fenced commit or read gets: another instance holds the lease. */
-export function isFenced(e: unknown): boolean {
-  return e instanceof FencedError;
 }
 
 /**

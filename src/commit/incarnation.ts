@@ -38,7 +38,7 @@ import type { Redis } from 'ioredis';
 import { NoGroupError, NoSuchKeyError, RedisReplyError, StaleStateError, WrongTypeError } from '../errors.js';
 import { classifyRedisError } from '../redis/errors.js';
 import { fieldOf } from '../source/redisSource.js';
-import type { CheckpointKeys } from './checkpointKeys.js';
+import type { CheckpointKeys } from '../redis/checkpointKeys.js';
 
 /** Name prefix of marker consumers. */
 export const MARKER_PREFIX = 'streamshard-incarnation:';

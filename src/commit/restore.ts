@@ -5,7 +5,7 @@
 import type { Redis } from 'ioredis';
 import { unwrap } from '../redis/connect.js';
 import type { RestoredState } from '../shard/protocol.js';
-import type { CheckpointKeys } from './checkpointKeys.js';
+import type { CheckpointKeys } from '../redis/checkpointKeys.js';
 
 export async function loadCheckpoint(
   redis: Redis,

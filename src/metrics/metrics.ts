@@ -146,7 +146,7 @@ export class Metrics {
     });
     this.processingSeconds = new Histogram({
       name: `${p}processing_seconds`,
-      help: 'Worker time per shard batch.',
+      help: 'Worker time per task (every shard batch and every idle-close tick), commit encoding included.',
       buckets: LATENCY_BUCKETS,
       registers,
     });
@@ -232,7 +232,7 @@ export class Metrics {
     for (const name of GAUGES_NAMED_TOTAL) this.registry.removeSingleMetric(name);
   }
 
-  /** Adds one shard batch's counts and timings. */
+  /** Adds one task's counts and timings: a shard batch's, or an idle-close tick's (no events). */
   recordBatch(
     batchSize: number,
     counts: ShardCounts,

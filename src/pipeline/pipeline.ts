@@ -1,6 +1,7 @@
 /**
- * The public facade: validates once at the door (`fromFile` / `fromConfig`), serves metrics and health
- * over HTTP, and runs leadership terms:
+ * The public facade: built from a config validated once at the door (`fromFile` loads and validates it;
+ * `fromConfig` takes one `loadConfig` returned), serves metrics and health over HTTP, and runs
+ * leadership terms:
  *
  *   standby ──lease acquired──► leader: new Engine (restore, claim, replay, read) ──lease lost──► standby
  *
@@ -9,14 +10,16 @@
  * without committing and stands by again.
  */
 import type { Redis } from 'ioredis';
-import { CheckpointKeys } from '../commit/checkpointKeys.js';
+import { CheckpointKeys } from '../redis/checkpointKeys.js';
 import { loadConfig, type PipelineConfig } from '../config/load.js';
 import { LeaseLostError, StateLostError } from '../errors.js';
 import { Lease } from '../lease/lease.js';
 import { Metrics } from '../metrics/metrics.js';
 import { type HttpEndpoint, startHttp } from '../metrics/server.js';
 import { closeRedis, connectRedis, openRedis, redactUrl, waitForRedis } from '../redis/connect.js';
+import { serverRunId } from '../redis/serverId.js';
 import { maskSecrets } from '../redis/url.js';
+import { RedisStore } from '../store/redisStore.js';
 import { withTimeout } from '../util/deadline.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { Engine } from './engine.js';
@@ -40,6 +43,7 @@ export class Pipeline {
   private readonly log: Logger;
   private readonly leaseRedis: Redis;
   private readonly lease: Lease;
+  private readonly keys: CheckpointKeys;
   private http: HttpEndpoint | null = null;
   private stopped: Promise<{ clean: boolean }> | null = null;
   private role: Role = 'starting';
@@ -88,7 +92,8 @@ export class Pipeline {
         if (state === 'ready') void this.checkServer();
       },
     });
-    const keys = new CheckpointKeys(c.redis.keyPrefix, c.source.stream, c.source.group);
+    const keys = CheckpointKeys.of(c);
+    this.keys = keys;
     this.lease = new Lease(
       this.leaseRedis,
       { lease: keys.lease(), epoch: keys.epoch() },
@@ -195,13 +200,14 @@ export class Pipeline {
     this.serverRunId = await this.runId();
     this.metrics.leaseTakeovers.inc();
     this.lease.startRenewing();
-    const engine = new Engine(
-      c,
-      this.metrics,
-      this.log,
-      this.lease,
-      `streamshard reset -c ${this.opts.configFile ?? '<pipeline file>'}`,
-    );
+    const resetCommand = `streamshard reset -c ${this.opts.configFile ?? '<pipeline file>'}`;
+    const engine = new Engine(c, {
+      lease: this.lease,
+      fenceKeys: { lease: this.keys.lease(), applied: this.keys.applied() },
+      store: (fence) => new RedisStore(c, fence, resetCommand),
+      metrics: this.metrics,
+      log: this.log,
+    });
     engine.onFatal = (e) => {
       if (e instanceof LeaseLostError) void this.standDown(e.holder);
       else if (e instanceof StateLostError) void this.reloadTerm(e.message);
@@ -257,9 +263,8 @@ export class Pipeline {
     }, firstDelay ?? every);
   }
 
-  private async runId(): Promise<string | null> {
-    const info = await this.leaseRedis.info('server').catch(() => '');
-    return /run_id:(\w+)/.exec(info)?.[1] ?? null;
+  private runId(): Promise<string | null> {
+    return serverRunId(this.leaseRedis).catch(() => null);
   }
 
   /**

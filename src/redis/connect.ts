@@ -5,6 +5,7 @@
  */
 import { Redis } from 'ioredis';
 import { RespConnection, TLS_MISMATCH } from './respConnection.js';
+import { backoffMs } from '../util/backoff.js';
 import { withTimeout } from '../util/deadline.js';
 import { maskSecrets, redactUrl } from './url.js';
 
@@ -28,7 +29,7 @@ export function connectRedis(opts: ConnectOptions): Redis {
     connectionName: opts.name,
     connectTimeout: opts.connectTimeoutMs,
     // Reconnect forever with capped exponential backoff; callers decide what a failed command means.
-    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    retryStrategy: (times) => backoffMs(times),
     maxRetriesPerRequest: null,
     lazyConnect: true,
     ...(opts.commandTimeoutMs !== undefined ? { commandTimeout: opts.commandTimeoutMs } : {}),
@@ -110,7 +111,7 @@ export async function waitForRedis(o: WaitForRedisOptions): Promise<void> {
     } finally {
       conn.disconnect();
     }
-    const retryIn = Math.min(5000, 100 * 2 ** Math.min(attempt - 1, 6), deadline - Date.now());
+    const retryIn = Math.min(backoffMs(attempt - 1, 100, 5000), deadline - Date.now());
     if (fatal || retryIn <= 0) {
       const within = fatal
         ? ''

@@ -18,6 +18,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { ReplyAssembler } from './replyAssembler.js';
 import { type Reply, ReplyError, type RespReader } from './respReader.js';
+import { backoffMs } from '../util/backoff.js';
 
 export { parseReply, type Reply, ReplyError, RespReader } from './respReader.js';
 
@@ -222,7 +223,7 @@ export class RespConnection extends EventEmitter {
     }
     this.emit('close');
     if (this.closing) return;
-    const delay = Math.min(50 * 2 ** Math.min(this.attempts++, 6), 2000);
+    const delay = backoffMs(this.attempts++);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       if (!this.closing) this.open();

@@ -1,8 +1,8 @@
 /**
  * One shard batch as ONE ArrayBuffer, so that handing it to a worker is a transfer (zero-copy), not a
  * structured clone of hundreds of Buffers (Buffers from Node's shared pool cannot be transferred). This
- * file owns the layout: {@link BatchWriter.add} writes every entry (the router's open batches and
- * {@link packBatch} both go through it), {@link BatchReader} reads it, {@link splitBatch} cuts it.
+ * file owns the layout: {@link BatchWriter.add} writes every entry (the router's open batches extend the
+ * writer), {@link BatchReader} reads it, {@link splitBatch} cuts it.
  *
  *   batch  := count:u32  entry*
  *   entry  := keyGroup:u16  flags:u16  deliveries:u32  keyField:u32  idLen:u32  nFields:u32
@@ -40,12 +40,6 @@ export interface EntryHead {
   keyField: number;
   deliveries: number;
   flags: number;
-}
-
-/** An entry as tests and benchmarks hold it: Buffers. */
-export interface RawEntry {
-  id: Buffer;
-  fields: Buffer[];
 }
 
 /**
@@ -122,39 +116,6 @@ export class BatchWriter extends ByteWriter {
     this.count = 0;
     return { count, buf };
   }
-}
-
-/**
- * Packs entries held as Buffers (tests, benchmarks) through {@link BatchWriter.add}: each entry is laid
- * out contiguously first so that the one writer can copy it by ranges.
- */
-export function packBatch(
-  entries: RawEntry[],
-  keyGroups: ArrayLike<number>,
-  keyFields: ArrayLike<number>,
-  /** Delivery count per entry; absent = all first deliveries. */
-  deliveries?: ArrayLike<number>,
-): ArrayBuffer {
-  const w = new BatchWriter();
-  entries.forEach((e, i) => {
-    const src = Buffer.concat([e.id, ...e.fields]);
-    const starts = new Int32Array(e.fields.length);
-    const lens = new Int32Array(e.fields.length);
-    let at = e.id.length;
-    e.fields.forEach((f, j) => {
-      starts[j] = at;
-      lens[j] = f.length;
-      at += f.length;
-    });
-    const head = {
-      keyGroup: keyGroups[i] as number,
-      keyField: keyFields[i] as number,
-      deliveries: deliveries === undefined ? 1 : (deliveries[i] as number),
-      flags: 0,
-    };
-    w.add(src, 0, e.id.length, e.fields.length, starts, lens, head);
-  });
-  return w.take().buf;
 }
 
 /** A cursor over a packed batch: no allocation per entry beyond the field views it hands out. */

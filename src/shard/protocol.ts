@@ -5,7 +5,7 @@
  */
 import type { PipelineConfig } from '../config/load.js';
 import type { ByteString } from '../util/bytes.js';
-import type { DedupDelta, DedupLog } from './stages/dedup.js';
+import type { DedupDelta, DedupLog } from './stages/dedup/checkpoint.js';
 
 /** A shard's state as loaded from its checkpoint keys. */
 export interface RestoredState {
@@ -14,7 +14,7 @@ export interface RestoredState {
    * bucket's hash: exact bytes (a key need not be valid UTF-8).
    */
   windows: Array<{ keyGroup: number; start: number; fields: ByteString[] }>;
-  /** The dedup log of each key group that has one (stages/dedup.ts). */
+  /** The dedup log of each key group that has one (stages/dedup/checkpoint.ts). */
   dedupLogs: DedupLog[];
   /** Highest stream time stored for the shard's key groups, or null for a fresh shard. */
   streamTime: number | null;
@@ -100,7 +100,7 @@ export interface DeadLetter {
 
 /**
  * What a shard computed for one batch, inside the worker. The worker turns it into the commit (see
- * commit/commitBuilder.ts); only `ShardOutput` crosses the thread boundary.
+ * shard/commitBuilder.ts); only `ShardOutput` crosses the thread boundary.
  */
 export interface BatchResult {
   /** Window results as flat field/value lists, in emission order; `key` as in `windowWrites`. */

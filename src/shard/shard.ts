@@ -2,28 +2,24 @@
  * One shard: owns the state of its key groups and applies batches in order. Pure computation — no I/O,
  * no clock of its own (wall time arrives with each task), so it is unit-testable without a worker or Redis.
  *
- * Per event: decode/validate → stages in config order (filter, dedup) → window (or pass-through).
+ * Per event: decode/validate (stages/decode.ts) → filter and dedup in config order, retried when they
+ * throw (steps.ts) → window (stages/window/) or pass-through; what cannot go on is dead-lettered
+ * (batchOutput.ts).
  */
-import { MAX_COPY_FIELDS } from '../commit/commitBuilder.js';
 import type { PipelineConfig } from '../config/load.js';
 import type { Aggregate } from '../config/schema.js';
 import { DeadLetterCode } from '../errors.js';
 import { faults } from '../fault/faults.js';
-import { BatchReader, NO_KEY } from '../routing/batchCodec.js';
+import { BatchReader } from '../routing/batchCodec.js';
 import { fnv1a } from '../routing/hash.js';
-import type { BatchResult, RestoredState, ShardCounts, StateDelta } from './protocol.js';
+import { deadLetter, emptyOutput, futureMessage, lateMessage, tooManyFields } from './batchOutput.js';
+import { MAX_COPY_FIELDS } from './commitBuilder.js';
+import type { BatchResult, RestoredState } from './protocol.js';
 import { EventDecoder } from './stages/decode.js';
-import { DedupStage } from './stages/dedup.js';
-import { compileFilter, type Predicate } from './stages/filter.js';
-import { ADDED, LATE, WindowStage } from './stages/window.js';
-
-type Step = { kind: 'filter'; pred: Predicate } | { kind: 'dedup'; dedup: DedupStage };
-
-/** What the stages decided for an event. */
-const PASS = 0;
-const DROP = 1;
-const FAILED = 2;
-type Verdict = typeof PASS | typeof DROP | typeof FAILED;
+import { DedupStage } from './stages/dedup/dedupStage.js';
+import { compileFilter } from './stages/filter.js';
+import { ADDED, LATE, WindowStage } from './stages/window/windowStage.js';
+import { DROP, FAILED, keyText, type Step, Steps } from './steps.js';
 
 /**
  * Most window results a tick (no events) emits. A tick's commit holds up the events that arrive meanwhile,
@@ -32,15 +28,9 @@ type Verdict = typeof PASS | typeof DROP | typeof FAILED;
  */
 const TICK_SLICE = 100;
 
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
-/** Blocks this thread (a shard worker: its events must wait in order anyway). */
-function sleepSync(ms: number): void {
-  Atomics.wait(sleeper, 0, 0, ms);
-}
-
 export class Shard {
   private readonly decoder: EventDecoder;
-  private readonly steps: Step[] = [];
+  private readonly steps: Steps;
   private readonly dedup: DedupStage | null = null;
   private readonly window: WindowStage | null = null;
   private readonly idleClose: number;
@@ -62,10 +52,6 @@ export class Shard {
   /** `body.maxFutureSkew`: events further ahead of the wall clock are dead-lettered; 0 = no check. */
   private readonly maxFutureSkew: number;
   private readonly retry: PipelineConfig['retry'];
-  /** The error of the last event whose stages failed on every try. */
-  private lastError: unknown = null;
-  /** Tries so far per entry ID, for the `stage-throw` fault only. */
-  private readonly injected = new Map<string, number>();
 
   /**
    * @param restored the checkpoint to continue from, with the wall ms (taken on the main thread) it is
@@ -74,11 +60,12 @@ export class Shard {
   constructor(config: PipelineConfig, restored?: { state: RestoredState; now: number }) {
     let aggregates: Aggregate[] = [];
     let idleClose = 0;
+    const steps: Step[] = [];
     for (const s of config.stages) {
-      if ('filter' in s) this.steps.push({ kind: 'filter', pred: compileFilter(s.filter) });
+      if ('filter' in s) steps.push({ kind: 'filter', pred: compileFilter(s.filter) });
       else if ('dedup' in s) {
         this.dedup = new DedupStage(s.dedup);
-        this.steps.push({ kind: 'dedup', dedup: this.dedup });
+        steps.push({ kind: 'dedup', dedup: this.dedup });
       } else {
         this.window = new WindowStage(s.window);
         aggregates = s.window.aggregates;
@@ -96,8 +83,9 @@ export class Shard {
       body: config.body,
       needId: this.dedup !== null,
       aggregates,
-      needBody: this.steps.some((s) => s.kind === 'filter'),
+      needBody: steps.some((s) => s.kind === 'filter'),
     });
+    this.steps = new Steps(steps, config.retry, this.decoder.event);
     if (restored) this.restore(restored.state, restored.now);
   }
 
@@ -149,27 +137,27 @@ export class Shard {
       if (r.oversizedBytes >= 0) {
         // The router copied only its key (see routing/batchCodec.ts OVERSIZED).
         const msg = `entry of ${r.oversizedBytes} bytes (field names and values) is larger than source.maxEntryBytes (${this.maxEntryBytes})`;
-        this.deadLetter(out, r, DeadLetterCode.EntryTooLarge, msg);
+        deadLetter(out, r, DeadLetterCode.EntryTooLarge, msg);
         continue;
       }
       if (r.poison) {
         const msg = `the shard worker crashed on each of ${this.retry.attempts} tries of this entry alone`;
-        this.deadLetter(out, r, DeadLetterCode.WorkerCrash, msg, deliveries);
+        deadLetter(out, r, DeadLetterCode.WorkerCrash, msg, deliveries);
         continue;
       }
       if (deliveries > this.maxDeliveries) {
         const msg = `delivered ${deliveries} times (source.maxDeliveries is ${this.maxDeliveries})`;
-        this.deadLetter(out, r, DeadLetterCode.MaxDeliveries, msg, deliveries);
+        deadLetter(out, r, DeadLetterCode.MaxDeliveries, msg, deliveries);
         continue;
       }
       const failure = this.decoder.decode(r);
       if (failure !== null) {
-        this.deadLetter(out, r, failure.code, failure.message);
+        deadLetter(out, r, failure.code, failure.message);
         continue;
       }
       if (ev.ts > latest) {
         // before anything reads the time: it must move neither stream time nor dedup's TTL clock
-        this.deadLetter(out, r, DeadLetterCode.FutureTime, futureMessage(ev.ts, now, this.maxFutureSkew));
+        deadLetter(out, r, DeadLetterCode.FutureTime, futureMessage(ev.ts, now, this.maxFutureSkew));
         continue;
       }
       // A worker thread's process.exit() ends the thread only: the main thread sees a crashed worker.
@@ -178,16 +166,15 @@ export class Shard {
         this.streamTime = ev.ts;
         this.streamTimeChanged = true;
       }
-      const verdict = this.runSteps(r, counts);
+      const verdict = this.steps.run(r, counts, this.streamTime);
       if (verdict === FAILED) {
-        const msg = `${this.retry.attempts} tries failed, last: ${errorMessage(this.lastError)}`;
-        this.deadLetter(out, r, DeadLetterCode.StageFailed, msg, deliveries);
+        deadLetter(out, r, DeadLetterCode.StageFailed, this.steps.failureMessage(), deliveries);
         continue;
       }
       if (verdict === DROP) continue;
       if (this.window === null) {
         if (r.fieldCount > MAX_COPY_FIELDS) {
-          this.deadLetter(out, r, DeadLetterCode.EntryTooLarge, tooManyFields(r.fieldCount));
+          deadLetter(out, r, DeadLetterCode.EntryTooLarge, tooManyFields(r.fieldCount));
           continue;
         }
         out.passThrough.push(r.index);
@@ -211,8 +198,8 @@ export class Shard {
       if (added !== ADDED) {
         if (added === LATE) {
           counts.late++;
-          this.deadLetter(out, r, DeadLetterCode.Late, lateMessage(ev.ts, this.streamTime));
-        } else this.deadLetter(out, r, DeadLetterCode.Overflow, this.window.overflowMessage());
+          deadLetter(out, r, DeadLetterCode.Late, lateMessage(ev.ts, this.streamTime));
+        } else deadLetter(out, r, DeadLetterCode.Overflow, this.window.overflowMessage());
         continue;
       }
       out.eventTimes.push(ev.ts);
@@ -245,79 +232,6 @@ export class Shard {
     return out;
   }
 
-  /**
-   * Runs the filter and dedup steps, retrying with exponential backoff when one throws. A try changes no
-   * state until every step has run (dedup records the ID only then), so a retry sees what the first try
-   * saw. Window updates come after and do not throw on data; should one throw anyway (a bug), the task
-   * fails and the main thread restarts the worker from the checkpoint.
-   */
-  private runSteps(r: BatchReader, counts: ShardCounts): Verdict {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return this.passesSteps(r, counts);
-      } catch (e) {
-        if (attempt >= this.retry.attempts) {
-          this.lastError = e;
-          return FAILED;
-        }
-        counts.stageRetries++;
-        sleepSync(Math.min(this.retry.maxBackoff, this.retry.backoff * 2 ** (attempt - 1)));
-      }
-    }
-  }
-
-  private passesSteps(r: BatchReader, counts: ShardCounts): Verdict {
-    const ev = this.decoder.event;
-    if (faults.stageThrow !== null && keyText(r) === faults.stageThrow.key) this.injectStageFault(r);
-    let admitted: DedupStage | null = null;
-    let verdict: Verdict = PASS;
-    for (const s of this.steps) {
-      if (s.kind === 'filter') {
-        if (!s.pred(ev.body)) {
-          verdict = DROP;
-          counts.filtered++;
-          break;
-        }
-      } else if (s.dedup.isDuplicate(ev.id, this.streamTime)) {
-        verdict = DROP;
-        counts.deduplicated++;
-        break;
-      } else admitted = s.dedup;
-    }
-    admitted?.record(ev.id, r.keyGroup, this.streamTime);
-    return verdict;
-  }
-
-  private injectStageFault(r: BatchReader): void {
-    const id = r.id();
-    const tries = (this.injected.get(id) ?? 0) + 1;
-    this.injected.set(id, tries);
-    if (tries <= (faults.stageThrow as { times: number }).times) {
-      throw new Error(`injected stage fault (try ${tries})`);
-    }
-  }
-
-  private deadLetter(
-    out: BatchResult,
-    r: BatchReader,
-    code: string,
-    message: string,
-    deliveries?: number,
-  ): void {
-    let fields: Uint8Array[];
-    if (r.fieldCount <= MAX_COPY_FIELDS) fields = r.fields();
-    else {
-      // A copy is one XADD: an entry this wide goes without its fields, its key only.
-      if (code !== DeadLetterCode.EntryTooLarge)
-        message = `${tooManyFields(r.fieldCount)}; ${code}: ${message}`;
-      code = DeadLetterCode.EntryTooLarge;
-      fields = r.keyField === NO_KEY ? [] : [r.field(r.keyField - 1), r.field(r.keyField)];
-    }
-    out.deadLetters.push({ index: r.index, error: `${code}: ${message}`, deliveries });
-    out.entryFields[r.index] = fields;
-    out.counts.deadLettered[code] = (out.counts.deadLettered[code] ?? 0) + 1;
-  }
-
   /** Closes due windows (at most `slice` results) and collects the checkpoint delta. */
   private finish(out: BatchResult, slice: number): void {
     const state = out.state;
@@ -337,66 +251,4 @@ export class Shard {
       this.streamTimeChanged = false;
     }
   }
-}
-
-const utf8 = new TextDecoder();
-
-/** The current entry's key as text (for fault injection only: the stages use its bytes). */
-function keyText(r: BatchReader): string {
-  return utf8.decode(r.field(r.keyField));
-}
-
-function tooManyFields(n: number): string {
-  return `${n} fields (names and values): more than one XADD can copy (${MAX_COPY_FIELDS})`;
-}
-
-function errorMessage(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-function futureMessage(ts: number, now: number, maxFutureSkew: number): string {
-  return (
-    `event time ${ts} (${new Date(ts).toISOString()}) is ${ts - now} ms ahead of the wall clock ${now} ` +
-    `(${new Date(now).toISOString()}), more than body.maxFutureSkew (${maxFutureSkew} ms): fix the ` +
-    "producer's clock or the time's offset, or raise body.maxFutureSkew"
-  );
-}
-
-function lateMessage(ts: number, streamTime: number): string {
-  return `late: every window of event time ${ts} closed (stream time ${streamTime})`;
-}
-
-/** A checkpoint delta that changes nothing. */
-export function emptyStateDelta(): StateDelta {
-  return {
-    windowWrites: [],
-    windowsOpened: [],
-    windowsClosed: [],
-    windowRemovals: [],
-    dedup: { appends: [], trims: [] },
-    streamTime: null,
-  };
-}
-
-function emptyOutput(): BatchResult {
-  return {
-    results: [],
-    passThrough: [],
-    deadLetters: [],
-    state: emptyStateDelta(),
-    counts: {
-      processed: 0,
-      filtered: 0,
-      deduplicated: 0,
-      late: 0,
-      windowsEmitted: 0,
-      stageRetries: 0,
-      deadLettered: {},
-    },
-    entryIds: [],
-    entryFields: [],
-    eventTimes: [],
-    openWindows: 0,
-    closePending: false,
-  };
 }

@@ -3,9 +3,9 @@
  * state of exactly one shard. It applies a batch (or an idle tick) and answers with the encoded commit.
  */
 import { getHeapStatistics } from 'node:v8';
-import { CommitBuilder } from '../commit/commitBuilder.js';
 import { faults } from '../fault/faults.js';
 import { jsonLine } from '../sink/sink.js';
+import { CommitBuilder } from './commitBuilder.js';
 import type { BatchResult, InitResult, ShardOutput, ShardTask } from './protocol.js';
 import { Shard } from './shard.js';
 

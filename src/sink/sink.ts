@@ -1,7 +1,7 @@
 /**
  * The `stdout` sink: prints results as JSON lines on the main thread before the batch's commit
  * (at-least-once: a crash between the two prints them again). For trying pipelines out. A `stream` sink
- * needs nothing here: its XADDs are part of the commit built in the worker (commit/commitBuilder.ts).
+ * needs nothing here: its XADDs are part of the commit built in the worker (shard/commitBuilder.ts).
  *
  * The worker formats each record (`jsonLine`), the main thread only writes the lines. A value whose bytes
  * are not valid UTF-8 (a key such as `\xff`) cannot be a JSON string without losing bytes — `\xff` and
@@ -25,7 +25,8 @@ export function jsonLine(record: readonly ByteString[]): string {
   return JSON.stringify(o);
 }
 
-function printable(v: ByteString): string | { hex: string } {
+/** A value for JSON: its text when it is valid UTF-8, else `{hex}` (see the module comment). */
+export function printable(v: ByteString): string | { hex: string } {
   if (typeof v === 'string') return v;
   return isUtf8(v) ? utf8.decode(v) : { hex: Buffer.from(v.buffer, v.byteOffset, v.length).toString('hex') };
 }

@@ -11,7 +11,7 @@ import {
   type RespConnection,
   RespReader,
 } from '../redis/respConnection.js';
-import { FencedError } from '../errors.js';
+import { FencedError, GroupMovedBackError } from '../errors.js';
 import { classifyRedisError } from '../redis/errors.js';
 import { NO_ENTRIES, StreamReply } from './streamReply.js';
 
@@ -231,21 +231,6 @@ export class RedisSource {
     const byId = new Map<string, number>();
     for (const [id, , , count] of rows) byId.set(id.toString('latin1'), Number(count));
     return Array.from({ length: entries.count }, (_, i) => byId.get(entries.idAt(i)) ?? 1);
-  }
-}
-
-/**
- * A read of new entries (`>`) returned an ID at or below one an earlier read returned: the group was
- * destroyed and re-created at an earlier position, or moved back with XGROUP SETID. Nothing of that read
- * is handed on (the engine stops, commit/incarnation.ts names the cause).
- */
-export class GroupMovedBackError extends Error {
-  constructor(
-    readonly first: string,
-    readonly last: string,
-  ) {
-    super(`the group delivered new entry ${first} after ${last}`);
-    this.name = 'GroupMovedBackError';
   }
 }
 

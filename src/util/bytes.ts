@@ -6,7 +6,8 @@ export type ByteString = string | Uint8Array;
 
 /**
  * A growable byte buffer with a DataView over it: the base of the writers of the batch format
- * (routing/router.ts), the commit op list (commit/opsCodec.ts) and the dedup log (shard/stages/dedup.ts).
+ * (routing/router.ts), the commit op list (shard/opsCodec.ts) and the dedup log
+ * (shard/stages/dedup/chunk.ts).
  */
 export class ByteWriter {
   protected buf: Uint8Array<ArrayBuffer>;

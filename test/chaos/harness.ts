@@ -29,9 +29,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
-import { CheckpointKeys } from '../../src/commit/checkpointKeys.js';
-import { type GeneratorOptions, mulberry32 } from '../../src/produce/generator.js';
-import { type LocalRedis, startLocalRedis } from '../../src/util/localRedis.js';
+import { CheckpointKeys } from '../../src/redis/checkpointKeys.js';
+import { type LocalRedis, startLocalRedis } from '../../src/tools/localRedis.js';
+import { type GeneratorOptions, mulberry32 } from '../../src/tools/produce/generator.js';
 import { CLI } from '../helpers/pipeline.js';
 import { type Failure, type Instance, LEADER_MSG, PipelineCluster, STANDBY_MSG } from './cluster.js';
 import {

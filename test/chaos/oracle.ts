@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { parseConfig } from '../../src/config/load.js';
-import { generateEvents, type GeneratorOptions } from '../../src/produce/generator.js';
+import { generateEvents, type GeneratorOptions } from '../../src/tools/produce/generator.js';
 import {
   asRecord,
   deadLetterOf,

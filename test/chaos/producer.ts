@@ -2,15 +2,15 @@
  * The chaos run's producer: {@link generateEvents} written to the input stream at a fixed rate while the
  * harness kills processors and restarts Redis under it.
  *
- * `produce()` (src/produce/producer.ts) cannot be used as is: it lets Redis choose the IDs and has no way
- * to resume, so a chunk whose reply was lost in a Redis restart would be written twice or not at all
- * (and ioredis re-sends unanswered commands after a reconnect by itself). Here every entry gets an explicit
- * ID `<idMs>-<i + 1>` (i = its 0-based position in the generated sequence), and a chunk is one script call
- * that first looks at the stream's last ID: a script runs atomically and the server writes it to its AOF
- * (appendfsync always) before replying, so the chunk is either wholly in the stream or not at all, and a
- * retried chunk that already landed is recognised and skipped. One chunk is in flight at a time, so
- * chunks land in order. The stream therefore ends up holding exactly the generated sequence, whatever was
- * retried — `readInput` (oracle.ts) checks that.
+ * `produce()` (src/tools/produce/producer.ts) cannot be used as is: it lets Redis choose the IDs and has
+ * no way to resume, so a chunk whose reply was lost in a Redis restart would be written twice or not at
+ * all (and ioredis re-sends unanswered commands after a reconnect by itself). Here every entry gets an
+ * explicit ID `<idMs>-<i + 1>` (i = its 0-based position in the generated sequence), and a chunk is one
+ * script call that first looks at the stream's last ID: a script runs atomically and the server writes it
+ * to its AOF (appendfsync always) before replying, so the chunk is either wholly in the stream or not at
+ * all, and a retried chunk that already landed is recognised and skipped. One chunk is in flight at a
+ * time, so chunks land in order. The stream therefore ends up holding exactly the generated sequence,
+ * whatever was retried — `readInput` (oracle.ts) checks that.
  */
 import type { Redis } from 'ioredis';
 import {
@@ -18,7 +18,7 @@ import {
   type GeneratorOptions,
   generateEvents,
   kindCounts,
-} from '../../src/produce/generator.js';
+} from '../../src/tools/produce/generator.js';
 
 /**
  * KEYS[1] = stream; ARGV[1] = the IDs' ms part, ARGV[2] = sequence number of the chunk's first entry;

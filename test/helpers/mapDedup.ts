@@ -4,8 +4,8 @@
  * same decisions, same checkpoint chunks, same trims.
  */
 import type { DedupConfig } from '../../src/config/schema.js';
-import type { DedupDelta, DedupLog } from '../../src/shard/stages/dedup.js';
-import { readChunk } from '../../src/shard/stages/dedup.js';
+import type { DedupDelta, DedupLog } from '../../src/shard/stages/dedup/checkpoint.js';
+import { readChunk } from '../../src/shard/stages/dedup/chunk.js';
 import { ByteWriter } from '../../src/util/bytes.js';
 
 const INITIAL_SLOTS = 1024;

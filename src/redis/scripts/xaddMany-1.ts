@@ -1,5 +1,5 @@
 /**
- * `XADD_MANY_1` (produce/producer.ts): appends a chunk of entries in one call.
+ * `XADD_MANY_1` (tools/produce/producer.ts): appends a chunk of entries in one call.
  *
  * KEYS[1] = stream; ARGV[1] = MAXLEN (`~`) or ''; then per entry: its field count c, then its c field
  * names and values. XADDs each entry with an auto ID; returns the number of entries added.

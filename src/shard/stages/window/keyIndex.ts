@@ -13,8 +13,8 @@
  *   arena   the keys' bytes, appended        a b c d e f g h i
  */
 import { isUtf8 } from 'node:buffer';
-import { fnv1a, spread } from '../../routing/hash.js';
-import { type ByteString, bytesEqual, copyBytes } from '../../util/bytes.js';
+import { fnv1a, spread } from '../../../routing/hash.js';
+import { type ByteString, bytesEqual, copyBytes } from '../../../util/bytes.js';
 
 const FIRST_ROWS = 16;
 /** Fatal: invalid UTF-8 must not become U+FFFD (two keys would merge); ignoreBOM: a leading BOM is key bytes. */

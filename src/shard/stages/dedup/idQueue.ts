@@ -1,8 +1,7 @@
 /**
- * Dedup by event ID, with a TTL in *stream time* (not wall time) so that a replay after a crash makes the
- * same decisions as the first run. An ID is stamped with the shard's stream time (monotone) when
- * remembered, so remembering order is also expiry order: the remembered IDs are a FIFO queue of slots, and
- * both expiry and the `maxEntries` bound forget from its head.
+ * The remembered event IDs of a dedup stage, oldest first. An ID is stamped with the shard's stream time
+ * (monotone) when remembered, so remembering order is also expiry order: the IDs are a FIFO queue of
+ * slots, and both expiry and the `maxEntries` bound forget from its head.
  *
  * Memory is typed arrays only, no string or `Map` entry per ID on the heap. Measured at the bench's bound
  * of 200,000 IDs (`--expose-gc`, heap + array buffers): ~54 bytes per ID, 134 with a `Map` of strings; in
@@ -22,37 +21,14 @@
  *
  * A re-remembered ID (seen again after its TTL) gets a new slot at the tail and its table entry is pointed
  * there; its old slot is no longer live and is skipped.
- *
- * **Checkpoint: an append-only log per key group** (`<ns>:dl:<keyGroup>`, a Redis list). Each commit
- * appends one chunk per key group with the IDs remembered in its batch (`RPUSH`), and drops the chunks at
- * the head of the log whose IDs have all been forgotten (`LPOP n`): remembering order is forgetting order,
- * so the log is a FIFO like the queue. Nothing is written per forgotten ID, and Redis stores an ID as ~30
- * bytes of a list element instead of a sorted-set member with its score (the `ZADD`/`ZREM` per ID this
- * replaced cost Redis ~5 µs per event; see BENCHMARKS.md).
- *
- * Chunk format: u32 count, then per ID: f64 seenAt, u32 byte length, UTF-8 bytes (all big-endian).
  */
-import type { DedupConfig } from '../../config/schema.js';
-import { fnv1a, spread } from '../../routing/hash.js';
-import { ByteWriter, bytesEqual, copyBytes } from '../../util/bytes.js';
-
-/** What the checkpoint must do for one key group's log. */
-export interface DedupDelta {
-  /** RPUSH to the key group's log: the IDs remembered since the last drain, oldest first. */
-  appends: Array<{ keyGroup: number; chunk: Uint8Array }>;
-  /** LPOP this many chunks from the head of the key group's log: every ID in them is forgotten. */
-  trims: Array<{ keyGroup: number; count: number }>;
-}
-
-/** A key group's log as stored: its chunks, oldest first. */
-export interface DedupLog {
-  keyGroup: number;
-  chunks: Uint8Array[];
-}
+import { fnv1a, spread } from '../../../routing/hash.js';
+import { bytesEqual, copyBytes } from '../../../util/bytes.js';
+import type { ChunkWriter } from './chunk.js';
 
 const INITIAL_SLOTS = 1024;
 
-export class DedupStage {
+export class IdQueue {
   /**
    * Index + 1 of the live slot of each remembered ID, by the ID's hash; 0 = empty. (Indexes, not seqs:
    * seqs grow for as long as the shard runs and would overflow an Int32Array within a day.)
@@ -73,13 +49,6 @@ export class DedupStage {
   private base = 1;
   /** Index of the oldest slot that may still be live. */
   private head = 0;
-  /** Seq of the first slot remembered since the last drain (not yet in the log). */
-  private freshFrom = 1;
-  /** Per key group with chunks in its log: the seq of each chunk's last slot, oldest chunk first. */
-  private readonly logs = new Map<number, number[]>();
-  private readonly ttl: number;
-  private readonly maxEntries: number;
-  private readonly writer = new ChunkWriter();
   /** The last ID looked up, as UTF-8 in `scratch[0, idLength)`, with its hash and table search result. */
   private scratch = new Uint8Array(256);
   private lastId: string | null = null;
@@ -89,75 +58,32 @@ export class DedupStage {
   private found = 0;
   private readonly encoder = new TextEncoder();
 
-  constructor(cfg: DedupConfig) {
-    this.ttl = cfg.ttl;
-    this.maxEntries = cfg.maxEntries;
-  }
-
+  /** Remembered (live) IDs. */
   get size(): number {
     return this.count;
   }
 
   /** Seq the next remembered slot gets. */
-  private get tail(): number {
+  get tail(): number {
     return this.base + this.length;
   }
 
-  /**
-   * Restores the logs of the shard's key groups. IDs already past their TTL at `streamTime` are skipped;
-   * the rest are remembered in stream-time order (IDs stamped with the same stream time in log order), and
-   * then the oldest are forgotten down to `maxEntries`, as an uninterrupted shard would have. Does not
-   * append anything to the logs.
-   */
-  restore(logs: DedupLog[], streamTime: number): void {
-    const entries: Array<{ id: string; seenAt: number; keyGroup: number; chunkSeqs: number[]; at: number }> =
-      [];
-    for (const log of logs) {
-      const chunkSeqs: number[] = [];
-      this.logs.set(log.keyGroup, chunkSeqs);
-      log.chunks.forEach((bytes, at) => {
-        chunkSeqs.push(0); // a chunk of expired IDs only keeps 0 and is dropped at the first drain
-        for (const e of readChunk(bytes)) entries.push({ ...e, keyGroup: log.keyGroup, chunkSeqs, at });
-      });
-    }
-    entries.sort((a, b) => a.seenAt - b.seenAt); // stable: equal stream times keep log order
-    for (const e of entries) {
-      if (streamTime - e.seenAt >= this.ttl) continue;
-      this.lookUp(e.id);
-      // A stamp ahead of stream time comes from a stream time capped at restore (an event from the future
-      // moved it before the check existed): stamped now instead, so it expires and keeps the queue in order.
-      const seenAt = Math.min(e.seenAt, streamTime);
-      e.chunkSeqs[e.at] = this.remember(e.keyGroup, seenAt); // ascending: ends at the chunk's last
-    }
-    while (this.count > this.maxEntries) this.forgetOldest();
-    this.freshFrom = this.tail;
+  /** Seq of the oldest live slot, or {@link tail} when none is live: every slot before it is forgotten. */
+  oldestSeq(): number {
+    const oldest = this.peek();
+    return oldest < 0 ? this.tail : this.base + oldest;
   }
 
-  /** True when the event is new (and remembers it); false for a duplicate within the TTL. */
-  admit(id: string, keyGroup: number, streamTime: number): boolean {
-    if (this.isDuplicate(id, streamTime)) return false;
-    this.record(id, keyGroup, streamTime);
-    return true;
-  }
-
-  /** True for an ID seen within the TTL. Changes nothing (a stage may still fail after it; see Shard). */
-  isDuplicate(id: string, streamTime: number): boolean {
-    const at = this.lookUp(id);
-    return at !== 0 && streamTime - (this.seenAt[at - 1] as number) < this.ttl;
-  }
-
-  /** Remembers an admitted ID: new, or expired and now re-stamped in a new slot at the tail. */
-  record(id: string, keyGroup: number, streamTime: number): void {
-    if (id !== this.lastId) this.lookUp(id); // usually just looked up by isDuplicate
-    this.remember(keyGroup, streamTime);
-    while (this.count > this.maxEntries) this.forgetOldest();
+  /** The stream time the ID of slot index `i` was remembered at. */
+  stampOf(i: number): number {
+    return this.seenAt[i] as number;
   }
 
   /**
    * Encodes `id` into `scratch` and finds it: returns the index + 1 of its live slot, or 0; `found` is its
    * table position, or the empty one where it would go.
    */
-  private lookUp(id: string): number {
+  lookUp(id: string): number {
     const n = id.length;
     if (n * 3 > this.scratch.length) this.scratch = new Uint8Array(n * 3 * 2);
     const buf = this.scratch;
@@ -193,8 +119,12 @@ export class DedupStage {
     }
   }
 
-  /** Remembers the ID just looked up (`scratch`, `found`) in a new slot at the tail; returns its seq. */
-  private remember(keyGroup: number, seenAt: number): number {
+  /**
+   * Remembers `id` in a new slot at the tail, stamped `seenAt`: new, or re-remembered (its old slot is no
+   * longer live). Returns the slot's seq. Usually `id` was just looked up, and is not searched again.
+   */
+  remember(id: string, keyGroup: number, seenAt: number): number {
+    if (id !== this.lastId) this.lookUp(id);
     const len = this.idLength;
     if (this.length === this.seenAt.length || this.arenaUsed + len > this.arena.length) this.makeRoom(len);
     const i = this.length;
@@ -215,6 +145,44 @@ export class DedupStage {
     else if (++this.count * 2 > this.table.length) this.rehash(this.table.length * 2);
     this.lastId = null; // `found` is spent
     return seq;
+  }
+
+  /** Forgets the oldest live ID, if any. */
+  forgetOldest(): void {
+    const i = this.peek();
+    if (i >= 0) this.forget(i);
+  }
+
+  /** Forgets every ID stamped at or before `stamp`. */
+  forgetUpTo(stamp: number): void {
+    for (let i = this.peek(); i >= 0 && (this.seenAt[i] as number) <= stamp; i = this.peek()) this.forget(i);
+  }
+
+  /**
+   * The live slots (indexes) remembered at seq `fromSeq` or later, by key group, each list in remembering
+   * order; the map in first-seen key group order.
+   */
+  since(fromSeq: number): Map<number, number[]> {
+    const byGroup = new Map<number, number[]>();
+    const from = Math.max(fromSeq, this.base + this.head) - this.base;
+    for (let i = from; i < this.length; i++) {
+      if (this.live[i] === 0) continue; // forgotten again already (maxEntries below a batch's size)
+      const g = this.group[i] as number;
+      const slots = byGroup.get(g);
+      if (slots === undefined) byGroup.set(g, [i]);
+      else slots.push(i);
+    }
+    return byGroup;
+  }
+
+  /** Seq of the slot at index `i`. */
+  seqOf(i: number): number {
+    return this.base + i;
+  }
+
+  /** Writes the ID of slot index `i` into a checkpoint chunk. */
+  writeTo(w: ChunkWriter, i: number): void {
+    w.entry(this.arena, this.start[i] as number, this.end[i] as number, this.seenAt[i] as number);
   }
 
   /** Bytes of the arena in use: up to the last slot's ID. */
@@ -300,11 +268,6 @@ export class DedupStage {
     }
   }
 
-  private forgetOldest(): void {
-    const i = this.peek();
-    if (i >= 0) this.forget(i);
-  }
-
   /** Drops the consumed front of the queue and of the arena. */
   private compact(): void {
     const h = this.head;
@@ -328,105 +291,9 @@ export class DedupStage {
     this.length = n;
     this.head = 0;
   }
-
-  /**
-   * Forgets IDs past their TTL at `streamTime` and returns the checkpoint changes since the last call:
-   * the chunks to append, and how many fully forgotten chunks to drop per key group.
-   */
-  drain(streamTime: number): DedupDelta {
-    const expireUpTo = streamTime - this.ttl;
-    for (let i = this.peek(); i >= 0 && (this.seenAt[i] as number) <= expireUpTo; i = this.peek()) {
-      this.forget(i);
-    }
-    const appends = this.appendFresh();
-    const oldest = this.peek();
-    const frontier = oldest < 0 ? this.tail : this.base + oldest; // every slot before it is forgotten
-    const trims: DedupDelta['trims'] = [];
-    for (const [keyGroup, seqs] of this.logs) {
-      let n = 0;
-      while (n < seqs.length && (seqs[n] as number) < frontier) n++;
-      if (n === 0) continue;
-      trims.push({ keyGroup, count: n });
-      if (n === seqs.length) this.logs.delete(keyGroup);
-      else seqs.splice(0, n);
-    }
-    return { appends, trims };
-  }
-
-  /** One chunk per key group of the live IDs remembered since the last drain. */
-  private appendFresh(): DedupDelta['appends'] {
-    const byGroup = new Map<number, number[]>();
-    const from = Math.max(this.freshFrom, this.base + this.head) - this.base;
-    for (let i = from; i < this.length; i++) {
-      if (this.live[i] === 0) continue; // forgotten again already (maxEntries below a batch's size)
-      const g = this.group[i] as number;
-      const slots = byGroup.get(g);
-      if (slots === undefined) byGroup.set(g, [i]);
-      else slots.push(i);
-    }
-    this.freshFrom = this.tail;
-    const appends: DedupDelta['appends'] = [];
-    for (const [keyGroup, slots] of byGroup) {
-      const w = this.writer;
-      w.reset(slots.length);
-      for (const i of slots) {
-        w.entry(this.arena, this.start[i] as number, this.end[i] as number, this.seenAt[i] as number);
-      }
-      appends.push({ keyGroup, chunk: w.finish() });
-      let seqs = this.logs.get(keyGroup);
-      if (seqs === undefined) {
-        seqs = [];
-        this.logs.set(keyGroup, seqs);
-      }
-      seqs.push(this.base + (slots[slots.length - 1] as number));
-    }
-    return appends;
-  }
 }
 
 function grown<T extends Float64Array | Int32Array | Uint16Array | Uint8Array>(a: T, b: T): T {
   b.set(a as never);
   return b;
-}
-
-/** Writes one chunk; reuses its buffer. */
-class ChunkWriter extends ByteWriter {
-  constructor() {
-    super(4096);
-  }
-
-  reset(count: number): void {
-    this.view.setUint32(0, count);
-    this.pos = 4;
-  }
-
-  /** One ID, `bytes[start, end)`, remembered at `seenAt`. */
-  entry(bytes: Uint8Array, start: number, end: number, seenAt: number): void {
-    const len = end - start;
-    this.ensure(12 + len);
-    this.view.setFloat64(this.pos, seenAt);
-    this.view.setUint32(this.pos + 8, len);
-    copyBytes(bytes, start, end, this.buf, this.pos + 12);
-    this.pos += 12 + len;
-  }
-}
-
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-/** The IDs of one chunk, in order. Throws on a chunk that is not in the format above. */
-export function readChunk(bytes: Uint8Array): Array<{ id: string; seenAt: number }> {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const count = view.getUint32(0);
-  const out: Array<{ id: string; seenAt: number }> = [];
-  let pos = 4;
-  for (let k = 0; k < count; k++) {
-    const seenAt = view.getFloat64(pos);
-    const len = view.getUint32(pos + 8);
-    const end = pos + 12 + len;
-    if (end > bytes.byteLength) throw new Error('dedup checkpoint chunk is truncated');
-    out.push({ id: utf8.decode(bytes.subarray(pos + 12, end)), seenAt });
-    pos = end;
-  }
-  if (pos !== bytes.byteLength) throw new Error('dedup checkpoint chunk has trailing bytes');
-  return out;
 }

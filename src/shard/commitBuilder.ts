@@ -1,6 +1,6 @@
 /**
  * Builds the commit of one shard batch, in the worker: the writes as an op list, encoded with msgpack
- * (opsCodec.ts) into ONE binary argument for the commit script (applyOps.ts), in this order:
+ * (opsCodec.ts) into ONE binary argument for the commit script (commit/applyOps.ts), in this order:
  *   1. results (sink XADDs) and dead-letter XADDs,
  *   2. the checkpoint delta (windows, dedup memory, stream time),
  *   3. XACK of every entry of the batch.
@@ -12,10 +12,10 @@
  * the worker costs the main thread one argument.
  */
 import type { PipelineConfig } from '../config/load.js';
+import { CheckpointKeys } from '../redis/checkpointKeys.js';
 import { keyGroupsOfShard } from '../routing/hash.js';
-import type { BatchResult } from '../shard/protocol.js';
-import { CheckpointKeys } from './checkpointKeys.js';
 import { type OpArg, OpsWriter } from './opsCodec.js';
+import type { BatchResult } from './protocol.js';
 
 /** Longest argument list of one op; keeps Lua's `unpack` well inside its ~8,000-value stack limit. */
 export const MAX_OP_ARGS = 6000;
@@ -44,7 +44,7 @@ export class CommitBuilder {
     this.sinkHead = sink.type === 'stream' ? xaddHead(sink.stream, sink.maxLen) : null;
     this.dlqHead = xaddHead(config.deadLetter.stream, config.deadLetter.maxLen);
     this.ackHead = ['XACK', config.source.stream, config.source.group];
-    this.keys = new CheckpointKeys(config.redis.keyPrefix, config.source.stream, config.source.group);
+    this.keys = CheckpointKeys.of(config);
     this.keyGroups = keyGroupsOfShard(shard, config.keyGroups, config.shards);
   }
 

@@ -12,8 +12,9 @@
  * 200k events, msgpack). Use `pipeline` where scripting is not allowed.
  */
 import type { Redis } from 'ioredis';
-import { xaddManyScript } from '../redis/scripts/xaddMany-1.js';
+import { xaddManyScript } from '../../redis/scripts/xaddMany-1.js';
 import { type EventKind, type GeneratorOptions, generateEvents, kindCounts } from './generator.js';
+import { sleep } from '../../util/backoff.js';
 
 export interface ProduceOptions extends GeneratorOptions {
   /** Target events per second; 0 = as fast as possible. @defaultValue 0 */
@@ -40,8 +41,6 @@ const RATED_CHUNKS_PER_SECOND = 20;
 
 type Fields = Array<string | Buffer>;
 type SendChunk = (chunk: Fields[]) => Promise<void>;
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function pipelineSender(redis: Redis, stream: string, maxLen: number | undefined): SendChunk {
   const trim: string[] = maxLen === undefined ? [] : ['MAXLEN', '~', String(maxLen)];

@@ -5,9 +5,10 @@
  *   <ns>:wi:<kg>          SET   window starts open in key group kg
  *   <ns>:w:<kg>:<start>   HASH  key → "count,slot1,slot2,…" for the window starting at <start>
  *   <ns>:dl:<kg>          LIST  dedup log: chunks of (stream time seen, event ID), oldest first
- *                               (shard/stages/dedup.ts)
+ *                               (shard/stages/dedup/checkpoint.ts)
  *   <ns>:st               HASH  kg → stream time of the shard that owned kg
- *   <ns>:meta             HASH  fingerprint → what the checkpoint's layout depends on (key groups, windows);
+ *   <ns>:meta             HASH  fingerprint → what the checkpoint's layout depends on (key groups, windows;
+ *                               commit/fingerprint.ts);
  *                               incarnation → the marker consumer of the group the state belongs to
  *                               (commit/incarnation.ts)
  *   <ns>:lease            STRING the pipeline lease / fencing token (lease/lease.ts)
@@ -18,8 +19,6 @@
  * `streamshard reset` (cli/reset.ts) deletes exactly the keys {@link CheckpointKeys.kindOf} recognises: a
  * new kind of key must be added there too.
  */
-import type { Redis } from 'ioredis';
-import type { PipelineConfig } from '../config/load.js';
 
 /** The kinds of key a pipeline owns, each with the pattern of what follows `<ns>:`. */
 const KINDS = [
@@ -40,6 +39,11 @@ export class CheckpointKeys {
 
   constructor(keyPrefix: string, stream: string, group: string) {
     this.ns = `${keyPrefix}:${stream}:${group}`;
+  }
+
+  /** The keys of a pipeline's state, as its config names them (the one way the code builds them). */
+  static of(c: { redis: { keyPrefix: string }; source: { stream: string; group: string } }): CheckpointKeys {
+    return new CheckpointKeys(c.redis.keyPrefix, c.source.stream, c.source.group);
   }
 
   windowIndex(keyGroup: number): string {
@@ -89,41 +93,5 @@ export class CheckpointKeys {
   /** A SCAN MATCH pattern for every key under the namespace (glob characters of names escaped). */
   scanPattern(): string {
     return `${this.ns.replace(/[*?[\]\\]/g, '\\$&')}:*`;
-  }
-}
-
-/**
- * What the stored state means depends on the key-group count (which key group a key is in) and on the
- * window stage (bucket starts, aggregate slots). A checkpoint written under other settings would be
- * misread, so the first start records them and every later start compares.
- */
-export function fingerprintOf(c: PipelineConfig): string {
-  const w = c.stages.find((s) => 'window' in s);
-  const window =
-    w && 'window' in w
-      ? {
-          type: w.window.type,
-          size: w.window.size,
-          advance: w.window.advance ?? w.window.size,
-          aggregates: w.window.aggregates,
-        }
-      : null;
-  // layout 2: the dedup memory is a log per key group (a list), no longer a sorted set
-  return JSON.stringify({ layout: 2, keyGroups: c.keyGroups, window });
-}
-
-export async function checkFingerprint(redis: Redis, keys: CheckpointKeys, c: PipelineConfig): Promise<void> {
-  const want = fingerprintOf(c);
-  const stored = await redis.hget(keys.meta(), 'fingerprint');
-  if (stored === null) {
-    await redis.hset(keys.meta(), 'fingerprint', want);
-    return;
-  }
-  if (stored !== want) {
-    throw new Error(
-      `the checkpoint under ${keys.ns}:* was written with other keyGroups or window settings (${stored}); ` +
-        `now ${want}. Use a new source.group, or delete the state with \`streamshard reset\`, to start over ` +
-        'with the new settings.',
-    );
   }
 }

@@ -11,6 +11,7 @@ import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
+import { sleep } from '../util/backoff.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -169,8 +170,6 @@ function ping(port: number): Promise<boolean> {
     });
   });
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function tail(file: string, lines = 15): Promise<string> {
   try {

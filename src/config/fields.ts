@@ -1,4 +1,14 @@
+/**
+ * Field builders shared by the schema files: a non-empty name, and a duration parsed to milliseconds.
+ */
 import { z } from 'zod';
+
+/** A non-empty string option; `what` is its description and names it in the error. */
+export const name = (what: string) =>
+  z
+    .string()
+    .min(1, { message: `${what} must not be empty` })
+    .describe(what);
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const DURATION_RE = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/;

@@ -1,0 +1,118 @@
+/**
+ * The stages a pipeline runs per event, in config order: `filter`, `dedup` and `window` (part of the
+ * pipeline file's schema, schema.ts; which stage may stand where is checked there).
+ */
+import { z } from 'zod';
+import { duration, name } from './fields.js';
+
+const scalar = z.union([z.string(), z.number(), z.boolean()]);
+
+/** One field comparison. */
+const conditionSchema = z
+  .object({
+    /** Dot path into the body. */
+    field: name('Dot path into the body.'),
+    op: z.enum(['eq', 'ne', 'gt', 'gte', 'lt', 'lte', 'in', 'exists']).describe('Comparison operator.'),
+    /** The value to compare with: a list for `in`, a boolean for `exists` (default true). */
+    value: z.union([scalar, z.array(scalar)]).optional(),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.op === 'in' && !Array.isArray(c.value)) {
+      ctx.addIssue({ code: 'custom', path: ['value'], message: '`in` needs a list, e.g. value: [a, b]' });
+    } else if (c.op === 'exists' && c.value !== undefined && typeof c.value !== 'boolean') {
+      ctx.addIssue({ code: 'custom', path: ['value'], message: '`exists` takes true or false' });
+    } else if (c.op !== 'in' && c.op !== 'exists' && (c.value === undefined || Array.isArray(c.value))) {
+      ctx.addIssue({ code: 'custom', path: ['value'], message: `\`${c.op}\` needs one value` });
+    } else if (['gt', 'gte', 'lt', 'lte'].includes(c.op) && typeof c.value === 'boolean') {
+      ctx.addIssue({ code: 'custom', path: ['value'], message: `\`${c.op}\` needs a number or a string` });
+    }
+  });
+
+/** Keeps events for which every condition holds (AND). */
+const filterStage = z
+  .object({
+    filter: z
+      .object({ where: z.array(conditionSchema).min(1, { message: 'needs at least one condition' }) })
+      .strict(),
+  })
+  .strict()
+  .describe('Keeps events for which every condition holds.');
+
+/** Drops an event whose ID was seen within the TTL (in event time). */
+const dedupStage = z
+  .object({
+    dedup: z
+      .object({
+        /** How long (in stream time) an event ID is remembered. @defaultValue 10m */
+        ttl: duration('How long an event ID is remembered, in event time.').default(600_000),
+        /** Upper bound of remembered IDs per shard; the oldest are forgotten first. @defaultValue 100000 */
+        maxEntries: z.number().int().min(1).default(100_000).describe('Max remembered IDs per shard.'),
+      })
+      .strict(),
+  })
+  .strict()
+  .describe('Drops events whose ID was seen within the TTL.');
+
+const aggregateSchema = z
+  .object({
+    fn: z.enum(['count', 'sum', 'min', 'max', 'avg']).describe('Aggregate function.'),
+    /** Dot path of a numeric body field; not used by `count`. */
+    field: name('Dot path of a numeric body field.').optional(),
+  })
+  .strict()
+  .superRefine((a, ctx) => {
+    if (a.fn !== 'count' && a.field === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['field'],
+        message: `\`${a.fn}\` needs a field, e.g. field: amount`,
+      });
+    }
+  });
+
+/** Event-time windows per key, aligned to the epoch, `[start, end)`. */
+const windowStage = z
+  .object({
+    window: z
+      .object({
+        /** `tumbling`: back-to-back windows; `hopping`: windows of `size` every `advance`. @defaultValue tumbling */
+        type: z.enum(['tumbling', 'hopping']).default('tumbling'),
+        size: duration('Window length.'),
+        /** Hopping only: distance between window starts; must divide `size`. */
+        advance: duration('Hopping only: distance between window starts.').optional(),
+        /** How long after its end a window waits for late events (in stream time). @defaultValue 0 */
+        grace: duration('How long after its end a window accepts late events.').default(0),
+        /**
+         * When a shard has seen no event for this long (processing time), its stream time advances with the
+         * wall clock so that due windows close. `0` disables it. @defaultValue 5s
+         */
+        idleClose: duration('Quiet time after which stream time follows the wall clock; 0 = off.').default(
+          5000,
+        ),
+        /** The aggregates; `count` is always emitted. */
+        aggregates: z.array(aggregateSchema).default([]),
+      })
+      .strict()
+      .superRefine((w, ctx) => {
+        if (w.size <= 0) ctx.addIssue({ code: 'custom', path: ['size'], message: 'must be greater than 0' });
+        if (w.type === 'hopping') {
+          if (w.advance === undefined) {
+            ctx.addIssue({ code: 'custom', path: ['advance'], message: 'hopping windows need `advance`' });
+          } else if (w.advance <= 0 || w.advance > w.size || w.size % w.advance !== 0) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['advance'],
+              message: `must be > 0 and divide size (${w.size} ms), got ${w.advance} ms`,
+            });
+          }
+        } else if (w.advance !== undefined && w.advance !== w.size) {
+          ctx.addIssue({ code: 'custom', path: ['advance'], message: 'only hopping windows take `advance`' });
+        }
+      }),
+  })
+  .strict()
+  .describe('Event-time windows per key.');
+
+/** One entry of `stages`. */
+export const stageSchema = z.union([filterStage, dedupStage, windowStage]);

@@ -1,0 +1,102 @@
+/**
+ * The filter and dedup steps of a shard, run per event in config order and retried with exponential
+ * backoff when one throws. A try changes no state until every step has run (dedup records the ID only
+ * then), so a retry sees what the first try saw. Window updates come after and do not throw on data;
+ * should one throw anyway (a bug), the task fails and the main thread restarts the worker from the
+ * checkpoint.
+ */
+import type { PipelineConfig } from '../config/load.js';
+import { faults } from '../fault/faults.js';
+import type { BatchReader } from '../routing/batchCodec.js';
+import type { ShardCounts } from './protocol.js';
+import type { DecodedEvent } from './stages/decode.js';
+import type { DedupStage } from './stages/dedup/dedupStage.js';
+import type { Predicate } from './stages/filter.js';
+
+export type Step = { kind: 'filter'; pred: Predicate } | { kind: 'dedup'; dedup: DedupStage };
+
+/** What the steps decided for an event. */
+export const PASS = 0;
+export const DROP = 1;
+export const FAILED = 2;
+export type Verdict = typeof PASS | typeof DROP | typeof FAILED;
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+/** Blocks this thread (a shard worker: its events must wait in order anyway). */
+function sleepSync(ms: number): void {
+  Atomics.wait(sleeper, 0, 0, ms);
+}
+
+export class Steps {
+  /** The error of the last event whose steps failed on every try. */
+  private lastError: unknown = null;
+  /** Tries so far per entry ID, for the `stage-throw` fault only. */
+  private readonly injected = new Map<string, number>();
+
+  constructor(
+    private readonly steps: readonly Step[],
+    private readonly retry: PipelineConfig['retry'],
+    /** The decoder's event, which the steps read (decode.ts: one object, refilled per entry). */
+    private readonly event: DecodedEvent,
+  ) {}
+
+  /** Runs every step for the current entry of `r`, retrying a throw up to `retry.attempts` tries. */
+  run(r: BatchReader, counts: ShardCounts, streamTime: number): Verdict {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return this.passes(r, counts, streamTime);
+      } catch (e) {
+        if (attempt >= this.retry.attempts) {
+          this.lastError = e;
+          return FAILED;
+        }
+        counts.stageRetries++;
+        sleepSync(Math.min(this.retry.maxBackoff, this.retry.backoff * 2 ** (attempt - 1)));
+      }
+    }
+  }
+
+  /** The dead-letter message of the last FAILED event. */
+  failureMessage(): string {
+    const e = this.lastError;
+    return `${this.retry.attempts} tries failed, last: ${e instanceof Error ? e.message : String(e)}`;
+  }
+
+  private passes(r: BatchReader, counts: ShardCounts, streamTime: number): Verdict {
+    const ev = this.event;
+    if (faults.stageThrow !== null && keyText(r) === faults.stageThrow.key) this.injectStageFault(r);
+    let admitted: DedupStage | null = null;
+    let verdict: Verdict = PASS;
+    for (const s of this.steps) {
+      if (s.kind === 'filter') {
+        if (!s.pred(ev.body)) {
+          verdict = DROP;
+          counts.filtered++;
+          break;
+        }
+      } else if (s.dedup.isDuplicate(ev.id, streamTime)) {
+        verdict = DROP;
+        counts.deduplicated++;
+        break;
+      } else admitted = s.dedup;
+    }
+    admitted?.record(ev.id, r.keyGroup, streamTime);
+    return verdict;
+  }
+
+  private injectStageFault(r: BatchReader): void {
+    const id = r.id();
+    const tries = (this.injected.get(id) ?? 0) + 1;
+    this.injected.set(id, tries);
+    if (tries <= (faults.stageThrow as { times: number }).times) {
+      throw new Error(`injected stage fault (try ${tries})`);
+    }
+  }
+}
+
+const utf8 = new TextDecoder();
+
+/** The current entry's key as text (for fault injection only: the stages use its bytes). */
+export function keyText(r: BatchReader): string {
+  return utf8.decode(r.field(r.keyField));
+}
