@@ -5,7 +5,7 @@
  * counts by code); ages are bounded by Redis TIME read before and after the command.
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { PipelineStatus } from '../src/cli/inspect/snapshot.js';
+import type { PipelineStatus } from '../src/inspect/snapshot.js';
 import { CheckpointKeys } from '../src/redis/checkpointKeys.js';
 import { keyGroupsOfShard } from '../src/routing/hash.js';
 import { produce } from '../src/tools/produce/producer.js';

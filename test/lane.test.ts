@@ -82,8 +82,10 @@ describe('Lane', () => {
     expect(out.printed).toEqual(['1-1', '1-2', '1-3']);
     lane.outputTaken();
     expect(lane.nextCommitSeq()).toBe(0);
+    expect([lane.streamTime, lane.dedupIds]).toEqual([null, 0]); // as restored, until committed
     lane.outputCommitted(count, out);
     expect(state(lane)).toEqual({ ...START, openWindows: 3, heapUsed: 1003, heapSize: 2003 });
+    expect([lane.streamTime, lane.dedupIds]).toEqual([1003, 3]);
     expect(lane.utilization()).toBeGreaterThan(0); // the worker's 5 busy ms were counted
     expect(lane.nextCommitSeq()).toBe(1);
     expect(lane.nextCommitSeq()).toBe(2);

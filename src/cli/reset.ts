@@ -18,7 +18,7 @@ import { CheckpointKeys, type StateKeyKind } from '../redis/checkpointKeys.js';
 import { redactUrl } from '../redis/connect.js';
 import { fieldOf } from '../source/redisSource.js';
 import { replayMarksKey } from './dlq/select.js';
-import { leaseStatus } from './inspect/leadership.js';
+import { leaseStatus } from '../inspect/leadership.js';
 import { withSession } from './session.js';
 
 /** Keys per UNLINK. */

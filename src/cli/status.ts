@@ -6,9 +6,9 @@
  */
 import type { Command } from 'commander';
 import { age, bytes, nonNegativeInt, positiveNumber, table, UsageError, usageChecked } from './format.js';
-import type { PipelineStatus } from './inspect/snapshot.js';
-import { snapshot } from './inspect/snapshot.js';
-import type { StreamTip } from './inspect/streams.js';
+import type { PipelineStatus } from '../inspect/snapshot.js';
+import { snapshot } from '../inspect/snapshot.js';
+import type { StreamTip } from '../inspect/streams.js';
 import { withSession } from './session.js';
 
 interface RawOptions {

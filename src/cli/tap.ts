@@ -14,7 +14,7 @@ import { NoSuchKeyError } from '../errors.js';
 import { classifyRedisError } from '../redis/errors.js';
 import { fieldOf } from '../source/redisSource.js';
 import { nonNegativeInt, UsageError, usageChecked } from './format.js';
-import { EntryView, type StreamKind } from './inspect/entryView.js';
+import { EntryView, type StreamKind } from '../inspect/entryView.js';
 import { withSession } from './session.js';
 
 interface RawOptions {

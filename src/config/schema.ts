@@ -118,9 +118,16 @@ const configSchema = z
           .string()
           .regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/)
           .default('streamshard_'),
+        /**
+         * How often the leader logs a `stats` line (rate, lag, dead letters since the last line); 0 = never.
+         * @defaultValue 60s
+         */
+        statsEvery: duration('Interval of the periodic stats log line; 0 turns it off.', { min: 0 }).default(
+          60_000,
+        ),
       })
       .strict()
-      .default({ port: 9464, host: '0.0.0.0', prefix: 'streamshard_' }),
+      .default({ port: 9464, host: '0.0.0.0', prefix: 'streamshard_', statsEvery: 60_000 }),
     shutdown: z
       .object({
         /** How long SIGTERM may take to finish in-flight batches before exiting anyway. @defaultValue 10s */

@@ -232,6 +232,18 @@ export class Metrics {
     for (const name of GAUGES_NAMED_TOTAL) this.registry.removeSingleMetric(name);
   }
 
+  /** Totals since start, for the stats and summary log lines (read from the counters, not kept twice). */
+  async totals(): Promise<{ read: number; acked: number; deadLettered: number; results: number }> {
+    const sum = async (c: Counter<string>) => (await c.get()).values.reduce((n, v) => n + v.value, 0);
+    const [read, acked, deadLettered, results] = await Promise.all([
+      sum(this.eventsRead),
+      sum(this.eventsAcked),
+      sum(this.deadLettered),
+      sum(this.resultsWritten),
+    ]);
+    return { read, acked, deadLettered, results };
+  }
+
   /** Adds one task's counts and timings: a shard batch's, or an idle-close tick's (no events). */
   recordBatch(
     batchSize: number,

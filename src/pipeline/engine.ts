@@ -252,6 +252,14 @@ export class Engine {
     return this.term.lanes[shard]?.utilization() ?? 0;
   }
 
+  /** Shard `shard`'s stream time, open windows and dedup IDs as of its last committed output. */
+  shardState(shard: number): { streamTime: number | null; openWindows: number; dedupIds: number } | null {
+    const l = this.term.lanes[shard];
+    return l === undefined
+      ? null
+      : { streamTime: l.streamTime, openWindows: l.openWindows, dedupIds: l.dedupIds };
+  }
+
   /** The shard worker's V8 heap (used, size) in bytes as of its last answer; zeros before any. */
   workerHeap(shard: number): [number, number] {
     const lane = this.term.lanes[shard];

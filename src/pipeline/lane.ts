@@ -13,7 +13,8 @@
  *
  *   dispatch(n, now)      inFlight += n, quietSince = now, the batch is retained
  *   outputTaken()         the oldest retained batch is dropped (its output is in hand, its commit follows)
- *   outputCommitted(n, o) inFlight −= n; openWindows, busyMs, heap figures from the worker's answer
+ *   outputCommitted(n, o) inFlight −= n; openWindows, dedupIds, streamTime, busyMs, heap figures from
+ *                         the worker's answer
  *   crashed()             epoch + 1, generation + 1, recovering; the oldest retained batch counts a crash
  *   resubmit(attempts)    every retained batch goes to the new worker in order; recovering ends
  *   tick(quietUntil)      tickQueued until the tick's output has settled
@@ -44,6 +45,9 @@ export class Lane {
   private inFlightCount = 0;
   /** Open window buckets after the last committed batch; a quiet lane with some is ticked. */
   private openWindowCount = 0;
+  /** The worker's dedup IDs and stream time as of its last committed answer (or the restore). */
+  private dedupIdCount = 0;
+  private streamTimeMs: number | null = null;
   private tickQueued = false;
   /** Sequence number of the lane's next commit in this leadership term (its idempotence ID). */
   private commitSeq = 0;
@@ -104,6 +108,8 @@ export class Lane {
     const task = { kind: 'init', config, shard, restored, now: Date.now(), generation } as const;
     const r = (await this.submit(() => this.pool.run(task))) as unknown as InitResult;
     this.openWindowCount = r.openWindows;
+    this.dedupIdCount = r.dedupIds;
+    this.streamTimeMs = r.streamTime;
     return r;
   }
 
@@ -137,6 +143,8 @@ export class Lane {
    */
   outputCommitted(count: number, out: ShardOutput): void {
     this.openWindowCount = out.openWindows;
+    this.dedupIdCount = out.dedupIds;
+    this.streamTimeMs = out.streamTime;
     this.inFlightCount -= count;
     this.busyMs += out.busyMs;
     this.heapUsedBytes = out.heapUsed;
@@ -230,6 +238,16 @@ export class Lane {
   /** Open window buckets after the last committed output (or the restore); a quiet lane with some is ticked. */
   get openWindows(): number {
     return this.openWindowCount;
+  }
+
+  /** Event IDs the shard's dedup stage remembers, as of the last committed output (or the restore). */
+  get dedupIds(): number {
+    return this.dedupIdCount;
+  }
+
+  /** The shard's stream time (epoch ms) as of the last committed output (or the restore); null before any. */
+  get streamTime(): number | null {
+    return this.streamTimeMs;
   }
 
   /** Rises at each crash; an output of a task submitted in an earlier epoch is discarded. */

@@ -14,7 +14,10 @@ import { CheckpointKeys } from '../redis/checkpointKeys.js';
 import { loadConfig, type PipelineConfig } from '../config/load.js';
 import { LeaseLostError, StateLostError } from '../errors.js';
 import { Lease } from '../lease/lease.js';
+import { renewalLogger } from '../lease/renewalLog.js';
+import { Sampler } from '../inspect/sampler.js';
 import { Metrics } from '../metrics/metrics.js';
+import { registerStateGauges } from '../metrics/stateGauges.js';
 import { type HttpEndpoint, startHttp } from '../metrics/server.js';
 import { closeRedis, connectRedis, openRedis, redactUrl, waitForRedis } from '../redis/connect.js';
 import { serverRunId } from '../redis/serverId.js';
@@ -23,9 +26,7 @@ import { RedisStore } from '../store/redisStore.js';
 import { withTimeout } from '../util/deadline.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { Engine } from './engine.js';
-
-/** While lease renewals keep failing, one log line per this many ms. */
-const RENEWAL_LOG_EVERY_MS = 10_000;
+import { StatsLog } from './statsLog.js';
 
 export interface PipelineOptions {
   logger?: Logger;
@@ -44,6 +45,9 @@ export class Pipeline {
   private readonly leaseRedis: Redis;
   private readonly lease: Lease;
   private readonly keys: CheckpointKeys;
+  /** Lag, stream lengths and checkpoint size, sampled in the background while leading (inspect/sampler.ts). */
+  private readonly sampler: Sampler;
+  private readonly stats: StatsLog;
   private http: HttpEndpoint | null = null;
   private stopped: Promise<{ clean: boolean }> | null = null;
   private role: Role = 'starting';
@@ -63,8 +67,6 @@ export class Pipeline {
   private starting: Promise<void> | null = null;
   /** Aborts start-up's wait for Redis when the pipeline is stopped meanwhile. */
   private readonly startAbort = new AbortController();
-  /** Consecutive failed lease renewals, and when one was last logged. */
-  private renewFailures = { count: 0, loggedAt: 0 };
   /** Rejects when the engine fails; never resolves otherwise. */
   readonly failed: Promise<never>;
 
@@ -84,6 +86,10 @@ export class Pipeline {
       leaseEpoch: () => this.lease.epoch,
     };
     this.metrics = new Metrics(c.metrics.prefix, c.shards, probe);
+    registerStateGauges(this.metrics.registry, c.metrics.prefix, c.shards, {
+      shard: (s) => this.engine?.shardState(s) ?? null,
+      sample: () => (this.role === 'leader' ? this.sampler.latest : null),
+    });
     this.leaseRedis = connectRedis({
       url: c.redis.url,
       name: `streamshard:${c.name}:lease`,
@@ -94,6 +100,10 @@ export class Pipeline {
     });
     const keys = CheckpointKeys.of(c);
     this.keys = keys;
+    this.sampler = new Sampler(this.leaseRedis, keys, c, (e) =>
+      this.log.debug({ err: e.message }, 'sampling the pipeline in Redis failed'),
+    );
+    this.stats = new StatsLog(this.metrics, () => this.sampler.latest, this.log, c.metrics.statsEvery);
     this.lease = new Lease(
       this.leaseRedis,
       { lease: keys.lease(), epoch: keys.epoch() },
@@ -101,7 +111,7 @@ export class Pipeline {
       c.lease.ttl,
     );
     this.lease.onLost = (holder) => void this.standDown(holder);
-    this.lease.onRenewal = (err) => this.renewalLogged(err);
+    this.lease.onRenewal = renewalLogger(this.log, c.redis.url, () => this.lease.readBudget());
     this.failed = new Promise<never>((_, reject) => {
       this.rejectFailed = reject;
     });
@@ -216,6 +226,8 @@ export class Pipeline {
     this.engine = engine;
     this.role = 'leader';
     await engine.start(since);
+    this.sampler.start();
+    this.stats.start();
     this.log.info(
       {
         pipeline: c.name,
@@ -280,11 +292,18 @@ export class Pipeline {
     await this.reloadTerm(StateLostError.serverChanged(this.serverRunId, now).message);
   }
 
+  /** This instance no longer leads: its background sampling and stats lines stop. */
+  private leadingEnded(): void {
+    this.sampler.stop();
+    this.stats.stop();
+  }
+
   /** Ends the term without committing more and starts a new one from what Redis has. */
   private async reloadTerm(why: string): Promise<void> {
     if (this.role !== 'leader' || this.stopped !== null) return;
     this.log.warn({ why }, 'reloading all state from Redis in a new term');
     this.role = 'standby';
+    this.leadingEnded();
     this.waitingSince = performance.now();
     this.lease.stopRenewing();
     const engine = this.engine;
@@ -297,6 +316,7 @@ export class Pipeline {
   private async standDown(holder: string): Promise<void> {
     if (this.role !== 'leader' || this.stopped !== null) return;
     this.role = 'standby';
+    this.leadingEnded();
     this.waitingSince = performance.now();
     this.lease.stopRenewing();
     this.log.warn({ holder }, 'lease lost to another instance; dropping uncommitted work and standing by');
@@ -304,31 +324,6 @@ export class Pipeline {
     this.engine = null;
     await engine?.abandon(holder);
     this.standBy();
-  }
-
-  /**
-   * Logs failed lease renewals: the first of a run of failures, then at most every 10 s (a renewal runs
-   * every ttl/3), and the recovery. Commits and reads stay fenced meanwhile; the lease lapses at its TTL.
-   */
-  private renewalLogged(err: Error | null): void {
-    const f = this.renewFailures;
-    const now = Date.now();
-    if (err === null) {
-      if (f.count > 0) this.log.info({ failures: f.count }, 'lease renewed again');
-      f.count = 0;
-      return;
-    }
-    f.count++;
-    if (f.count > 1 && now - f.loggedAt < RENEWAL_LOG_EVERY_MS) return;
-    f.loggedAt = now;
-    this.log.warn(
-      {
-        err: maskSecrets(err.message, this.config.redis.url),
-        failures: f.count,
-        validForMs: this.lease.readBudget(),
-      },
-      'lease renewal failed; retrying',
-    );
   }
 
   private readiness(): { role: Role; checks: Record<string, boolean> } {
@@ -367,11 +362,13 @@ export class Pipeline {
         let r = engine !== null ? await engine.stop(left()) : { clean: true };
         if (!startDone) r = { clean: false };
         this.role = 'stopped';
+        this.leadingEnded();
         const handOver = Math.max(HANDOVER_MIN_MS, left());
         if (this.leaseRedis.status === 'ready') await withTimeout(this.lease.release(), handOver);
         else this.lease.stopRenewing(); // unreachable: the lease lapses after its TTL
         await closeRedis(this.leaseRedis, handOver);
         if (this.http !== null) await withTimeout(this.http.close(), HANDOVER_MIN_MS);
+        await this.stats.summary(r.clean);
         this.log.info(
           { clean: r.clean },
           r.clean ? 'stopped' : 'stopped with uncommitted batches left pending',

@@ -53,6 +53,8 @@ export interface InitResult {
   openWindows: number;
   /** Event IDs the dedup stage remembers after restoring (0 without one). */
   dedupIds: number;
+  /** The shard's stream time after restoring (epoch ms), or null for a fresh shard. */
+  streamTime: number | null;
   /** The restored stream time was too far in the future and was capped (the engine logs it), or null. */
   streamTimeCapped: { stored: number; capped: number } | null;
 }
@@ -136,6 +138,10 @@ export interface ShardOutput {
   eventTimes: number[];
   /** Open window buckets after this batch (the main thread keeps ticking a quiet shard while > 0). */
   openWindows: number;
+  /** Event IDs the dedup stage remembers after this batch (0 without one). */
+  dedupIds: number;
+  /** The shard's stream time after this batch (epoch ms), or null while it has seen no event. */
+  streamTime: number | null;
   /** See BatchResult.closePending. */
   closePending: boolean;
   /** Milliseconds the worker spent on the task, encoding included. */

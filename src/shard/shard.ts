@@ -97,6 +97,11 @@ export class Shard {
     return this.dedup?.size ?? 0;
   }
 
+  /** The shard's stream time (the highest event time seen, or advanced on idleness); null before any. */
+  get currentStreamTime(): number | null {
+    return this.streamTime === Number.NEGATIVE_INFINITY ? null : this.streamTime;
+  }
+
   /**
    * The stream time a restore capped because it was more than `maxFutureSkew` ahead of the wall clock (a
    * checkpoint written before the future-time check, or by a host with a bad clock), or null.

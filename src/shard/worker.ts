@@ -27,6 +27,7 @@ export default function run(task: ShardTask): ShardOutput | InitResult {
       return {
         openWindows: shard.openWindows,
         dedupIds: shard.dedupIds,
+        streamTime: shard.currentStreamTime,
         streamTimeCapped: shard.streamTimeCapped,
       };
     case 'batch': {
@@ -56,6 +57,8 @@ function answer(r: BatchResult, t0: number): ShardOutput {
     counts: r.counts,
     eventTimes: r.eventTimes,
     openWindows: r.openWindows,
+    dedupIds: (shard as Shard).dedupIds,
+    streamTime: (shard as Shard).currentStreamTime,
     closePending: r.closePending,
     busyMs: performance.now() - t0,
     heapUsed: heap.used_heap_size,

@@ -28,8 +28,8 @@ import { shardOfKey } from '../../routing/hash.js';
 import { printable } from '../../sink/sink.js';
 import { fieldOf } from '../../source/redisSource.js';
 import type { Logger } from '../../util/log.js';
-import { parseDeadLetter } from '../inspect/deadLetters.js';
-import { entriesFrom, fieldObject, fieldValue } from '../inspect/streams.js';
+import { parseDeadLetter } from '../../inspect/deadLetters.js';
+import { entriesFrom, fieldObject, fieldValue } from '../../inspect/streams.js';
 import { inputFields, type TestCase } from './cases.js';
 import type { Written, WrittenDeadLetter } from './compare.js';
 

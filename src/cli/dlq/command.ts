@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { DeadLetterCode } from '../../errors.js';
 import { printable } from '../../sink/sink.js';
 import { nonNegativeInt, streamId, table, UsageError, usageChecked } from '../format.js';
-import { EntryView } from '../inspect/entryView.js';
+import { EntryView } from '../../inspect/entryView.js';
 import { withSession } from '../session.js';
 import { replay } from './replay.js';
 import { type Selection, selectDeadLetters } from './select.js';

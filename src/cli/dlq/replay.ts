@@ -18,7 +18,7 @@ import type { CheckpointKeys } from '../../redis/checkpointKeys.js';
 import { replayDeadLetterScript } from '../../redis/scripts/replayDeadLetter-2.js';
 import { MAX_COPY_FIELDS } from '../../shard/commitBuilder.js';
 import { printable } from '../../sink/sink.js';
-import type { DeadLetter } from '../inspect/deadLetters.js';
+import type { DeadLetter } from '../../inspect/deadLetters.js';
 import { replayMarksKey, type Selected, type Selection, selectDeadLetters } from './select.js';
 
 export type Outcome =

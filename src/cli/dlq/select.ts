@@ -9,8 +9,8 @@
 import type { Redis } from 'ioredis';
 import type { PipelineConfig } from '../../config/load.js';
 import type { CheckpointKeys } from '../../redis/checkpointKeys.js';
-import { type DeadLetter, parseDeadLetter } from '../inspect/deadLetters.js';
-import { entriesFrom, type RawEntry } from '../inspect/streams.js';
+import { type DeadLetter, parseDeadLetter } from '../../inspect/deadLetters.js';
+import { entriesFrom, type RawEntry } from '../../inspect/streams.js';
 
 /** The replay marks' key. */
 export function replayMarksKey(keys: CheckpointKeys): string {

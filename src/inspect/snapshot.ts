@@ -4,9 +4,9 @@
  * pipeline runs or not.
  */
 import type { Redis } from 'ioredis';
-import type { PipelineConfig } from '../../config/load.js';
-import type { CheckpointKeys } from '../../redis/checkpointKeys.js';
-import { redactUrl } from '../../redis/connect.js';
+import type { PipelineConfig } from '../config/load.js';
+import type { CheckpointKeys } from '../redis/checkpointKeys.js';
+import { redactUrl } from '../redis/connect.js';
 import { type CheckpointSize, checkpointSize, type ShardState, shardStates } from './checkpoint.js';
 import { type CodeCounts, countByCode } from './deadLetters.js';
 import { type GroupStatus, groupStatus } from './group.js';

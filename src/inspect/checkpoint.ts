@@ -12,12 +12,12 @@
  * pipeline's stream-time, meta, applied, lease and epoch keys.
  */
 import type { Redis } from 'ioredis';
-import { loadCheckpoint } from '../../commit/restore.js';
-import type { PipelineConfig } from '../../config/load.js';
-import type { CheckpointKeys, StateKeyKind } from '../../redis/checkpointKeys.js';
-import { isReplyError } from '../../redis/errors.js';
-import { keyGroupsOfShard } from '../../routing/hash.js';
-import { Shard } from '../../shard/shard.js';
+import { loadCheckpoint } from '../commit/restore.js';
+import type { PipelineConfig } from '../config/load.js';
+import type { CheckpointKeys, StateKeyKind } from '../redis/checkpointKeys.js';
+import { isReplyError } from '../redis/errors.js';
+import { keyGroupsOfShard } from '../routing/hash.js';
+import { Shard } from '../shard/shard.js';
 
 export interface ShardState {
   shard: number;

@@ -8,8 +8,8 @@
  * the lease still holds it until its TTL runs out, but has no connection.
  */
 import type { Redis } from 'ioredis';
-import type { CheckpointKeys } from '../../redis/checkpointKeys.js';
-import { isReplyError } from '../../redis/errors.js';
+import type { CheckpointKeys } from '../redis/checkpointKeys.js';
+import { isReplyError } from '../redis/errors.js';
 
 export interface LeaseStatus {
   held: boolean;

@@ -8,7 +8,7 @@
  * entry without its fields, with its key only (shard/shard.ts), so its original fields are not there.
  */
 import type { Redis } from 'ioredis';
-import { DeadLetterCode } from '../../errors.js';
+import { DeadLetterCode } from '../errors.js';
 import { entriesNewestFirst, type RawEntry } from './streams.js';
 
 /** The codes whose dead letters carry `deliveries` before `error`. */

@@ -11,8 +11,8 @@
  * Window results and `flat` bodies have no body field: their fields are everything. Results of a
  * pass-through pipeline (no window stage) are copies of input entries: their body is decoded too.
  */
-import type { PipelineConfig } from '../../config/load.js';
-import { MsgpackBodyDecoder } from '../../shard/stages/msgpackBody.js';
+import type { PipelineConfig } from '../config/load.js';
+import { MsgpackBodyDecoder } from '../shard/stages/msgpackBody.js';
 import { parseDeadLetter } from './deadLetters.js';
 import { fieldObject, type RawEntry } from './streams.js';
 

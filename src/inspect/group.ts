@@ -7,10 +7,10 @@
  *   age of the oldest unread entry is that of the first entry after `last-delivered-id`.
  */
 import type { Redis } from 'ioredis';
-import { MARKER_PREFIX } from '../../commit/incarnation.js';
-import { NoGroupError, NoSuchKeyError } from '../../errors.js';
-import { classifyRedisError } from '../../redis/errors.js';
-import { fieldOf } from '../../source/redisSource.js';
+import { MARKER_PREFIX } from '../commit/incarnation.js';
+import { NoGroupError, NoSuchKeyError } from '../errors.js';
+import { classifyRedisError } from '../redis/errors.js';
+import { fieldOf } from '../source/redisSource.js';
 import { ageSeconds } from './streams.js';
 
 export interface ConsumerInfo {

@@ -6,9 +6,9 @@
  * in ms when the entry was added, so the difference is right even when this host's clock is off.
  */
 import type { Redis } from 'ioredis';
-import { WrongTypeError } from '../../errors.js';
-import { classifyRedisError } from '../../redis/errors.js';
-import { printable } from '../../sink/sink.js';
+import { WrongTypeError } from '../errors.js';
+import { classifyRedisError } from '../redis/errors.js';
+import { printable } from '../sink/sink.js';
 
 /** Redis' clock (`TIME`), epoch ms. */
 export async function redisTimeMs(redis: Redis): Promise<number> {
