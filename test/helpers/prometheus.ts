@@ -162,15 +162,7 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<RunningP
  * Metrics that deploy/ (dashboard, rules) and docs/metrics.md already use but that the engine does not
  * export yet (they need its data): tests accept these names where they do not find them in a scrape.
  */
-export const PLANNED_METRICS = [
-  'streamshard_shard_stream_time_seconds',
-  'streamshard_shard_stream_time_lag_seconds',
-  'streamshard_lag_seconds',
-  'streamshard_open_windows',
-  'streamshard_dedup_ids',
-  'streamshard_checkpoint_bytes',
-  'streamshard_stream_length',
-];
+export const PLANNED_METRICS: string[] = [];
 
 /** Metric names (`streamshard_*`, `process_*`, `nodejs_*`) that a PromQL expression mentions. */
 export function metricNames(expr: string): string[] {
