@@ -14,7 +14,6 @@
 import { randomBytes } from 'node:crypto';
 import type { PipelineConfig } from '../config/load.js';
 import { LeaseLostError, StaleStateError } from '../errors.js';
-import { VERIFY_EVERY_MS } from '../commit/incarnation.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { keyGroupsOfShard } from '../routing/hash.js';
 import { Router } from '../routing/router.js';
@@ -25,6 +24,7 @@ import type { Logger } from '../util/log.js';
 import { Committer } from './committer.js';
 import { FlushPolicy } from './flushPolicy.js';
 import { Guards } from './guards.js';
+import { Housekeeping } from './housekeeping.js';
 import type { Lane } from './lane.js';
 import { Reader } from './reader.js';
 import { Recovery } from './recovery.js';
@@ -57,9 +57,7 @@ export class Engine {
   private readonly reader: Reader;
   private readonly router: Router;
   private readonly openBatches: Lane['batch'][] = [];
-  private trimTimer: NodeJS.Timeout | null = null;
-  private verifyTimer: NodeJS.Timeout | null = null;
-  private verifying = false;
+  private readonly housekeeping: Housekeeping;
   private groupPresent = false;
   /** The term's fence, filled in at start (the lease's token is known then). */
   private readonly fence: CommitFence = { leaseKey: '', appliedKey: '', token: '', term: '' };
@@ -87,6 +85,7 @@ export class Engine {
     });
     const keyGroups = Array.from({ length: c.shards }, (_, s) => keyGroupsOfShard(s, c.keyGroups, c.shards));
     this.recovery = new Recovery(term, this.guards, keyGroups, parts.worker);
+    this.housekeeping = new Housekeeping(term, (e) => this.stale(e));
     this.reader = new Reader(term, this.guards, this.policy, this.router, this.openBatches, (e) =>
       this.stale(e),
     );
@@ -100,7 +99,6 @@ export class Engine {
    */
   async start(since = performance.now()): Promise<void> {
     const { term } = this;
-    const c = term.config;
     term.recoveringSince = since;
     Object.assign(this.fence, {
       leaseKey: this.fenceKeys.lease,
@@ -115,9 +113,7 @@ export class Engine {
     if (term.stopping) return; // stopped while starting: read nothing
     term.running = true;
     this.reader.start();
-    if (c.source.trim !== undefined)
-      this.trimTimer = setInterval(() => void this.trim(), c.source.trim.every);
-    this.verifyTimer = setInterval(() => void this.verifyIncarnation(), VERIFY_EVERY_MS);
+    this.housekeeping.start();
     this.policy.start();
   }
 
@@ -143,38 +139,6 @@ export class Engine {
     this.policy.flush(lane);
   }
 
-  /** Trims input entries no group needs any more (source/trim.ts); a failure is retried next time. */
-  private async trim(): Promise<void> {
-    const { term } = this;
-    try {
-      const { floor, trimmed } = await term.store.trim();
-      if (trimmed > 0) {
-        term.metrics?.entriesTrimmed.inc(trimmed);
-        term.log.debug({ floor, trimmed }, 'trimmed the input stream');
-      }
-    } catch (e) {
-      term.log.warn({ err: (e as Error).message }, 'trimming the input stream failed');
-    }
-  }
-
-  /**
-   * The group still has the marker of the state's incarnation (a destroy + re-create between two reads
-   * is not seen by the reader otherwise). Unreachable Redis: tried again at the next tick.
-   */
-  private async verifyIncarnation(): Promise<void> {
-    // One at a time, and not while the main connection is down: ioredis would queue a check per tick.
-    const { term } = this;
-    if (!term.live || this.verifying || !term.store.connected('main')) return;
-    this.verifying = true;
-    try {
-      await term.store.verifyIncarnation();
-    } catch (e) {
-      if (e instanceof StaleStateError && term.running) this.stale(e);
-    } finally {
-      this.verifying = false;
-    }
-  }
-
   /** The state belongs to another incarnation of the stream or group: stop reading and fail. */
   private stale(e: StaleStateError): void {
     this.groupPresent = false;
@@ -184,8 +148,7 @@ export class Engine {
   }
 
   private stopTimers(): void {
-    if (this.trimTimer) clearInterval(this.trimTimer);
-    if (this.verifyTimer) clearInterval(this.verifyTimer);
+    this.housekeeping.stop();
     this.policy.stop();
   }
 
