@@ -40,7 +40,7 @@ describe('pipeline config', () => {
     expect(c.shards).toBe(3); // auto = cores - 1
     expect(c.keyGroups).toBe(256);
     expect(c.commit).toEqual({ maxEvents: 1000, maxDelay: 10 });
-    expect(c.metrics).toEqual({ port: 9464, host: '0.0.0.0', prefix: 'streamshard_' });
+    expect(c.metrics).toEqual({ port: 9464, host: '0.0.0.0', prefix: 'streamshard_', statsEvery: 60_000 });
     expect(parseConfig(MIN, 't', { env: {}, cpus: 1 }).redis.url).toBe('redis://127.0.0.1:6379');
     expect(parseConfig(MIN, 't', { env: {}, cpus: 1 }).shards).toBe(1);
   });

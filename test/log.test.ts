@@ -108,7 +108,9 @@ describe('the CLI', () => {
     const out = lines(r.stderr);
     expect(out.at(0)).toMatch(/^\d\d:\d\d:\d\d\.\d{3} WARN {2}log-check: cannot connect to Redis; retrying /);
     expect(out.at(-2)).toMatch(/^\d\d:\d\d:\d\d\.\d{3} ERROR log-check: start failed err="cannot connect/);
-    expect(out.at(-1)).toMatch(/^\d\d:\d\d:\d\d\.\d{3} INFO {2}log-check: stopped clean=true$/);
+    expect(out.at(-1)).toMatch(
+      /^\d\d:\d\d:\d\d\.\d{3} INFO {2}log-check: stopped clean=true uptimeSeconds=\d+ eventsRead=0 /,
+    );
     expect(r.stderr).not.toContain('\x1b[');
   });
 

@@ -2,7 +2,7 @@
  * The state gauges and log lines of a running pipeline: per-shard stream time, open windows and dedup
  * IDs agree with what `streamshard status` reads from the checkpoint (src/inspect/checkpoint.ts, which
  * restores the checkpoint as a restart would); lag seconds and stream lengths agree with Redis; the
- * checkpoint's size is measured; a `stats` line comes while events flow and a `summary` line on stop.
+ * checkpoint's size is measured; a `stats` line comes while events flow and the `stopped` line carries the totals.
  */
 import { expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.js';
@@ -121,6 +121,6 @@ it('exports stream time, open windows and dedup IDs per shard as status reads th
   const summary = p
     .logs()
     .map((l) => JSON.parse(l) as Record<string, unknown>)
-    .find((r) => r.msg === 'summary');
+    .find((r) => r.msg === 'stopped');
   expect(summary).toMatchObject({ clean: true, eventsRead: COUNT, eventsAcked: COUNT });
 });

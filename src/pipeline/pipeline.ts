@@ -368,9 +368,8 @@ export class Pipeline {
         else this.lease.stopRenewing(); // unreachable: the lease lapses after its TTL
         await closeRedis(this.leaseRedis, handOver);
         if (this.http !== null) await withTimeout(this.http.close(), HANDOVER_MIN_MS);
-        await this.stats.summary(r.clean);
         this.log.info(
-          { clean: r.clean },
+          { clean: r.clean, ...(await this.stats.summary()) },
           r.clean ? 'stopped' : 'stopped with uncommitted batches left pending',
         );
         return r;

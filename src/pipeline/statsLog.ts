@@ -1,7 +1,7 @@
 /**
  * The log lines an operator reads without a dashboard: a `stats` line every `metrics.statsEvery` while
- * this instance leads (rates since the previous line, lag, dead letters), and one `summary` line when the
- * pipeline stops (totals since start). The figures come from the metrics registry and the background
+ * this instance leads (rates since the previous line, lag, dead letters), and the totals since start that
+ * the `stopped` line carries. The figures come from the metrics registry and the background
  * sample (inspect/sampler.ts): nothing is counted twice, nothing waits on Redis.
  */
 import type { Sample } from '../inspect/sampler.js';
@@ -56,19 +56,15 @@ export class StatsLog {
     );
   }
 
-  /** The one line on stop: totals since the process started. */
-  async summary(clean: boolean): Promise<void> {
+  /** The summary the `stopped` line carries: totals since the process started. */
+  async summary(): Promise<Record<string, number>> {
     const t = await this.metrics.totals();
-    this.log.info(
-      {
-        clean,
-        uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
-        eventsRead: t.read,
-        eventsAcked: t.acked,
-        deadLettered: t.deadLettered,
-        resultsWritten: t.results,
-      },
-      'summary',
-    );
+    return {
+      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+      eventsRead: t.read,
+      eventsAcked: t.acked,
+      deadLettered: t.deadLettered,
+      resultsWritten: t.results,
+    };
   }
 }
