@@ -6,15 +6,20 @@
  *            dedup memory at its bound). Peak RSS during the drain; target ≤ 300 MB.
  *   backlog  a 5M-event backlog (10,000 keys, 10 s windows, as in the e2e bench) drained from the start;
  *            peak RSS in each fifth of the drain (by time), to show whether memory stays flat.
+ *   sessions in this process, no Redis: bytes per open session — 1M keys with one open session each in a
+ *            session stage (count/sum/min/max), heap + array buffers after a full GC, less before.
  * Saves bench/results/memory-<time>.json.
  *
- *   npm run bench:memory -- [--scenario keys|backlog|both] [--keys-events 1000000] [--backlog-events 5000000]
+ *   npm run bench:memory -- [--scenario keys|backlog|sessions|both] [--keys-events 1000000] [--backlog-events 5000000]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { Redis } from 'ioredis';
 import { startLocalRedis } from '../src/tools/localRedis.js';
 import { produce } from '../src/tools/produce/producer.js';
+import { windowOperator } from '../src/shard/stages/window/operator.js';
 import { ROOT } from './lib/contender.js';
 import { type DrainResult, measureDrain } from './lib/drainRun.js';
 import { parseFlags } from './lib/flags.js';
@@ -26,7 +31,7 @@ import { redisUsedMemoryMb } from './lib/redisState.js';
 const o = parseFlags(
   process.argv.slice(2),
   { scenario: 'both', keysEvents: 1_000_000, backlogEvents: 5_000_000, shards: 2, pollMs: 100 },
-  'npm run bench:memory -- [--scenario keys|backlog|both] [--keys-events N] [--backlog-events N] [--shards N]',
+  'npm run bench:memory -- [--scenario keys|backlog|sessions|both] [--keys-events N] [--backlog-events N] [--shards N]',
 );
 const START_TS = 1_700_002_800_000; // a whole hour: the keys scenario's events all fall in one 1 h window
 const HOUR = 3_600_000;
@@ -122,6 +127,36 @@ async function backlogScenario(): Promise<[string, object]> {
   }
 }
 
+/** Bytes per open session: 1M keys (`u0…`) with one session each, in one session stage. */
+async function sessionsScenario(): Promise<[string, object]> {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const used = () => {
+    gc();
+    const m = process.memoryUsage();
+    return m.heapUsed + m.arrayBuffers;
+  };
+  const n = o.keysEvents;
+  const aggregates = [
+    { fn: 'count' as const },
+    { fn: 'sum' as const, field: 'amount' },
+    { fn: 'min' as const, field: 'amount' },
+    { fn: 'max' as const, field: 'amount' },
+  ];
+  const before = used();
+  const stage = windowOperator({ type: 'session', gap: HOUR, grace: 0, idleClose: 0, aggregates });
+  const values = Float64Array.of(0, 5, 5, 5);
+  const enc = new TextEncoder();
+  for (let i = 0; i < n; i++) {
+    const k = enc.encode(`u${i}`);
+    stage.addBytes(k, 0, k.length, 0, i % 256, START_TS + i, values, START_TS + i);
+  }
+  stage.drain(); // the checkpoint strings are built and dropped: what stays is the state
+  const per = (used() - before) / n;
+  if (stage.openBuckets !== n) throw new Error(`expected ${n} open sessions, got ${stage.openBuckets}`);
+  return [`${per.toFixed(0)} bytes per open session (heap + array buffers)`, { bytesPerOpenSession: per }];
+}
+
 const report: Record<string, unknown> = { date: new Date().toISOString(), flags: o };
 const lines: string[] = [];
 const n = (x: number) => x.toLocaleString('en-US');
@@ -135,6 +170,13 @@ try {
   }
   if (o.scenario === 'backlog' || o.scenario === 'both') {
     await scenario('backlog', `backlog: ${n(o.backlogEvents)} events, ${o.shards} shards`, backlogScenario);
+  }
+  if (o.scenario === 'sessions') {
+    await scenario(
+      'sessions',
+      `sessions: ${n(o.keysEvents)} keys with one open session each`,
+      sessionsScenario,
+    );
   }
   report.machine = await machineInfo(redis);
   progress.stop();

@@ -20,6 +20,7 @@ import type { BatchResult } from '../src/shard/protocol.js';
 import { Shard } from '../src/shard/shard.js';
 import { EventDecoder } from '../src/shard/stages/decode.js';
 import { DedupStage } from '../src/shard/stages/dedup/dedupStage.js';
+import { windowOperator } from '../src/shard/stages/window/operator.js';
 import { WindowStage } from '../src/shard/stages/window/windowStage.js';
 import type { ByteString } from '../src/util/bytes.js';
 import { ROOT } from './lib/contender.js';
@@ -149,6 +150,38 @@ function windowAddRunner(): () => void {
   };
 }
 
+/**
+ * Session or sliding windows at steady state, stream time following the events: per batch, add every
+ * event (sessions of 1 s gap open, extend and merge; sliding windows of 1 s), close what is due, drain the
+ * checkpoint delta — what the shard does per batch.
+ */
+function keyedRunner(type: 'session' | 'sliding'): () => void {
+  const cfg: WindowConfig = {
+    ...window,
+    type,
+    size: type === 'sliding' ? 1000 : undefined,
+    gap: 1000,
+    grace: 0,
+  };
+  if (type === 'sliding') delete cfg.gap;
+  const w = windowOperator(cfg);
+  let st = 0;
+  const out: ByteString[][] = [];
+  return () => {
+    for (const e of next(facts)) {
+      values[1] = e.amount;
+      values[2] = e.amount;
+      values[3] = e.amount;
+      if (e.ts > st) st = e.ts;
+      const k = e.keyBytes;
+      w.addBytes(k, 0, k.length, e.keyHash, e.keyGroup, e.ts, values, st);
+    }
+    w.closeDue(st, out);
+    out.length = 0;
+    w.drain();
+  };
+}
+
 /** A fresh window holding the keys one 10 s window of this input holds, closed in the timed part. */
 let toClose = new WindowStage(window);
 function fillWindow(): void {
@@ -202,6 +235,18 @@ const tasks: Array<{ name: string; items: number; unit: string; fn: () => void; 
   },
   { name: 'dedup: check/insert at the 200k bound + delta', items: BATCH, unit: 'events', fn: dedupRunner() },
   { name: 'window: update count/sum/min/max + delta', items: BATCH, unit: 'events', fn: windowAddRunner() },
+  {
+    name: 'session window (1 s gap): add, close due, delta',
+    items: BATCH,
+    unit: 'events',
+    fn: keyedRunner('session'),
+  },
+  {
+    name: 'sliding window (1 s): add, close due, delta',
+    items: BATCH,
+    unit: 'events',
+    fn: keyedRunner('sliding'),
+  },
   {
     name: `window: close one window (${perWindow} keys)`,
     items: perWindow,

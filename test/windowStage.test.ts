@@ -114,9 +114,11 @@ class Reference {
   /** The same, less the emitted results. */
   private readonly open = new Map<number, Map<string, RefAgg>>();
   private readonly advance: number;
+  private readonly cfg: WindowConfig & { size: number };
 
-  constructor(private readonly cfg: WindowConfig) {
-    this.advance = cfg.advance ?? cfg.size;
+  constructor(cfg: WindowConfig) {
+    this.cfg = { ...cfg, size: cfg.size ?? 0 };
+    this.advance = cfg.advance ?? this.cfg.size;
   }
 
   add(e: Ev, streamTime: number): boolean {

@@ -71,16 +71,26 @@ const aggregateSchema = z
     }
   });
 
-/** Event-time windows per key, aligned to the epoch, `[start, end)`. */
+/**
+ * Event-time windows per key: epoch-aligned `[start, end)` (tumbling, hopping), per-key sessions split by
+ * an inactivity `gap`, or Kafka Streams-style sliding windows `[t - size, t]` (docs/configuration.md).
+ */
 const windowStage = z
   .object({
     window: z
       .object({
-        /** `tumbling`: back-to-back windows; `hopping`: windows of `size` every `advance`. @defaultValue tumbling */
-        type: z.enum(['tumbling', 'hopping']).default('tumbling'),
-        size: duration('Window length.'),
+        /**
+         * `tumbling`: back-to-back windows; `hopping`: windows of `size` every `advance`; `session`: a key's
+         * events less than `gap` apart; `sliding`: every distinct window of `size` whose content changes at
+         * an event. @defaultValue tumbling
+         */
+        type: z.enum(['tumbling', 'hopping', 'session', 'sliding']).default('tumbling'),
+        /** Window length (not for `session`). */
+        size: duration('Window length (tumbling, hopping, sliding).').optional(),
         /** Hopping only: distance between window starts; must divide `size`. */
         advance: duration('Hopping only: distance between window starts.').optional(),
+        /** Session only: a session ends after this much event time without an event of its key. */
+        gap: duration('Session only: inactivity gap that ends a session.').optional(),
         /** How long after its end a window waits for late events (in stream time). @defaultValue 0 */
         grace: duration('How long after its end a window accepts late events.').default(0),
         /**
@@ -95,24 +105,42 @@ const windowStage = z
       })
       .strict()
       .superRefine((w, ctx) => {
-        if (w.size <= 0) ctx.addIssue({ code: 'custom', path: ['size'], message: 'must be greater than 0' });
+        const issue = (path: string, message: string) =>
+          ctx.addIssue({ code: 'custom', path: [path], message });
+        if (w.type === 'session') {
+          if (w.gap === undefined) issue('gap', 'session windows need `gap`, e.g. gap: 30m');
+          else if (w.gap <= 0) issue('gap', 'must be greater than 0');
+          if (w.size !== undefined) issue('size', 'session windows take `gap`, not `size`');
+          if (w.advance !== undefined) issue('advance', 'only hopping windows take `advance`');
+          return;
+        }
+        if (w.gap !== undefined) issue('gap', 'only session windows take `gap`');
+        if (w.size === undefined) {
+          issue('size', `${w.type} windows need \`size\`, e.g. size: 10s`);
+          return;
+        }
+        if (w.size <= 0) issue('size', 'must be greater than 0');
         if (w.type === 'hopping') {
           if (w.advance === undefined) {
-            ctx.addIssue({ code: 'custom', path: ['advance'], message: 'hopping windows need `advance`' });
+            issue('advance', 'hopping windows need `advance`');
           } else if (w.advance <= 0 || w.advance > w.size || w.size % w.advance !== 0) {
-            ctx.addIssue({
-              code: 'custom',
-              path: ['advance'],
-              message: `must be > 0 and divide size (${w.size} ms), got ${w.advance} ms`,
-            });
+            issue('advance', `must be > 0 and divide size (${w.size} ms), got ${w.advance} ms`);
           }
         } else if (w.advance !== undefined && w.advance !== w.size) {
-          ctx.addIssue({ code: 'custom', path: ['advance'], message: 'only hopping windows take `advance`' });
+          issue('advance', 'only hopping windows take `advance`');
         }
       }),
   })
   .strict()
   .describe('Event-time windows per key.');
+
+/**
+ * The window length that decides when a window of `w` closes after its last event: `gap` for sessions,
+ * `size` otherwise (the schema requires the one of its type).
+ */
+export function windowSpan(w: { type: string; size?: number | undefined; gap?: number | undefined }): number {
+  return (w.type === 'session' ? w.gap : w.size) ?? 0;
+}
 
 /** One entry of `stages`. */
 export const stageSchema = z.union([filterStage, dedupStage, windowStage]);

@@ -4,6 +4,8 @@
  *
  *   <ns>:wi:<kg>          SET   window starts open in key group kg
  *   <ns>:w:<kg>:<start>   HASH  key → "count,slot1,slot2,…" for the window starting at <start>
+ *   <ns>:w:<kg>:0         HASH  session and sliding windows: key → the key's whole state
+ *                               (shard/stages/window/keyedState.ts)
  *   <ns>:dl:<kg>          LIST  dedup log: chunks of (stream time seen, event ID), oldest first
  *                               (shard/stages/dedup/checkpoint.ts)
  *   <ns>:st               HASH  kg → stream time of the shard that owned kg

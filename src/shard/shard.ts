@@ -18,7 +18,8 @@ import type { BatchResult, RestoredState } from './protocol.js';
 import { EventDecoder } from './stages/decode.js';
 import { DedupStage } from './stages/dedup/dedupStage.js';
 import { compileFilter } from './stages/filter.js';
-import { ADDED, LATE, WindowStage } from './stages/window/windowStage.js';
+import { windowOperator } from './stages/window/operator.js';
+import { ADDED, LATE, type WindowOperator } from './stages/window/windowStage.js';
 import { DROP, FAILED, keyText, type Step, Steps } from './steps.js';
 
 /**
@@ -32,7 +33,7 @@ export class Shard {
   private readonly decoder: EventDecoder;
   private readonly steps: Steps;
   private readonly dedup: DedupStage | null = null;
-  private readonly window: WindowStage | null = null;
+  private readonly window: WindowOperator | null = null;
   private readonly idleClose: number;
   /**
    * Most window results one batch emits: closing a window start for every key at once made one commit of
@@ -67,7 +68,7 @@ export class Shard {
         this.dedup = new DedupStage(s.dedup);
         steps.push({ kind: 'dedup', dedup: this.dedup });
       } else {
-        this.window = new WindowStage(s.window);
+        this.window = windowOperator(s.window);
         aggregates = s.window.aggregates;
         idleClose = s.window.idleClose;
       }

@@ -253,9 +253,15 @@ export function reference(
   const advance = windowStage
     ? windowStage.type === 'hopping'
       ? (windowStage.advance as number)
-      : windowStage.size
+      : (windowStage.size ?? 0)
     : 0;
 
+  const keyed =
+    windowStage?.type === 'session'
+      ? new SessionReference(windowStage, aggFields)
+      : windowStage?.type === 'sliding'
+        ? new SlidingReference(windowStage, aggFields)
+        : null;
   const shards = new Map<number, ShardState>();
   const windows = new Map<string, WindowAcc>();
   const sink: FieldPair[][] = [];
@@ -363,8 +369,16 @@ export function reference(
           dropped = true;
           break;
         }
+      } else if (stage.window.type === 'session' || stage.window.type === 'sliding') {
+        const verdict = keyed?.add(key, ts, aggValues, shard.streamTime);
+        if (verdict !== 'added') {
+          if (verdict === 'E_LATE') counts.late++;
+          deadLetter(e, verdict ?? 'E_LATE');
+          dropped = true;
+          break;
+        }
       } else {
-        const w = stage.window;
+        const w = stage.window as WindowConfig & { size: number };
         const starts = windowStartsOf(ts, w.size, advance);
         const open = starts.filter((s) => shard.streamTime < s + w.size + w.grace);
         if (open.length === 0) {
@@ -417,7 +431,10 @@ export function reference(
     if (!windowStage) sink.push(pairsOf(e.fields));
   }
 
-  if (windowStage) {
+  if (keyed !== null && windowStage) {
+    for (const acc of keyed.results()) sink.push(windowResult(acc, windowStage, acc.end));
+    counts.windowsEmitted = sink.length;
+  } else if (windowStage) {
     for (const acc of windows.values()) sink.push(windowResult(acc, windowStage));
     counts.windowsEmitted = windows.size;
   }
@@ -438,11 +455,11 @@ function isDuplicate(shard: ShardState, id: string, dedup: DedupConfig): boolean
   return false;
 }
 
-function windowResult(acc: WindowAcc, w: WindowConfig): FieldPair[] {
+function windowResult(acc: WindowAcc, w: WindowConfig, end = acc.start + (w.size ?? 0)): FieldPair[] {
   const out: FieldPair[] = [
     ['key', acc.key],
     ['window_start', String(acc.start)],
-    ['window_end', String(acc.start + w.size)],
+    ['window_end', String(end)],
     ['count', String(acc.count)],
   ];
   for (const a of w.aggregates) {
@@ -457,6 +474,133 @@ function windowResult(acc: WindowAcc, w: WindowConfig): FieldPair[] {
     out.push([`${a.fn}_${f.replaceAll('.', '_')}`, String(v)]); // sum of order.total → sum_order_total
   }
   return out;
+}
+
+/* ------------------------------------------------------------------------------------------------------ */
+/* Session and sliding windows: per key, from the definitions in docs/configuration.md                      */
+/* ------------------------------------------------------------------------------------------------------ */
+
+type KeyedVerdict = 'added' | 'E_LATE' | 'E_OVERFLOW';
+
+/** A window of a key with the values of its events, and its (exclusive or inclusive) end. */
+type KeyedAcc = WindowAcc & { end: number };
+
+function newAcc(key: string, start: number, end: number, fields: string[]): KeyedAcc {
+  const values = new Map(fields.map((f) => [f, [] as number[]]));
+  return { key, start, end, values, sums: new Map(fields.map((f) => [f, 0])), count: 0 };
+}
+
+function addTo(acc: KeyedAcc, vals: Map<string, number>): void {
+  acc.count++;
+  for (const [f, v] of vals) acc.values.get(f)?.push(v);
+}
+
+/**
+ * Sessions: a key's events less than `gap` apart form one session `[first, last + gap)`; a session is
+ * closed once stream time reaches `last + gap + grace`, and closed sessions never change. An event is late
+ * when its own session `[ts, ts + gap)` would be closed; otherwise it merges every open session of its key
+ * that it falls within `gap` of (E_OVERFLOW when a summed field of the merged session is not finite).
+ */
+class SessionReference {
+  private readonly all: Array<{ acc: KeyedAcc; first: number; last: number; alive: boolean }> = [];
+  private readonly byKey = new Map<
+    string,
+    Array<{ acc: KeyedAcc; first: number; last: number; alive: boolean }>
+  >();
+  private readonly gap: number;
+  private readonly summed: string[];
+
+  constructor(
+    private readonly w: WindowConfig,
+    private readonly fields: string[],
+  ) {
+    this.gap = w.gap as number;
+    this.summed = w.aggregates.filter((a) => a.fn === 'sum' || a.fn === 'avg').map((a) => a.field as string);
+  }
+
+  add(key: string, ts: number, vals: Map<string, number>, streamTime: number): KeyedVerdict {
+    const { gap, w } = this;
+    if (ts + gap + w.grace <= streamTime) return 'E_LATE';
+    const sessions = this.byKey.get(key) ?? [];
+    this.byKey.set(key, sessions);
+    const hits = sessions.filter(
+      (s) => s.alive && s.last + gap + w.grace > streamTime && s.first - gap < ts && ts < s.last + gap,
+    );
+    for (const f of this.summed) {
+      const total = hits.reduce(
+        (n, s) => n + (s.acc.values.get(f) as number[]).reduce((x, y) => x + y, 0),
+        0,
+      );
+      if (!Number.isFinite(total + (vals.get(f) as number))) return 'E_OVERFLOW';
+    }
+    const merged = { acc: newAcc(key, ts, ts, this.fields), first: ts, last: ts, alive: true };
+    for (const s of hits) {
+      s.alive = false;
+      merged.first = Math.min(merged.first, s.first);
+      merged.last = Math.max(merged.last, s.last);
+      merged.acc.count += s.acc.count;
+      for (const f of this.fields) merged.acc.values.get(f)?.push(...(s.acc.values.get(f) as number[]));
+    }
+    addTo(merged.acc, vals);
+    sessions.push(merged);
+    this.all.push(merged);
+    return 'added';
+  }
+
+  results(): KeyedAcc[] {
+    return this.all.filter((s) => s.alive).map((s) => ({ ...s.acc, start: s.first, end: s.last + this.gap }));
+  }
+}
+
+/**
+ * Sliding windows (Kafka Streams' SlidingWindows): for each accepted event at t of a key, the windows
+ * [t - size, t] and [t + 1, t + 1 + size], inclusive, each emitted once if it holds an event. An event is
+ * late when stream time > t + grace; E_OVERFLOW when the magnitudes of the key's accepted events in
+ * [t - size, t + 1 + size] plus its own, added in time order, are not finite.
+ */
+class SlidingReference {
+  private readonly events = new Map<string, Array<{ ts: number; vals: Map<string, number> }>>();
+  private readonly size: number;
+  private readonly summed: string[];
+
+  constructor(
+    private readonly w: WindowConfig,
+    private readonly fields: string[],
+  ) {
+    this.size = w.size as number;
+    this.summed = w.aggregates.filter((a) => a.fn === 'sum' || a.fn === 'avg').map((a) => a.field as string);
+  }
+
+  add(key: string, ts: number, vals: Map<string, number>, streamTime: number): KeyedVerdict {
+    if (streamTime > ts + this.w.grace) return 'E_LATE';
+    const evs = this.events.get(key) ?? [];
+    this.events.set(key, evs);
+    const near = evs.filter((e) => e.ts >= ts - this.size && e.ts <= ts + 1 + this.size);
+    near.sort((a, b) => a.ts - b.ts); // stable: equal times stay in arrival order
+    for (const f of this.summed) {
+      let total = 0;
+      for (const e of near) {
+        total += Math.abs(e.vals.get(f) as number);
+        if (!Number.isFinite(total)) return 'E_OVERFLOW';
+      }
+      if (!Number.isFinite(total + Math.abs(vals.get(f) as number))) return 'E_OVERFLOW';
+    }
+    evs.push({ ts, vals });
+    return 'added';
+  }
+
+  results(): KeyedAcc[] {
+    const out: KeyedAcc[] = [];
+    for (const [key, evs] of this.events) {
+      const starts = new Set(evs.flatMap((e) => [e.ts - this.size, e.ts + 1]));
+      for (const s of starts) {
+        const acc = newAcc(key, s, s + this.size, this.fields);
+        for (const e of evs) if (e.ts >= s && e.ts <= s + this.size) addTo(acc, e.vals);
+        if (acc.count > 0) out.push(acc);
+      }
+    }
+    return out;
+  }
 }
 
 /* ------------------------------------------------------------------------------------------------------ */

@@ -5,14 +5,14 @@
  */
 import { fnv1a } from '../../src/routing/hash.js';
 import type { DedupStage } from '../../src/shard/stages/dedup/dedupStage.js';
-import type { AddResult, WindowStage } from '../../src/shard/stages/window/windowStage.js';
+import type { AddResult, WindowOperator } from '../../src/shard/stages/window/windowStage.js';
 import type { ByteString } from '../../src/util/bytes.js';
 
 const encoder = new TextEncoder();
 
 /** `WindowStage.addBytes` with a whole key: text is added as its UTF-8 bytes. */
 export function addEvent(
-  stage: WindowStage,
+  stage: WindowOperator,
   key: ByteString,
   keyGroup: number,
   ts: number,

@@ -22,6 +22,7 @@ import { pino } from 'pino';
 import { loadCheckpoint } from '../../commit/restore.js';
 import type { PipelineConfig } from '../../config/load.js';
 import type { WindowConfig } from '../../config/schema.js';
+import { windowSpan } from '../../config/stageSchema.js';
 import { Pipeline } from '../../pipeline/pipeline.js';
 import { CheckpointKeys } from '../../redis/checkpointKeys.js';
 import { shardOfKey } from '../../routing/hash.js';
@@ -156,7 +157,8 @@ async function flush(redis: Redis, c: PipelineConfig, w: WindowConfig, wait: Wai
   const all = Array.from({ length: c.keyGroups }, (_, g) => g);
   const { streamTime } = await loadCheckpoint(redis, keys, all);
   if (streamTime === null) return 0; // no event was decoded: no window was opened
-  const at = streamTime + w.size + w.grace;
+  // a sliding window's end is inclusive and its last one ends 1 ms + size after the last event: +2 passes it
+  const at = streamTime + windowSpan(w) + w.grace + (w.type === 'sliding' ? 2 : 0);
   const skew = c.body.maxFutureSkew;
   if (skew > 0 && at > Date.now() + skew - 1000) {
     throw new Error(

@@ -78,6 +78,29 @@ export class RowLayout {
     return -1;
   }
 
+  /** Adds the row at `s[sAt]` into the row at `d[at]` (two sessions merging: counts and sums add up). */
+  combine(d: Float64Array, at: number, s: Float64Array, sAt: number): void {
+    d[at] = (d[at] as number) + (s[sAt] as number);
+    for (let c = 0; c < this.slotFns.length; c++) {
+      const j = at + 1 + c;
+      const v = s[sAt + 1 + c] as number;
+      const fn = this.slotFns[c];
+      if (fn === FN_SUM || fn === FN_AVG) d[j] = (d[j] as number) + v;
+      else if (fn === FN_MIN ? v < (d[j] as number) : v > (d[j] as number)) d[j] = v;
+    }
+  }
+
+  /** Like {@link overflowingSum}, for combining the row at `s[sAt]` into the row at `d[at]`. */
+  overflowingCombine(d: Float64Array, at: number, s: Float64Array, sAt: number): number {
+    for (let c = 0; c < this.slotFns.length; c++) {
+      const fn = this.slotFns[c];
+      if (fn !== FN_SUM && fn !== FN_AVG) continue;
+      const sum = (d[at + 1 + c] as number) + (s[sAt + 1 + c] as number);
+      if (sum - sum !== 0) return this.slotValues[c] as number;
+    }
+    return -1;
+  }
+
   /** The result of the row at `d[at]`: `key, window_start, window_end, count`, then a field per aggregate. */
   result(key: ByteString, start: string, end: string, d: Float64Array, at: number): ByteString[] {
     const count = d[at] as number;

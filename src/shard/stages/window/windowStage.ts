@@ -25,7 +25,40 @@ export const LATE = 1;
 export const OVERFLOW = 2;
 export type AddResult = typeof ADDED | typeof LATE | typeof OVERFLOW;
 
-export class WindowStage {
+/**
+ * What the shard asks of a window stage, whatever its type (operator.ts picks the implementation once):
+ * this file's epoch-aligned windows, sessionStage.ts or slidingStage.ts.
+ */
+export interface WindowOperator {
+  /** Open windows (buckets, sessions, or pending sliding windows): the open-windows gauge. */
+  readonly openBuckets: number;
+  /**
+   * Adds an event with the key `bytes[start, end)` (`hash` = its FNV-1a, `keyGroup` its key group) at event
+   * time `ts`; `values` are the aggregated fields in aggregate order. Changes nothing on LATE or OVERFLOW.
+   */
+  addBytes(
+    bytes: Uint8Array,
+    start: number,
+    end: number,
+    hash: number,
+    keyGroup: number,
+    ts: number,
+    values: Float64Array,
+    streamTime: number,
+  ): AddResult;
+  /** Why the last `addBytes` returned OVERFLOW. */
+  overflowMessage(): string;
+  /** Whether a window is due at `streamTime` (`closeDue` has more to emit). */
+  closePending(streamTime: number): boolean;
+  /** Emits (into `out`) and forgets windows due at `streamTime`, at most `maxResults`; returns how many. */
+  closeDue(streamTime: number, out: ByteString[][], maxResults?: number): number;
+  /** Checkpoint changes since the last call. */
+  drain(): WindowDrain;
+  /** Restores one checkpointed hash of one key group: `[key, text, …]`. */
+  restore(keyGroup: number, start: number, fields: readonly ByteString[]): void;
+}
+
+export class WindowStage implements WindowOperator {
   private readonly size: number;
   private readonly advance: number;
   private readonly grace: number;
@@ -47,8 +80,8 @@ export class WindowStage {
   private overflowStart = 0;
 
   constructor(cfg: WindowConfig) {
-    this.size = cfg.size;
-    this.advance = cfg.type === 'hopping' && cfg.advance !== undefined ? cfg.advance : cfg.size;
+    this.size = cfg.size ?? 0; // required for tumbling and hopping (stageSchema.ts)
+    this.advance = cfg.type === 'hopping' && cfg.advance !== undefined ? cfg.advance : this.size;
     this.grace = cfg.grace;
     this.layout = new RowLayout(cfg.aggregates);
     this.stride = this.layout.stride;
