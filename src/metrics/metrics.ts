@@ -244,6 +244,13 @@ export class Metrics {
     return { read, acked, deadLettered, results };
   }
 
+  /** Dead letters written since start, by code (the `reason` label), for the status page. */
+  async deadLettersByCode(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const v of (await this.deadLettered.get()).values) out[String(v.labels.reason)] = v.value;
+    return out;
+  }
+
   /** Adds one task's counts and timings: a shard batch's, or an idle-close tick's (no events). */
   recordBatch(
     batchSize: number,

@@ -9,12 +9,18 @@
  *                 the same, except that a standby whose checks pass (its Redis connection) answers 200:
  *                 "this instance does its job", for orchestrators that run leader and standbys as one
  *                 set of replicas (a Kubernetes readiness probe; see deploy/k8s)
+ *   GET /            the status page (status/page.html: static HTML, inline CSS and script)
+ *   GET /api/status  the JSON the page polls (status/statusReport.ts)
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { statusPage } from './status/page.js';
 
 export type ReadinessCheck = () => { role: string; checks: Record<string, boolean> };
+
+/** The status page's JSON (status/statusReport.ts). */
+export type StatusSource = () => Promise<unknown>;
 
 export interface HttpEndpoint {
   port: number;
@@ -26,6 +32,7 @@ export async function startHttp(
   ready: ReadinessCheck,
   host: string,
   port: number,
+  status?: StatusSource,
 ): Promise<HttpEndpoint> {
   const server: Server = createServer((req, res) => {
     let url: URL;
@@ -56,10 +63,30 @@ export async function startHttp(
       res
         .writeHead(ok ? 200 : 503, { 'content-type': 'application/json' })
         .end(`${JSON.stringify({ status: ok ? 'ready' : 'not ready', role, checks })}\n`);
+    } else if (path === '/' && status !== undefined) {
+      let page: ReturnType<typeof statusPage>;
+      try {
+        page = statusPage();
+      } catch (e) {
+        res
+          .writeHead(500, { 'content-type': 'text/plain' })
+          .end(`status page missing: ${(e as Error).message}\n`);
+        return;
+      }
+      res.writeHead(200, page.headers).end(page.body);
+    } else if (path === '/api/status' && status !== undefined) {
+      status().then(
+        (body) =>
+          res
+            .writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+            .end(`${JSON.stringify(body)}\n`),
+        (e: Error) =>
+          res.writeHead(500, { 'content-type': 'text/plain' }).end(`status failed: ${e.message}\n`),
+      );
     } else {
       res
         .writeHead(404, { 'content-type': 'text/plain' })
-        .end('not found: try /metrics, /healthz, /readyz\n');
+        .end(`not found: try /metrics, /healthz, /readyz${status ? ', /, /api/status' : ''}\n`);
     }
   });
   await new Promise<void>((resolve, reject) => {

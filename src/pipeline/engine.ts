@@ -215,6 +215,14 @@ export class Engine {
     return this.term.lanes[shard]?.utilization() ?? 0;
   }
 
+  /**
+   * The shard worker's busy time since this term started, in ms: a counter, so that any number of readers
+   * (the status page's viewers) get utilisation from two readings without resetting `utilization`'s window.
+   */
+  busyMs(shard: number): number {
+    return this.term.lanes[shard]?.busyTotalMs ?? 0;
+  }
+
   /** Shard `shard`'s stream time, open windows and dedup IDs as of its last committed output. */
   shardState(shard: number): { streamTime: number | null; openWindows: number; dedupIds: number } | null {
     const l = this.term.lanes[shard];

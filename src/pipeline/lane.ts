@@ -294,6 +294,11 @@ export class Lane {
     return Math.min(1, u);
   }
 
+  /** The worker's busy time since the lane started, in ms (utilisation over any interval, read-only). */
+  get busyTotalMs(): number {
+    return this.busyMs;
+  }
+
   close(): Promise<void> {
     return this.pool.destroy();
   }

@@ -19,6 +19,8 @@ import { Sampler } from '../inspect/sampler.js';
 import { Metrics } from '../metrics/metrics.js';
 import { registerStateGauges } from '../metrics/stateGauges.js';
 import { type HttpEndpoint, startHttp } from '../metrics/server.js';
+import { DeadLetterCache } from '../metrics/status/recentDeadLetters.js';
+import { StatusReporter } from '../metrics/status/statusReport.js';
 import { closeRedis, connectRedis, openRedis, redactUrl, waitForRedis } from '../redis/connect.js';
 import { serverRunId } from '../redis/serverId.js';
 import { maskSecrets } from '../redis/url.js';
@@ -30,7 +32,7 @@ import { StatsLog } from './statsLog.js';
 
 export interface PipelineOptions {
   logger?: Logger;
-  /** Serve /metrics, /healthz, /readyz (default true). */
+  /** Serve /metrics, /healthz, /readyz and the status page (/, /api/status) (default true). */
   http?: boolean;
   /** The pipeline file, named in messages that tell which command to run (`streamshard reset -c FILE`). */
   configFile?: string;
@@ -48,6 +50,8 @@ export class Pipeline {
   /** Lag, stream lengths and checkpoint size, sampled in the background while leading (inspect/sampler.ts). */
   private readonly sampler: Sampler;
   private readonly stats: StatsLog;
+  /** The status page's JSON (GET /api/status). */
+  private readonly status: StatusReporter;
   private http: HttpEndpoint | null = null;
   private stopped: Promise<{ clean: boolean }> | null = null;
   private role: Role = 'starting';
@@ -104,6 +108,22 @@ export class Pipeline {
       this.log.debug({ err: e.message }, 'sampling the pipeline in Redis failed'),
     );
     this.stats = new StatsLog(this.metrics, () => this.sampler.latest, this.log, c.metrics.statsEvery);
+    this.status = new StatusReporter(
+      c,
+      this.metrics,
+      {
+        role: () => this.role,
+        leaseEpoch: () => this.lease.epoch,
+        shard: (s) => {
+          const e = this.engine;
+          const state = e?.shardState(s) ?? null;
+          if (e === null || state === null) return null;
+          return { ...state, inFlight: e.inFlight(s), busyMs: e.busyMs(s) };
+        },
+        sample: () => (this.role === 'leader' ? this.sampler.latest : null),
+      },
+      new DeadLetterCache(this.leaseRedis, c.deadLetter.stream, c.key.field),
+    );
     this.lease = new Lease(
       this.leaseRedis,
       { lease: keys.lease(), epoch: keys.epoch() },
@@ -142,6 +162,7 @@ export class Pipeline {
         () => this.readiness(),
         c.metrics.host,
         c.metrics.port,
+        () => this.status.report(),
       );
     }
     this.starting = this.connectAndLead();

@@ -1,0 +1,72 @@
+/**
+ * The pipeline graph the status page draws, from the validated config: where events come from, the
+ * stages in order with their key settings, where results and dead letters go.
+ *
+ *   source stream (group) ──► stage 1 ──► … ──► stage n ──► sink stream | stdout
+ *                                                      └──► dead-letter stream
+ *
+ * Durations stay in ms, named so (`sizeMs`); the page formats them.
+ */
+import type { PipelineConfig } from '../../config/load.js';
+
+type Stage = PipelineConfig['stages'][number];
+type Condition = Extract<Stage, { filter: unknown }>['filter']['where'][number];
+
+export type StageNode =
+  | { kind: 'filter'; where: string[] }
+  | { kind: 'dedup'; ttlMs: number; maxEntries: number }
+  | {
+      kind: 'window';
+      type: 'tumbling' | 'hopping';
+      sizeMs: number;
+      advanceMs: number;
+      graceMs: number;
+      idleCloseMs: number;
+      aggregates: string[];
+    };
+
+export interface PipelineGraph {
+  source: { stream: string; group: string; consumer: string; keyField: string; encoding: string };
+  shards: number;
+  stages: StageNode[];
+  sink: { type: 'stream'; stream: string } | { type: 'stdout'; stream: null };
+  deadLetter: { stream: string };
+}
+
+export function pipelineGraph(c: PipelineConfig): PipelineGraph {
+  return {
+    source: {
+      stream: c.source.stream,
+      group: c.source.group,
+      consumer: c.source.consumer,
+      keyField: c.key.field,
+      encoding: c.body.encoding,
+    },
+    shards: c.shards,
+    stages: c.stages.map(stageNode),
+    sink:
+      c.sink.type === 'stdout' ? { type: 'stdout', stream: null } : { type: 'stream', stream: c.sink.stream },
+    deadLetter: { stream: c.deadLetter.stream },
+  };
+}
+
+function stageNode(s: Stage): StageNode {
+  if ('filter' in s) return { kind: 'filter', where: s.filter.where.map(conditionText) };
+  if ('dedup' in s) return { kind: 'dedup', ttlMs: s.dedup.ttl, maxEntries: s.dedup.maxEntries };
+  const w = s.window;
+  return {
+    kind: 'window',
+    type: w.type,
+    sizeMs: w.size,
+    advanceMs: w.advance ?? w.size,
+    graceMs: w.grace,
+    idleCloseMs: w.idleClose,
+    aggregates: ['count', ...w.aggregates.filter((a) => a.fn !== 'count').map((a) => `${a.fn}(${a.field})`)],
+  };
+}
+
+/** `amount gt 10`, `type in ["a","b"]`, `user exists`. */
+function conditionText(c: Condition): string {
+  if (c.op === 'exists') return `${c.field} ${c.value === false ? 'missing' : 'exists'}`;
+  return `${c.field} ${c.op} ${JSON.stringify(c.value)}`;
+}
