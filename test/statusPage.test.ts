@@ -273,7 +273,7 @@ describe.skipIf(!haveChromium)(`in headless Chromium (${CHROMIUM}; skipped when 
       expect(await row.locator('.code').textContent()).toBe('E_BAD_BODY');
       expect(await page.locator('#injected').count()).toBe(0);
       expect(await page.locator('#dead-letters img, #dead-letters script, #dead-letters b').count()).toBe(0);
-      expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
+      expect(await page.evaluate(() => (globalThis as { __xss?: number }).__xss)).toBeUndefined();
       expect(errors).toEqual([]);
 
       producing = false;
