@@ -109,7 +109,7 @@ const configSchema = z
     maxInFlightPerShard: z.number().int().min(1).default(20_000).describe('Backpressure bound per shard.'),
     metrics: z
       .object({
-        /** HTTP port for /metrics, /healthz, /readyz; 0 = any free port. @defaultValue 9464 */
+        /** HTTP port for /metrics, /healthz, /readyz and the status page (/); 0 = any free port. @defaultValue 9464 */
         port: z.number().int().min(0).max(65_535).default(9464),
         /** @defaultValue 0.0.0.0 */
         host: z.string().default('0.0.0.0'),
