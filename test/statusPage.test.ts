@@ -14,6 +14,8 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { chromium } from 'playwright-core';
 import { describe, expect, it, vi } from 'vitest';
+import { parseConfig } from '../src/config/load.js';
+import { pipelineGraph } from '../src/metrics/status/graph.js';
 import { DeadLetterCache, RECENT } from '../src/metrics/status/recentDeadLetters.js';
 import type { StatusReport } from '../src/metrics/status/statusReport.js';
 import { produce } from '../src/tools/produce/producer.js';
@@ -131,6 +133,48 @@ it('answers /api/status from the running pipeline: graph, counters, shards, rece
   expect(s.deadLetters.entries.map((e) => e.id)).toEqual(newest);
   const html = s.deadLetters.entries.find((e) => e.sourceId === htmlId);
   expect(html).toMatchObject({ code: 'E_BAD_BODY', key: HTML_KEY, sourceId: htmlId });
+});
+
+it('draws hopping windows, exists conditions and a stdout sink in the graph', () => {
+  const c = parseConfig(
+    JSON.stringify({
+      source: { stream: 'in', group: 'g' },
+      shards: 3,
+      stages: [
+        {
+          filter: {
+            where: [
+              { field: 'user', op: 'exists' },
+              { field: 'type', op: 'in', value: ['a', 'b'] },
+            ],
+          },
+        },
+        { window: { type: 'hopping', size: '1m', advance: '10s', aggregates: [{ fn: 'avg', field: 'x' }] } },
+      ],
+      sink: { type: 'stdout' },
+      deadLetter: { stream: 'dlq' },
+    }),
+    'test',
+    { env: { REDIS_URL: 'redis://127.0.0.1:1' } },
+  );
+  expect(pipelineGraph(c)).toEqual({
+    source: { stream: 'in', group: 'g', consumer: c.source.consumer, keyField: 'key', encoding: 'msgpack' },
+    shards: 3,
+    stages: [
+      { kind: 'filter', where: ['user exists', 'type in ["a","b"]'] },
+      {
+        kind: 'window',
+        type: 'hopping',
+        sizeMs: 60_000,
+        advanceMs: 10_000,
+        graceMs: 0,
+        idleCloseMs: 5000,
+        aggregates: ['count', 'avg(x)'],
+      },
+    ],
+    sink: { type: 'stdout', stream: null },
+    deadLetter: { stream: 'dlq' },
+  });
 });
 
 it('reads the dead-letter stream at most once a second, and waits at most ~500 ms on a Redis that does not answer', async () => {
