@@ -106,6 +106,7 @@ it('answers /api/status from the running pipeline: graph, counters, shards, rece
         type: 'tumbling',
         sizeMs: 10_000,
         advanceMs: 10_000,
+        gapMs: null,
         graceMs: 60_000,
         idleCloseMs: 5000,
         aggregates: ['count', 'sum(amount)'],
@@ -167,6 +168,7 @@ it('draws hopping windows, exists conditions and a stdout sink in the graph', ()
         type: 'hopping',
         sizeMs: 60_000,
         advanceMs: 10_000,
+        gapMs: null,
         graceMs: 0,
         idleCloseMs: 5000,
         aggregates: ['count', 'avg(x)'],
@@ -174,6 +176,34 @@ it('draws hopping windows, exists conditions and a stdout sink in the graph', ()
     ],
     sink: { type: 'stdout', stream: null },
     deadLetter: { stream: 'dlq' },
+  });
+});
+
+it('draws session and sliding windows with their gap and size', () => {
+  const windowOf = (window: Record<string, unknown>) =>
+    pipelineGraph(
+      parseConfig(
+        JSON.stringify({
+          source: { stream: 'in', group: 'g' },
+          stages: [{ window }],
+          sink: { stream: 'out' },
+          deadLetter: { stream: 'dlq' },
+        }),
+        'test',
+        { env: { REDIS_URL: 'redis://127.0.0.1:1' } },
+      ),
+    ).stages[0];
+  expect(windowOf({ type: 'session', gap: '30m' })).toMatchObject({
+    type: 'session',
+    sizeMs: null,
+    advanceMs: null,
+    gapMs: 1_800_000,
+  });
+  expect(windowOf({ type: 'sliding', size: '5s' })).toMatchObject({
+    type: 'sliding',
+    sizeMs: 5000,
+    advanceMs: null,
+    gapMs: null,
   });
 });
 

@@ -17,9 +17,13 @@ export type StageNode =
   | { kind: 'dedup'; ttlMs: number; maxEntries: number }
   | {
       kind: 'window';
-      type: 'tumbling' | 'hopping';
-      sizeMs: number;
-      advanceMs: number;
+      type: 'tumbling' | 'hopping' | 'session' | 'sliding';
+      /** Window length; null for sessions. */
+      sizeMs: number | null;
+      /** Distance between window starts (hopping; equal to size for tumbling); null otherwise. */
+      advanceMs: number | null;
+      /** Inactivity gap that ends a session; null for the other types. */
+      gapMs: number | null;
       graceMs: number;
       idleCloseMs: number;
       aggregates: string[];
@@ -57,8 +61,9 @@ function stageNode(s: Stage): StageNode {
   return {
     kind: 'window',
     type: w.type,
-    sizeMs: w.size,
-    advanceMs: w.advance ?? w.size,
+    sizeMs: w.size ?? null,
+    advanceMs: w.type === 'tumbling' || w.type === 'hopping' ? (w.advance ?? w.size ?? null) : null,
+    gapMs: w.gap ?? null,
     graceMs: w.grace,
     idleCloseMs: w.idleClose,
     aggregates: ['count', ...w.aggregates.filter((a) => a.fn !== 'count').map((a) => `${a.fn}(${a.field})`)],
