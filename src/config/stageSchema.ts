@@ -48,11 +48,26 @@ const dedupStage = z
         ttl: duration('How long an event ID is remembered, in event time.').default(600_000),
         /** Upper bound of remembered IDs per shard; the oldest are forgotten first. @defaultValue 100000 */
         maxEntries: z.number().int().min(1).default(100_000).describe('Max remembered IDs per shard.'),
+        /**
+         * What makes two events the same: `id`, the body's ID (`body.idPath`); `content`, a SHA-256 of the
+         * body's bytes, or of the canonical encoding of `fields` when given. @defaultValue id
+         */
+        by: z.enum(['id', 'content']).default('id').describe('Dedup by event ID or by content hash.'),
+        /** `by: content` only: hash just these body fields (dot paths), not the whole body. */
+        fields: z
+          .array(name('Dot path of a body field to hash.'))
+          .min(1, { message: 'needs at least one field, or leave `fields` out to hash the whole body' })
+          .optional(),
       })
-      .strict(),
+      .strict()
+      .superRefine((d, ctx) => {
+        if (d.fields !== undefined && d.by !== 'content') {
+          ctx.addIssue({ code: 'custom', path: ['fields'], message: 'only `by: content` takes `fields`' });
+        }
+      }),
   })
   .strict()
-  .describe('Drops events whose ID was seen within the TTL.');
+  .describe('Drops events whose ID (or content) was seen within the TTL.');
 
 const aggregateSchema = z
   .object({

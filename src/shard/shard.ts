@@ -16,6 +16,7 @@ import { deadLetter, emptyOutput, futureMessage, lateMessage, tooManyFields } fr
 import { MAX_COPY_FIELDS } from './commitBuilder.js';
 import type { BatchResult, RestoredState } from './protocol.js';
 import { EventDecoder } from './stages/decode.js';
+import { contentKey } from './stages/dedup/contentKey.js';
 import { DedupStage } from './stages/dedup/dedupStage.js';
 import { compileFilter } from './stages/filter.js';
 import { ADDED, LATE, WindowStage } from './stages/window/windowStage.js';
@@ -65,7 +66,8 @@ export class Shard {
       if ('filter' in s) steps.push({ kind: 'filter', pred: compileFilter(s.filter) });
       else if ('dedup' in s) {
         this.dedup = new DedupStage(s.dedup);
-        steps.push({ kind: 'dedup', dedup: this.dedup });
+        const keyOf = s.dedup.by === 'content' ? contentKey(config.body, s.dedup.fields) : null;
+        steps.push({ kind: 'dedup', dedup: this.dedup, keyOf });
       } else {
         this.window = new WindowStage(s.window);
         aggregates = s.window.aggregates;
@@ -81,9 +83,9 @@ export class Shard {
     this.retry = config.retry;
     this.decoder = new EventDecoder({
       body: config.body,
-      needId: this.dedup !== null,
+      needId: steps.some((s) => s.kind === 'dedup' && s.keyOf === null),
       aggregates,
-      needBody: steps.some((s) => s.kind === 'filter'),
+      needBody: config.stages.some((s) => 'filter' in s || ('dedup' in s && s.dedup.fields !== undefined)),
     });
     this.steps = new Steps(steps, config.retry, this.decoder.event);
     if (restored) this.restore(restored.state, restored.now);

@@ -10,10 +10,14 @@ import { faults } from '../fault/faults.js';
 import type { BatchReader } from '../routing/batchCodec.js';
 import type { ShardCounts } from './protocol.js';
 import type { DecodedEvent } from './stages/decode.js';
+import type { DedupKeyOf } from './stages/dedup/contentKey.js';
 import type { DedupStage } from './stages/dedup/dedupStage.js';
 import type { Predicate } from './stages/filter.js';
 
-export type Step = { kind: 'filter'; pred: Predicate } | { kind: 'dedup'; dedup: DedupStage };
+export type Step =
+  | { kind: 'filter'; pred: Predicate }
+  /** `keyOf` null: the event's ID (`by: id`); else its content key (stages/dedup/contentKey.ts). */
+  | { kind: 'dedup'; dedup: DedupStage; keyOf: DedupKeyOf | null };
 
 /** What the steps decided for an event. */
 export const PASS = 0;
@@ -66,6 +70,7 @@ export class Steps {
     const ev = this.event;
     if (faults.stageThrow !== null && keyText(r) === faults.stageThrow.key) this.injectStageFault(r);
     let admitted: DedupStage | null = null;
+    let admittedKey = '';
     let verdict: Verdict = PASS;
     for (const s of this.steps) {
       if (s.kind === 'filter') {
@@ -74,13 +79,18 @@ export class Steps {
           counts.filtered++;
           break;
         }
-      } else if (s.dedup.isDuplicate(ev.id, streamTime)) {
+        continue;
+      }
+      const key = s.keyOf === null ? ev.id : s.keyOf(r, ev);
+      if (s.dedup.isDuplicate(key, streamTime)) {
         verdict = DROP;
         counts.deduplicated++;
         break;
-      } else admitted = s.dedup;
+      }
+      admitted = s.dedup;
+      admittedKey = key;
     }
-    admitted?.record(ev.id, r.keyGroup, streamTime);
+    admitted?.record(admittedKey, r.keyGroup, streamTime);
     return verdict;
   }
 

@@ -245,7 +245,7 @@ export function reference(
 ): Expected {
   const now = opts.now ?? Date.now();
   const windowStage = config.stages.find((s): s is { window: WindowConfig } => 'window' in s)?.window;
-  const hasDedup = config.stages.some((s) => 'dedup' in s);
+  const hasDedup = config.stages.some((s) => 'dedup' in s && s.dedup.by === 'id');
   // the distinct fields that some aggregate (other than count) reads
   const aggFields = [
     ...new Set((windowStage?.aggregates ?? []).filter((a) => a.fn !== 'count').map((a) => a.field as string)),
@@ -358,7 +358,9 @@ export function reference(
           break;
         }
       } else if ('dedup' in stage) {
-        if (isDuplicate(shard, String(id), stage.dedup)) {
+        const same =
+          stage.dedup.by === 'id' ? `id:${String(id)}` : contentIdentity(e, body, stage.dedup, config);
+        if (isDuplicate(shard, same, stage.dedup)) {
           counts.deduplicated++;
           dropped = true;
           break;
@@ -436,6 +438,42 @@ function isDuplicate(shard: ShardState, id: string, dedup: DedupConfig): boolean
     if (shard.seen.get(oldest.id)?.n === oldest.n) shard.seen.delete(oldest.id);
   }
   return false;
+}
+
+/**
+ * What makes two events the same for `dedup.by: content` (docs/configuration.md): the body's exact bytes
+ * (for `flat`, every field name and value), or the values of `fields` compared as data — whatever the
+ * encoding, key order or number formatting; of different type never equal, a missing field ≠ null. The
+ * identity itself, not a hash of it (the engine hashes; a collision would be a bug found here).
+ */
+function contentIdentity(
+  e: StreamEntry,
+  body: Record<string, unknown>,
+  dedup: DedupConfig,
+  config: PipelineConfig,
+): string {
+  if (dedup.fields !== undefined)
+    return `fields:${JSON.stringify(dedup.fields.map((f) => typed(getPath(body, f))))}`;
+  if (config.body.encoding === 'flat') return `flat:${JSON.stringify(e.fields.map(raw))}`;
+  return `body:${raw(fieldValue(e.fields, config.body.field) as Buffer)}`;
+}
+
+/** A value as JSON-able data with its type spelled out, object keys sorted. */
+function typed(v: unknown): unknown {
+  if (v === undefined) return ['missing'];
+  if (v === null) return ['null'];
+  if (typeof v === 'number' || typeof v === 'bigint') return ['number', String(v === 0 ? 0 : v)];
+  if (typeof v === 'string') return ['string', v];
+  if (typeof v === 'boolean') return ['boolean', v];
+  if (v instanceof Uint8Array) return ['bytes', Buffer.from(v).toString('hex')];
+  if (Array.isArray(v)) return ['array', v.map(typed)];
+  const o = v as Record<string, unknown>;
+  return [
+    'object',
+    Object.keys(o)
+      .sort()
+      .map((k) => [k, typed(o[k])]),
+  ];
 }
 
 function windowResult(acc: WindowAcc, w: WindowConfig): FieldPair[] {
