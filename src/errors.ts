@@ -22,6 +22,11 @@ export const DeadLetterCode = {
   MissingId: 'E_MISSING_ID',
   /** An aggregated field is missing or not a finite number. */
   BadField: 'E_BAD_FIELD',
+  /**
+   * Over a `rateLimit` stage's rate (its token bucket, in event time, was empty) with `onExcess:
+   * deadLetter`.
+   */
+  RateLimited: 'E_RATE_LIMITED',
   /** The event belongs only to windows that have already closed. */
   Late: 'E_LATE',
   /**

@@ -129,5 +129,49 @@ const windowStage = z
   .strict()
   .describe('Event-time windows per key.');
 
+const RATE_UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const RATE_RE = /^\s*(\d+(?:\.\d+)?)\s*\/\s*(ms|s|m|h|d)\s*$/;
+
+/** `"100/s"` → 100 events per 1000 ms; undefined when malformed or not positive. */
+export function parseRate(text: string): { events: number; perMs: number } | undefined {
+  const m = RATE_RE.exec(text);
+  if (!m) return undefined;
+  const events = Number(m[1]);
+  return events > 0 ? { events, perMs: RATE_UNIT_MS[m[2] as string] as number } : undefined;
+}
+
+/** A token bucket per key or per shard, refilled in event time; excess events are dropped or dead-lettered. */
+const rateLimitStage = z
+  .object({
+    rateLimit: z
+      .object({
+        /** One bucket per key, or one for the whole shard. @defaultValue key */
+        per: z.enum(['key', 'shard']).default('key').describe('One bucket per key, or one per shard.'),
+        /** Refill rate in event time: `<events>/<unit>`, unit ms, s, m, h or d, e.g. `100/s`, `5/m`. */
+        rate: z
+          .string()
+          .describe('Refill rate in event time, e.g. "100/s", "5/m".')
+          .transform((raw, ctx) => {
+            const r = parseRate(raw);
+            if (r === undefined) {
+              ctx.addIssue({
+                code: 'custom',
+                message: `expected a rate like "100/s", got ${JSON.stringify(raw)}`,
+              });
+              return z.NEVER;
+            }
+            return r;
+          }),
+        /** Bucket size: events let through at once after a quiet period. @defaultValue the rate's events, at least 1 */
+        burst: z.number().int().min(1).optional().describe("Bucket size (default: the rate's event count)."),
+        /** `drop`: count excess events (metric `events_rate_limited_total`); `deadLetter`: E_RATE_LIMITED. @defaultValue drop */
+        onExcess: z.enum(['drop', 'deadLetter']).default('drop').describe('What happens to excess events.'),
+      })
+      .strict()
+      .transform((c) => ({ ...c, burst: c.burst ?? Math.max(1, Math.floor(c.rate.events)) })),
+  })
+  .strict()
+  .describe('Token-bucket rate limit in event time.');
+
 /** One entry of `stages`. */
-export const stageSchema = z.union([filterStage, dedupStage, windowStage]);
+export const stageSchema = z.union([filterStage, dedupStage, rateLimitStage, windowStage]);

@@ -6,6 +6,9 @@
  *   <ns>:w:<kg>:<start>   HASH  key → "count,slot1,slot2,…" for the window starting at <start>
  *   <ns>:dl:<kg>          LIST  dedup log: chunks of (stream time seen, event ID), oldest first
  *                               (shard/stages/dedup/checkpoint.ts)
+ *   <ns>:rl:<kg>          HASH  rate limit per key: key → "tokens,last,touched"
+ *   <ns>:rls              HASH  kg → rate limit per shard: "tokens,last" of the shard that owned kg
+ *                               (shard/stages/rateLimit/rateLimitStage.ts)
  *   <ns>:st               HASH  kg → stream time of the shard that owned kg
  *   <ns>:meta             HASH  fingerprint → what the checkpoint's layout depends on (key groups, windows;
  *                               commit/fingerprint.ts);
@@ -25,6 +28,8 @@ const KINDS = [
   ['window buckets', /^w:\d+:-?\d+$/],
   ['window indexes', /^wi:\d+$/],
   ['dedup logs', /^dl:\d+$/],
+  ['rate-limit buckets', /^rl:\d+$/],
+  ['shard rate limits', /^rls$/],
   ['stream time', /^st$/],
   ['meta', /^meta$/],
   ['applied commits', /^applied$/],
@@ -56,6 +61,14 @@ export class CheckpointKeys {
 
   dedup(keyGroup: number): string {
     return `${this.ns}:dl:${keyGroup}`;
+  }
+
+  rateLimit(keyGroup: number): string {
+    return `${this.ns}:rl:${keyGroup}`;
+  }
+
+  shardRateLimit(): string {
+    return `${this.ns}:rls`;
   }
 
   streamTime(): string {

@@ -17,6 +17,7 @@ export function emptyStateDelta(): StateDelta {
     windowsClosed: [],
     windowRemovals: [],
     dedup: { appends: [], trims: [] },
+    rateLimit: { writes: [], removals: [], shard: null },
     streamTime: null,
   };
 }
@@ -34,6 +35,7 @@ export function emptyOutput(): BatchResult {
       late: 0,
       windowsEmitted: 0,
       stageRetries: 0,
+      rateLimited: 0,
       deadLettered: {},
     },
     entryIds: [],
@@ -80,4 +82,8 @@ export function futureMessage(ts: number, now: number, maxFutureSkew: number): s
 
 export function lateMessage(ts: number, streamTime: number): string {
   return `late: every window of event time ${ts} closed (stream time ${streamTime})`;
+}
+
+export function rateLimitedMessage(ts: number): string {
+  return `over the rate limit: no token left in the bucket at event time ${ts}`;
 }

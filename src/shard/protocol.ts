@@ -6,6 +6,7 @@
 import type { PipelineConfig } from '../config/load.js';
 import type { ByteString } from '../util/bytes.js';
 import type { DedupDelta, DedupLog } from './stages/dedup/checkpoint.js';
+import type { RateLimitDelta, RateLimitState } from './stages/rateLimit/rateLimitStage.js';
 
 /** A shard's state as loaded from its checkpoint keys. */
 export interface RestoredState {
@@ -18,6 +19,8 @@ export interface RestoredState {
   dedupLogs: DedupLog[];
   /** Highest stream time stored for the shard's key groups, or null for a fresh shard. */
   streamTime: number | null;
+  /** The rate-limit buckets (stages/rateLimit/rateLimitStage.ts); absent = none stored. */
+  rateLimit?: RateLimitState;
 }
 
 export interface InitTask {
@@ -66,6 +69,8 @@ export interface ShardCounts {
   windowsEmitted: number;
   /** Extra tries after a stage threw. */
   stageRetries: number;
+  /** Events over a rate limit (dropped or dead-lettered). */
+  rateLimited: number;
   /** Dead-lettered events by error code. */
   deadLettered: Record<string, number>;
 }
@@ -85,6 +90,8 @@ export interface StateDelta {
   windowRemovals: Array<{ keyGroup: number; start: number; keys: ByteString[] }>;
   /** LPOP forgotten chunks from, then RPUSH new chunks to, the key groups' dedup logs. */
   dedup: DedupDelta;
+  /** HSET/HDEL the rate-limit buckets; the shard bucket for each of its key groups. */
+  rateLimit: RateLimitDelta;
   /** The shard's stream time when it changed in this batch; written for each of its key groups. */
   streamTime: number | null;
 }

@@ -2,7 +2,7 @@
  * One shard: owns the state of its key groups and applies batches in order. Pure computation — no I/O,
  * no clock of its own (wall time arrives with each task), so it is unit-testable without a worker or Redis.
  *
- * Per event: decode/validate (stages/decode.ts) → filter and dedup in config order, retried when they
+ * Per event: decode/validate (stages/decode.ts) → filter, dedup and rate limit in config order, retried when they
  * throw (steps.ts) → window (stages/window/) or pass-through; what cannot go on is dead-lettered
  * (batchOutput.ts).
  */
@@ -12,15 +12,23 @@ import { DeadLetterCode } from '../errors.js';
 import { faults } from '../fault/faults.js';
 import { BatchReader } from '../routing/batchCodec.js';
 import { fnv1a } from '../routing/hash.js';
-import { deadLetter, emptyOutput, futureMessage, lateMessage, tooManyFields } from './batchOutput.js';
+import {
+  deadLetter,
+  emptyOutput,
+  futureMessage,
+  lateMessage,
+  rateLimitedMessage,
+  tooManyFields,
+} from './batchOutput.js';
 import { MAX_COPY_FIELDS } from './commitBuilder.js';
 import type { BatchResult, RestoredState } from './protocol.js';
 import { EventDecoder } from './stages/decode.js';
 import { contentKey } from './stages/dedup/contentKey.js';
 import { DedupStage } from './stages/dedup/dedupStage.js';
 import { compileFilter } from './stages/filter.js';
+import { RateLimitStage } from './stages/rateLimit/rateLimitStage.js';
 import { ADDED, LATE, WindowStage } from './stages/window/windowStage.js';
-import { DROP, FAILED, keyText, type Step, Steps } from './steps.js';
+import { DROP, FAILED, keyText, LIMITED, type Step, Steps } from './steps.js';
 
 /**
  * Most window results a tick (no events) emits. A tick's commit holds up the events that arrive meanwhile,
@@ -34,6 +42,7 @@ export class Shard {
   private readonly steps: Steps;
   private readonly dedup: DedupStage | null = null;
   private readonly window: WindowStage | null = null;
+  private readonly rateLimit: RateLimitStage | null = null;
   private readonly idleClose: number;
   /**
    * Most window results one batch emits: closing a window start for every key at once made one commit of
@@ -68,6 +77,13 @@ export class Shard {
         this.dedup = new DedupStage(s.dedup);
         const keyOf = s.dedup.by === 'content' ? contentKey(config.body, s.dedup.fields) : null;
         steps.push({ kind: 'dedup', dedup: this.dedup, keyOf });
+      } else if ('rateLimit' in s) {
+        this.rateLimit = new RateLimitStage(s.rateLimit);
+        steps.push({
+          kind: 'rateLimit',
+          limit: this.rateLimit,
+          deadLetter: s.rateLimit.onExcess === 'deadLetter',
+        });
       } else {
         this.window = new WindowStage(s.window);
         aggregates = s.window.aggregates;
@@ -118,6 +134,7 @@ export class Shard {
     }
     if (this.window) for (const w of r.windows) this.window.restore(w.keyGroup, w.start, w.fields);
     this.dedup?.restore(r.dedupLogs, this.streamTime);
+    if (r.rateLimit !== undefined) this.rateLimit?.restore(r.rateLimit, this.streamTime);
   }
 
   /**
@@ -174,6 +191,10 @@ export class Shard {
         continue;
       }
       if (verdict === DROP) continue;
+      if (verdict === LIMITED) {
+        deadLetter(out, r, DeadLetterCode.RateLimited, rateLimitedMessage(ev.ts));
+        continue;
+      }
       if (this.window === null) {
         if (r.fieldCount > MAX_COPY_FIELDS) {
           deadLetter(out, r, DeadLetterCode.EntryTooLarge, tooManyFields(r.fieldCount));
@@ -248,6 +269,7 @@ export class Shard {
       out.closePending = this.window.closePending(this.streamTime);
     }
     if (this.dedup !== null) state.dedup = this.dedup.drain(this.streamTime);
+    if (this.rateLimit !== null) state.rateLimit = this.rateLimit.drain(this.streamTime);
     if (this.streamTimeChanged) {
       state.streamTime = this.streamTime;
       this.streamTimeChanged = false;

@@ -15,7 +15,7 @@
  */
 import { Decoder } from '@msgpack/msgpack';
 import type { PipelineConfig } from '../../src/config/load.js';
-import type { Condition, DedupConfig, WindowConfig } from '../../src/config/schema.js';
+import type { Condition, DedupConfig, RateLimitConfig, WindowConfig } from '../../src/config/schema.js';
 import { fnv1a, keyGroupOf, shardOfKeyGroup } from '../../src/routing/hash.js';
 
 /** A stream entry as XRANGE returns it: its ID and the flat list name, value, name, value… */
@@ -37,7 +37,8 @@ export type ErrorCode =
   | 'E_FUTURE_TIME'
   | 'E_LATE'
   | 'E_ENTRY_TOO_LARGE'
-  | 'E_OVERFLOW';
+  | 'E_OVERFLOW'
+  | 'E_RATE_LIMITED';
 
 export interface ExpectedDeadLetter {
   /** ID of the input entry (the `source_id` field). */
@@ -53,6 +54,8 @@ export interface ExpectedCounts {
   filtered: number;
   deduplicated: number;
   late: number;
+  /** Events over a rate limit (dropped or dead-lettered). */
+  rateLimited: number;
   /** Dead-lettered events by code (E_LATE included); codes that never occurred are absent. */
   deadLettered: Partial<Record<ErrorCode, number>>;
   /** Window results emitted (0 without a window stage). */
@@ -231,6 +234,8 @@ interface ShardState {
   insertions: Array<{ id: string; n: number }>;
   oldest: number;
   inserted: number;
+  /** Rate-limit buckets by key ('' for `per: shard`). */
+  buckets: Map<string, { tokens: number; last: number; touched: number }>;
 }
 
 /**
@@ -266,6 +271,7 @@ export function reference(
     filtered: 0,
     deduplicated: 0,
     late: 0,
+    rateLimited: 0,
     deadLettered: {},
     windowsEmitted: 0,
     passed: 0,
@@ -343,6 +349,7 @@ export function reference(
         insertions: [],
         oldest: 0,
         inserted: 0,
+        buckets: new Map(),
       };
       shards.set(shardNo, shard);
     }
@@ -362,6 +369,13 @@ export function reference(
           stage.dedup.by === 'id' ? `id:${String(id)}` : contentIdentity(e, body, stage.dedup, config);
         if (isDuplicate(shard, same, stage.dedup)) {
           counts.deduplicated++;
+          dropped = true;
+          break;
+        }
+      } else if ('rateLimit' in stage) {
+        if (!rateAdmits(shard, stage.rateLimit, key, ts)) {
+          counts.rateLimited++;
+          if (stage.rateLimit.onExcess === 'deadLetter') deadLetter(e, 'E_RATE_LIMITED');
           dropped = true;
           break;
         }
@@ -474,6 +488,32 @@ function typed(v: unknown): unknown {
       .sort()
       .map((k) => [k, typed(o[k])]),
   ];
+}
+
+/**
+ * The token bucket of docs/configuration.md, spelled out: first forget every bucket untouched for a full
+ * refill (burst / rate) of stream time — checked over all of them, per event; a key without a bucket has
+ * a full one at its event time; refill by event time elapsed since the bucket's latest event time (never
+ * backwards), capped at burst; pass and take a token if there is one, touching the bucket.
+ */
+function rateAdmits(shard: ShardState, c: RateLimitConfig, key: string, ts: number): boolean {
+  const perMs = c.rate.events / c.rate.perMs;
+  if (c.per === 'key') {
+    for (const [k, b] of shard.buckets) {
+      if (b.touched + c.burst / perMs <= shard.streamTime) shard.buckets.delete(k);
+    }
+  }
+  const name = c.per === 'key' ? key : '';
+  const b = shard.buckets.get(name) ?? { tokens: c.burst, last: ts, touched: shard.streamTime };
+  let tokens = b.tokens;
+  let last = b.last;
+  if (ts > last) {
+    tokens = Math.min(c.burst, tokens + (ts - last) * perMs);
+    last = ts;
+  }
+  if (tokens < 1) return false;
+  shard.buckets.set(name, { tokens: tokens - 1, last, touched: shard.streamTime });
+  return true;
 }
 
 function windowResult(acc: WindowAcc, w: WindowConfig): FieldPair[] {
