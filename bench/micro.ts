@@ -19,6 +19,7 @@ import { CommitBuilder } from '../src/shard/commitBuilder.js';
 import type { BatchResult } from '../src/shard/protocol.js';
 import { Shard } from '../src/shard/shard.js';
 import { EventDecoder } from '../src/shard/stages/decode.js';
+import { RateLimitStage } from '../src/shard/stages/rateLimit/rateLimitStage.js';
 import { contentKey } from '../src/shard/stages/dedup/contentKey.js';
 import { DedupStage } from '../src/shard/stages/dedup/dedupStage.js';
 import { WindowStage } from '../src/shard/stages/window/windowStage.js';
@@ -157,6 +158,32 @@ function contentDedupRunner(): () => void {
   };
 }
 
+/**
+ * Rate limit per key at steady state: 10,000 keys, ~1 event per key per 10 s of event time against a
+ * bucket of 5/s, burst 10 (every event passes: the check and the token taken are the cost), + delta.
+ */
+function rateLimitRunner(): () => void {
+  const limit = new RateLimitStage({
+    per: 'key',
+    rate: { events: 5, perMs: 1000 },
+    burst: 10,
+    onExcess: 'drop',
+  });
+  const keys = facts.map((b) => b.map((e) => Buffer.from(e.keyBytes).toString('latin1')));
+  let st = 0;
+  return () => {
+    const i = k++ % facts.length;
+    const batch = facts[i] as EventFacts[];
+    const names = keys[i] as string[];
+    for (let j = 0; j < batch.length; j++) {
+      const e = batch[j] as EventFacts;
+      st = Math.max(st, e.ts);
+      if (limit.admits(names[j] as string, e.keyGroup, e.ts, st)) limit.take(st);
+    }
+    limit.drain(st);
+  };
+}
+
 /** Window update at steady state: all events land in one open 10 s window of 10,000 keys (none closes). */
 function windowAddRunner(): () => void {
   const w = new WindowStage(window);
@@ -230,6 +257,7 @@ const tasks: Array<{ name: string; items: number; unit: string; fn: () => void; 
     unit: 'events',
     fn: contentDedupRunner(),
   },
+  { name: 'rate limit per key: check + take + delta', items: BATCH, unit: 'events', fn: rateLimitRunner() },
   { name: 'window: update count/sum/min/max + delta', items: BATCH, unit: 'events', fn: windowAddRunner() },
   {
     name: `window: close one window (${perWindow} keys)`,
