@@ -18,19 +18,23 @@ export async function loadCheckpoint(
     index.smembers(keys.windowIndex(g));
     index.lrangeBuffer(keys.dedup(g), 0, -1);
     index.callBuffer('HGETALL', keys.rateLimit(g)); // flat [field, value, …]: see the buckets below
+    index.callBuffer('HGETALL', keys.order(g));
   }
   index.hmget(keys.shardRateLimit(), ...keyGroups.map(String));
   index.hmget(keys.streamTime(), ...keyGroups.map(String));
   const replies = unwrap(await index.exec());
 
   const rateLimit: RateLimitState = { buckets: [], shard: [] };
-  const state: RestoredState = { windows: [], dedupLogs: [], streamTime: null, rateLimit };
+  const order: NonNullable<RestoredState['order']> = [];
+  const state: RestoredState = { windows: [], dedupLogs: [], streamTime: null, rateLimit, order };
   const bucketReads: Array<{ keyGroup: number; start: number }> = [];
   keyGroups.forEach((g, i) => {
-    for (const s of replies[3 * i] as string[]) bucketReads.push({ keyGroup: g, start: Number(s) });
-    const chunks = replies[3 * i + 1] as Buffer[];
+    for (const s of replies[4 * i] as string[]) bucketReads.push({ keyGroup: g, start: Number(s) });
+    const chunks = replies[4 * i + 1] as Buffer[];
     if (chunks.length > 0) state.dedupLogs.push({ keyGroup: g, chunks });
-    const limits = replies[3 * i + 2] as Buffer[];
+    const held = replies[4 * i + 3] as Buffer[];
+    if (held.length > 0) order.push({ keyGroup: g, fields: held });
+    const limits = replies[4 * i + 2] as Buffer[];
     if (limits.length > 0) rateLimit.buckets.push({ keyGroup: g, fields: limits });
   });
   for (const v of replies[replies.length - 2] as Array<string | null>)

@@ -173,5 +173,37 @@ const rateLimitStage = z
   .strict()
   .describe('Token-bucket rate limit in event time.');
 
+/** Per key, applies events in version order, holding a gap for a while. */
+const orderStage = z
+  .object({
+    order: z
+      .object({
+        /** Dot path of the event's version in the body: an integer (or an integer string). */
+        versionPath: name('Dot path of the event version (an integer).'),
+        /** Most events held per key while a version is missing; one more resolves the gap. @defaultValue 100 */
+        maxBuffered: z.number().int().min(1).max(100_000).default(100).describe('Most events held per key.'),
+        /** How long (stream time) a gap is held before `onGap` resolves it. @defaultValue 30s */
+        timeout: duration('How long a gap is held, in stream time.', { min: 1 }).default(30_000),
+        /** `deadLetter`: the held events go to the dead-letter stream (E_VERSION_GAP); `skip`: go on from the lowest held. @defaultValue deadLetter */
+        onGap: z.enum(['deadLetter', 'skip']).default('deadLetter').describe('What a timed-out gap does.'),
+        /** A key with nothing held is forgotten after this much stream time without an event; must exceed `timeout`. @defaultValue 1h */
+        keyTtl: duration("How long an idle key's next version is remembered, in stream time.").default(
+          3_600_000,
+        ),
+      })
+      .strict()
+      .superRefine((o, ctx) => {
+        if (o.keyTtl <= o.timeout) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['keyTtl'],
+            message: `must exceed timeout (${o.timeout} ms), got ${o.keyTtl} ms`,
+          });
+        }
+      }),
+  })
+  .strict()
+  .describe('Per key, applies events in version order.');
+
 /** One entry of `stages`. */
-export const stageSchema = z.union([filterStage, dedupStage, rateLimitStage, windowStage]);
+export const stageSchema = z.union([filterStage, dedupStage, rateLimitStage, orderStage, windowStage]);

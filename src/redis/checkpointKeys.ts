@@ -9,6 +9,8 @@
  *   <ns>:rl:<kg>          HASH  rate limit per key: key → "tokens,last,touched"
  *   <ns>:rls              HASH  kg → rate limit per shard: "tokens,last" of the shard that owned kg
  *                               (shard/stages/rateLimit/rateLimitStage.ts)
+ *   <ns>:ob:<kg>          HASH  order stage: key → next version and held entries (binary;
+ *                               shard/stages/order/orderStage.ts)
  *   <ns>:st               HASH  kg → stream time of the shard that owned kg
  *   <ns>:meta             HASH  fingerprint → what the checkpoint's layout depends on (key groups, windows;
  *                               commit/fingerprint.ts);
@@ -30,6 +32,7 @@ const KINDS = [
   ['dedup logs', /^dl:\d+$/],
   ['rate-limit buckets', /^rl:\d+$/],
   ['shard rate limits', /^rls$/],
+  ['order buffers', /^ob:\d+$/],
   ['stream time', /^st$/],
   ['meta', /^meta$/],
   ['applied commits', /^applied$/],
@@ -69,6 +72,10 @@ export class CheckpointKeys {
 
   shardRateLimit(): string {
     return `${this.ns}:rls`;
+  }
+
+  order(keyGroup: number): string {
+    return `${this.ns}:ob:${keyGroup}`;
   }
 
   streamTime(): string {

@@ -62,7 +62,8 @@ export class CommitBuilder {
       const fields: Arg[] = [...(r.entryFields[d.index] as Uint8Array[])];
       if (d.deliveries !== undefined) fields.push('deliveries', String(d.deliveries));
       fields.push('error', d.error, 'source_id');
-      fields.push(r.entryIds[d.index] as Uint8Array);
+      const n = r.entryIds.length;
+      fields.push((d.index < n ? r.entryIds[d.index] : r.releasedIds[d.index - n]) as Uint8Array);
       this.xadd(this.dlqHead, fields);
     }
     this.state(r);
@@ -86,6 +87,8 @@ export class CommitBuilder {
     for (const a of s.dedup.appends) this.op(['RPUSH', k.dedup(a.keyGroup), a.chunk]);
     for (const w of s.rateLimit.writes) this.op(['HSET', k.rateLimit(w.keyGroup)], w.fields, 2);
     for (const r of s.rateLimit.removals) this.op(['HDEL', k.rateLimit(r.keyGroup)], r.keys);
+    for (const w of s.order.writes) this.op(['HSET', k.order(w.keyGroup)], w.fields, 2);
+    for (const r of s.order.removals) this.op(['HDEL', k.order(r.keyGroup)], r.keys);
     if (s.rateLimit.shard !== null) {
       const args: string[] = [];
       for (const g of this.keyGroups) args.push(String(g), s.rateLimit.shard);

@@ -21,6 +21,8 @@ export interface RestoredState {
   streamTime: number | null;
   /** The rate-limit buckets (stages/rateLimit/rateLimitStage.ts); absent = none stored. */
   rateLimit?: RateLimitState;
+  /** The order stage's keys per key group, `[key, state, …]` (stages/order/orderStage.ts); absent = none. */
+  order?: Array<{ keyGroup: number; fields: ByteString[] }>;
 }
 
 export interface InitTask {
@@ -92,6 +94,11 @@ export interface StateDelta {
   dedup: DedupDelta;
   /** HSET/HDEL the rate-limit buckets; the shard bucket for each of its key groups. */
   rateLimit: RateLimitDelta;
+  /** HSET/HDEL the order stage's keys (next version, held entries). */
+  order: {
+    writes: Array<{ keyGroup: number; fields: ByteString[] }>;
+    removals: Array<{ keyGroup: number; keys: ByteString[] }>;
+  };
   /** The shard's stream time when it changed in this batch; written for each of its key groups. */
   streamTime: number | null;
 }
@@ -119,6 +126,11 @@ export interface BatchResult {
   counts: ShardCounts;
   /** Entry IDs of the batch (views into the batch buffer), all to be acked by the commit. */
   entryIds: Uint8Array[];
+  /**
+   * IDs of entries an order stage held in earlier batches (or this one) and released or gave up now, at
+   * output indexes `entryIds.length + i`: acked when they were held, only their `source_id`.
+   */
+  releasedIds: Uint8Array[];
   /** Field lists of the batch's entries (views), for dead-letter and pass-through copies. */
   entryFields: Uint8Array[][];
   /** Event times (epoch ms) of the events that reached the last stage, for end-to-end latency. */

@@ -13,12 +13,15 @@ import { faults } from '../fault/faults.js';
 import { BatchReader } from '../routing/batchCodec.js';
 import { fnv1a } from '../routing/hash.js';
 import {
+  badVersionMessage,
   deadLetter,
   emptyOutput,
   futureMessage,
+  heldReader,
   lateMessage,
   rateLimitedMessage,
   tooManyFields,
+  versionGapMessage,
 } from './batchOutput.js';
 import { MAX_COPY_FIELDS } from './commitBuilder.js';
 import type { BatchResult, RestoredState } from './protocol.js';
@@ -26,9 +29,10 @@ import { EventDecoder } from './stages/decode.js';
 import { contentKey } from './stages/dedup/contentKey.js';
 import { DedupStage } from './stages/dedup/dedupStage.js';
 import { compileFilter } from './stages/filter.js';
+import { APPLY, OrderStage, type Released, STALE } from './stages/order/orderStage.js';
 import { RateLimitStage } from './stages/rateLimit/rateLimitStage.js';
 import { ADDED, LATE, WindowStage } from './stages/window/windowStage.js';
-import { DROP, FAILED, keyText, LIMITED, type Step, Steps } from './steps.js';
+import { FAILED, keyLatin1, keyText, LIMITED, PASS, type Step, Steps, type Verdict } from './steps.js';
 
 /**
  * Most window results a tick (no events) emits. A tick's commit holds up the events that arrive meanwhile,
@@ -43,6 +47,13 @@ export class Shard {
   private readonly dedup: DedupStage | null = null;
   private readonly window: WindowStage | null = null;
   private readonly rateLimit: RateLimitStage | null = null;
+  private readonly order: OrderStage | null = null;
+  /** The steps after the order stage (empty without one): they run when an event is applied in order. */
+  private readonly after: Steps;
+  /** Entries the order stage releases or gives up, reused. */
+  private readonly released: Released = [];
+  /** Index of the next released entry in the output (after the batch's own entries). */
+  private nextReleased = 0;
   private readonly idleClose: number;
   /**
    * Most window results one batch emits: closing a window start for every key at once made one commit of
@@ -70,9 +81,14 @@ export class Shard {
   constructor(config: PipelineConfig, restored?: { state: RestoredState; now: number }) {
     let aggregates: Aggregate[] = [];
     let idleClose = 0;
-    const steps: Step[] = [];
+    const before: Step[] = [];
+    const afterOrder: Step[] = [];
+    let steps = before;
     for (const s of config.stages) {
-      if ('filter' in s) steps.push({ kind: 'filter', pred: compileFilter(s.filter) });
+      if ('order' in s) {
+        this.order = new OrderStage(s.order);
+        steps = afterOrder;
+      } else if ('filter' in s) steps.push({ kind: 'filter', pred: compileFilter(s.filter) });
       else if ('dedup' in s) {
         this.dedup = new DedupStage(s.dedup);
         const keyOf = s.dedup.by === 'content' ? contentKey(config.body, s.dedup.fields) : null;
@@ -99,11 +115,14 @@ export class Shard {
     this.retry = config.retry;
     this.decoder = new EventDecoder({
       body: config.body,
-      needId: steps.some((s) => s.kind === 'dedup' && s.keyOf === null),
+      needId: [...before, ...afterOrder].some((s) => s.kind === 'dedup' && s.keyOf === null),
       aggregates,
-      needBody: config.stages.some((s) => 'filter' in s || ('dedup' in s && s.dedup.fields !== undefined)),
+      needBody: config.stages.some(
+        (s) => 'filter' in s || 'order' in s || ('dedup' in s && s.dedup.fields !== undefined),
+      ),
     });
-    this.steps = new Steps(steps, config.retry, this.decoder.event);
+    this.steps = new Steps(before, config.retry, this.decoder.event);
+    this.after = new Steps(afterOrder, config.retry, this.decoder.event);
     if (restored) this.restore(restored.state, restored.now);
   }
 
@@ -135,6 +154,7 @@ export class Shard {
     if (this.window) for (const w of r.windows) this.window.restore(w.keyGroup, w.start, w.fields);
     this.dedup?.restore(r.dedupLogs, this.streamTime);
     if (r.rateLimit !== undefined) this.rateLimit?.restore(r.rateLimit, this.streamTime);
+    if (r.order !== undefined) this.order?.restore(r.order);
   }
 
   /**
@@ -149,6 +169,7 @@ export class Shard {
     const ev = this.decoder.event;
     const counts = out.counts;
     const latest = this.maxFutureSkew > 0 ? now + this.maxFutureSkew : Number.POSITIVE_INFINITY;
+    this.nextReleased = r.count;
     while (r.next()) {
       counts.processed++;
       out.entryIds.push(r.idBytes());
@@ -185,25 +206,87 @@ export class Shard {
         this.streamTime = ev.ts;
         this.streamTimeChanged = true;
       }
-      const verdict = this.steps.run(r, counts, this.streamTime);
-      if (verdict === FAILED) {
-        deadLetter(out, r, DeadLetterCode.StageFailed, this.steps.failureMessage(), deliveries);
+      if (this.order !== null) {
+        this.order.advance(this.streamTime, this.released);
+        this.settleReleased(out, r);
+      }
+      if (!this.passes(this.steps, r, out)) continue;
+      if (this.order === null) this.apply(r, out);
+      else this.offer(this.order, r, out);
+    }
+    if (r.count > 0) this.streamTimeAtLastEvent = this.streamTime;
+    this.finish(out, Math.min(this.maxSlice, Math.max(this.tickSlice, 2 * r.count)));
+    return out;
+  }
+
+  /** Runs `steps` for the current entry of `r`; false when the event goes no further (dead letters made). */
+  private passes(steps: Steps, r: BatchReader, out: BatchResult): boolean {
+    const verdict: Verdict = steps.run(r, out.counts, this.streamTime);
+    if (verdict === PASS) return true;
+    if (verdict === FAILED) {
+      deadLetter(out, r, DeadLetterCode.StageFailed, steps.failureMessage(), r.deliveries);
+    } else if (verdict === LIMITED) {
+      deadLetter(out, r, DeadLetterCode.RateLimited, rateLimitedMessage(this.decoder.event.ts));
+    }
+    return false;
+  }
+
+  /** The order stage: the current event is applied (with what follows it), held, or dropped. */
+  private offer(order: OrderStage, r: BatchReader, out: BatchResult): void {
+    const version = order.version(this.decoder.event.body);
+    if (version === null) {
+      deadLetter(out, r, DeadLetterCode.BadVersion, badVersionMessage());
+      return;
+    }
+    const bytes = r.bytes.subarray(r.entryStart, r.entryEnd);
+    const offered = order.offer(keyLatin1(r), r.keyGroup, version, bytes, this.streamTime, this.released);
+    if (offered === STALE) out.counts.deduplicated++;
+    if (offered === APPLY || this.released.length > 0) this.settleReleased(out, r);
+  }
+
+  /**
+   * Processes what the order stage released, in order: the current event of `r` (re-decoded when a
+   * released one came before it), held entries applied after the order stage, or dead-lettered gaps.
+   */
+  private settleReleased(out: BatchResult, r: BatchReader | null): void {
+    const list = this.released;
+    let decoded = true;
+    for (const item of list) {
+      if (item.entry === null) {
+        if (r === null) throw new Error('the order stage released the current event outside a batch');
+        if (!decoded) this.decoder.decode(r); // decoded fine before: the same bytes decode the same
+        if (this.passes(this.after, r, out)) this.apply(r, out);
+        decoded = true;
         continue;
       }
-      if (verdict === DROP) continue;
-      if (verdict === LIMITED) {
-        deadLetter(out, r, DeadLetterCode.RateLimited, rateLimitedMessage(ev.ts));
+      const held = heldReader(item.entry, this.nextReleased++);
+      out.releasedIds.push(held.idBytes());
+      if (item.gap) {
+        deadLetter(out, held, DeadLetterCode.VersionGap, versionGapMessage(item.version));
         continue;
       }
+      decoded = false;
+      const failure = this.decoder.decode(held);
+      if (failure !== null) deadLetter(out, held, failure.code, failure.message);
+      else if (this.passes(this.after, held, out)) this.apply(held, out);
+    }
+    list.length = 0;
+  }
+
+  /** The last stage for an event that got through: its window, or a pass-through copy. */
+  private apply(r: BatchReader, out: BatchResult): void {
+    const ev = this.decoder.event;
+    const counts = out.counts;
+    {
       if (this.window === null) {
         if (r.fieldCount > MAX_COPY_FIELDS) {
           deadLetter(out, r, DeadLetterCode.EntryTooLarge, tooManyFields(r.fieldCount));
-          continue;
+          return;
         }
         out.passThrough.push(r.index);
         out.entryFields[r.index] = r.fields();
         out.eventTimes.push(ev.ts);
-        continue;
+        return;
       }
       const from = r.fieldStart(r.keyField);
       const to = r.fieldEnd(r.keyField);
@@ -223,13 +306,10 @@ export class Shard {
           counts.late++;
           deadLetter(out, r, DeadLetterCode.Late, lateMessage(ev.ts, this.streamTime));
         } else deadLetter(out, r, DeadLetterCode.Overflow, this.window.overflowMessage());
-        continue;
+        return;
       }
       out.eventTimes.push(ev.ts);
     }
-    if (r.count > 0) this.streamTimeAtLastEvent = this.streamTime;
-    this.finish(out, Math.min(this.maxSlice, Math.max(this.tickSlice, 2 * r.count)));
-    return out;
   }
 
   /**
@@ -251,6 +331,11 @@ export class Shard {
         }
       }
     }
+    if (this.order !== null) {
+      this.nextReleased = 0;
+      this.order.advance(this.streamTime, this.released);
+      this.settleReleased(out, null);
+    }
     this.finish(out, this.tickSlice);
     return out;
   }
@@ -270,6 +355,7 @@ export class Shard {
     }
     if (this.dedup !== null) state.dedup = this.dedup.drain(this.streamTime);
     if (this.rateLimit !== null) state.rateLimit = this.rateLimit.drain(this.streamTime);
+    if (this.order !== null) state.order = this.order.drain();
     if (this.streamTimeChanged) {
       state.streamTime = this.streamTime;
       this.streamTimeChanged = false;

@@ -123,7 +123,7 @@ export class Steps {
 const utf8 = new TextDecoder();
 
 /** The current entry's key as latin1 text: one char per byte, so any key bytes map one to one. */
-function keyLatin1(r: BatchReader): string {
+export function keyLatin1(r: BatchReader): string {
   return latin1(r.bytes, r.fieldStart(r.keyField), r.fieldEnd(r.keyField));
 }
 

@@ -15,7 +15,13 @@
  */
 import { Decoder } from '@msgpack/msgpack';
 import type { PipelineConfig } from '../../src/config/load.js';
-import type { Condition, DedupConfig, RateLimitConfig, WindowConfig } from '../../src/config/schema.js';
+import type {
+  Condition,
+  DedupConfig,
+  OrderConfig,
+  RateLimitConfig,
+  WindowConfig,
+} from '../../src/config/schema.js';
 import { fnv1a, keyGroupOf, shardOfKeyGroup } from '../../src/routing/hash.js';
 
 /** A stream entry as XRANGE returns it: its ID and the flat list name, value, name, value… */
@@ -38,7 +44,9 @@ export type ErrorCode =
   | 'E_LATE'
   | 'E_ENTRY_TOO_LARGE'
   | 'E_OVERFLOW'
-  | 'E_RATE_LIMITED';
+  | 'E_RATE_LIMITED'
+  | 'E_VERSION_GAP'
+  | 'E_BAD_VERSION';
 
 export interface ExpectedDeadLetter {
   /** ID of the input entry (the `source_id` field). */
@@ -222,6 +230,30 @@ interface WindowAcc {
   count: number;
 }
 
+/** A decoded event on its way through the stages (held by the order stage until its turn). */
+interface RefEvent {
+  e: StreamEntry;
+  body: Record<string, unknown>;
+  ts: number;
+  key: string;
+  id: unknown;
+  aggValues: Map<string, number>;
+  shard: ShardState;
+}
+
+interface RefOrderKey {
+  next: number;
+  held: Map<number, RefEvent>;
+  heldSince: number;
+  touched: number;
+}
+
+/** A safe integer, or an integer-valued numeric string; else null. */
+function integerVersion(v: unknown): number | null {
+  const n = typeof v === 'number' ? v : isNumericString(v) ? Number(v) : Number.NaN;
+  return Number.isSafeInteger(n) ? n : null;
+}
+
 interface ShardState {
   streamTime: number;
   /** id → stream time when inserted, and the insertion's number. */
@@ -234,6 +266,8 @@ interface ShardState {
   insertions: Array<{ id: string; n: number }>;
   oldest: number;
   inserted: number;
+  /** Order stage: state per key. */
+  order: Map<string, RefOrderKey>;
   /** Rate-limit buckets by key ('' for `per: shard`). */
   buckets: Map<string, { tokens: number; last: number; touched: number }>;
 }
@@ -293,71 +327,17 @@ export function reference(
     counts.deadLettered[code] = (counts.deadLettered[code] ?? 0) + 1;
   };
 
-  for (const e of entries) {
-    // 0. size: an entry over source.maxEntryBytes (names and values summed) is not processed at all
-    if (e.fields.reduce((n, f) => n + f.length, 0) > config.source.maxEntryBytes) {
-      tooLarge(e, 4096);
-      continue;
-    }
-    // 1. validation, first failure wins
-    const keyBuf = fieldValue(e.fields, config.key.field);
-    const key = keyBuf === undefined ? '' : raw(keyBuf); // the exact bytes: keys need not be UTF-8
-    if (key === '') {
-      deadLetter(e, 'E_MISSING_KEY');
-      continue;
-    }
-    const body = decodeBody(e.fields, config);
-    if (body === undefined) {
-      deadLetter(e, 'E_BAD_BODY');
-      continue;
-    }
-    const ts = eventTime(getPath(body, config.body.timePath));
-    if (typeof ts !== 'number') {
-      deadLetter(e, ts);
-      continue;
-    }
-    const id = getPath(body, config.body.idPath);
-    if (hasDedup && typeof id !== 'string' && typeof id !== 'number') {
-      deadLetter(e, 'E_MISSING_ID');
-      continue;
-    }
-    const aggValues = new Map<string, number>();
-    let badField = false;
-    for (const f of aggFields) {
-      const v = numericValue(getPath(body, f));
-      if (v === undefined) badField = true;
-      else aggValues.set(f, v);
-    }
-    if (badField) {
-      deadLetter(e, 'E_BAD_FIELD');
-      continue;
-    }
-    const skew = config.body.maxFutureSkew;
-    if (skew > 0 && ts > now + skew) {
-      deadLetter(e, 'E_FUTURE_TIME'); // moves no stream time
-      continue;
-    }
-
-    // 2. stream time of the key's shard
-    const keyGroup = keyGroupOf(fnv1a(keyBuf as Buffer), config.keyGroups);
-    const shardNo = shardOfKeyGroup(keyGroup, config.keyGroups, config.shards);
-    let shard = shards.get(shardNo);
-    if (!shard) {
-      shard = {
-        streamTime: Number.NEGATIVE_INFINITY,
-        seen: new Map(),
-        insertions: [],
-        oldest: 0,
-        inserted: 0,
-        buckets: new Map(),
-      };
-      shards.set(shardNo, shard);
-    }
-    shard.streamTime = Math.max(shard.streamTime, ts);
-
-    // 3.–5. the stages, in config order
+  /** Runs the stages from index `from` for one decoded event (steps 3–6). */
+  const runFrom = (ev: RefEvent, from: number): void => {
+    const { e, body, ts, key, id, aggValues, shard } = ev;
+    // 3.–5. the stages, in config order (from `from`: an event the order stage releases goes on after it)
     let dropped = false;
-    for (const stage of config.stages) {
+    for (let si = from; si < config.stages.length; si++) {
+      const stage = config.stages[si] as (typeof config.stages)[number];
+      if ('order' in stage) {
+        offerInOrder(ev, stage.order, si);
+        return;
+      }
       if ('filter' in stage) {
         if (!stage.filter.where.every((c) => holds(body, c))) {
           counts.filtered++;
@@ -423,14 +403,159 @@ export function reference(
         }
       }
     }
-    if (dropped) continue;
+    if (dropped) return;
     // 6. pass-through when there is no window stage
     if (!windowStage && e.fields.length > MAX_COPY_FIELDS) {
       tooLarge(e, Number.POSITIVE_INFINITY);
-      continue;
+      return;
     }
     counts.passed++;
     if (!windowStage) sink.push(pairsOf(e.fields));
+  };
+
+  /**
+   * The order stage of docs/configuration.md, spelled out per key: the next version (a new key starts at
+   * its first), the held events by version and since when the lowest waits, the last event's stream time.
+   */
+  const offerInOrder = (ev: RefEvent, o: OrderConfig, si: number): void => {
+    const version = integerVersion(getPath(ev.body, o.versionPath));
+    if (version === null) {
+      deadLetter(ev.e, 'E_BAD_VERSION');
+      return;
+    }
+    const keys = ev.shard.order;
+    const S = ev.shard.streamTime;
+    let k = keys.get(ev.key);
+    if (!k) {
+      k = { next: version, held: new Map(), heldSince: 0, touched: S };
+      keys.set(ev.key, k);
+    }
+    k.touched = S;
+    const stale = (kk: RefOrderKey) => version < kk.next || kk.held.has(version);
+    if (stale(k)) {
+      counts.deduplicated++;
+      return;
+    }
+    if (version !== k.next && k.held.size >= o.maxBuffered) {
+      resolveGap(k, o, si, S);
+      if (stale(k)) {
+        counts.deduplicated++;
+        return;
+      }
+    }
+    if (version === k.next) {
+      runFrom(ev, si + 1);
+      k.next++;
+      releaseRun(k, si, S);
+      return;
+    }
+    if (k.held.size === 0) k.heldSince = S;
+    k.held.set(version, ev);
+  };
+
+  const releaseRun = (k: RefOrderKey, si: number, S: number): void => {
+    let released = false;
+    for (let ev = k.held.get(k.next); ev !== undefined; ev = k.held.get(k.next)) {
+      k.held.delete(k.next);
+      k.next++;
+      released = true;
+      runFrom(ev, si + 1);
+    }
+    if (released && k.held.size > 0) k.heldSince = S;
+  };
+
+  const resolveGap = (k: RefOrderKey, o: OrderConfig, si: number, S: number): void => {
+    const versions = [...k.held.keys()].sort((a, b) => a - b);
+    k.touched = S;
+    if (o.onGap === 'deadLetter') {
+      for (const v of versions) deadLetter((k.held.get(v) as RefEvent).e, 'E_VERSION_GAP');
+      k.held.clear();
+      k.next = (versions[versions.length - 1] as number) + 1;
+    } else {
+      k.next = versions[0] as number;
+      releaseRun(k, si, S);
+    }
+  };
+
+  /** Stream time moved: every gap whose timeout passed is resolved, idle keys with nothing held forgotten. */
+  const advanceOrder = (shard: ShardState): void => {
+    const si = config.stages.findIndex((s) => 'order' in s);
+    if (si < 0) return;
+    const o = (config.stages[si] as { order: OrderConfig }).order;
+    const S = shard.streamTime;
+    for (const k of shard.order.values()) {
+      if (k.held.size > 0 && k.heldSince + o.timeout <= S) resolveGap(k, o, si, S);
+    }
+    for (const [key, k] of shard.order) {
+      if (k.held.size === 0 && k.touched + o.keyTtl <= S) shard.order.delete(key);
+    }
+  };
+
+  for (const e of entries) {
+    // 0. size: an entry over source.maxEntryBytes (names and values summed) is not processed at all
+    if (e.fields.reduce((n, f) => n + f.length, 0) > config.source.maxEntryBytes) {
+      tooLarge(e, 4096);
+      continue;
+    }
+    // 1. validation, first failure wins
+    const keyBuf = fieldValue(e.fields, config.key.field);
+    const key = keyBuf === undefined ? '' : raw(keyBuf); // the exact bytes: keys need not be UTF-8
+    if (key === '') {
+      deadLetter(e, 'E_MISSING_KEY');
+      continue;
+    }
+    const body = decodeBody(e.fields, config);
+    if (body === undefined) {
+      deadLetter(e, 'E_BAD_BODY');
+      continue;
+    }
+    const ts = eventTime(getPath(body, config.body.timePath));
+    if (typeof ts !== 'number') {
+      deadLetter(e, ts);
+      continue;
+    }
+    const id = getPath(body, config.body.idPath);
+    if (hasDedup && typeof id !== 'string' && typeof id !== 'number') {
+      deadLetter(e, 'E_MISSING_ID');
+      continue;
+    }
+    const aggValues = new Map<string, number>();
+    let badField = false;
+    for (const f of aggFields) {
+      const v = numericValue(getPath(body, f));
+      if (v === undefined) badField = true;
+      else aggValues.set(f, v);
+    }
+    if (badField) {
+      deadLetter(e, 'E_BAD_FIELD');
+      continue;
+    }
+    const skew = config.body.maxFutureSkew;
+    if (skew > 0 && ts > now + skew) {
+      deadLetter(e, 'E_FUTURE_TIME'); // moves no stream time
+      continue;
+    }
+
+    // 2. stream time of the key's shard
+    const keyGroup = keyGroupOf(fnv1a(keyBuf as Buffer), config.keyGroups);
+    const shardNo = shardOfKeyGroup(keyGroup, config.keyGroups, config.shards);
+    let shard = shards.get(shardNo);
+    if (!shard) {
+      shard = {
+        streamTime: Number.NEGATIVE_INFINITY,
+        seen: new Map(),
+        insertions: [],
+        oldest: 0,
+        inserted: 0,
+        buckets: new Map(),
+        order: new Map(),
+      };
+      shards.set(shardNo, shard);
+    }
+    shard.streamTime = Math.max(shard.streamTime, ts);
+
+    advanceOrder(shard);
+    runFrom({ e, body, ts, key, id, aggValues, shard }, 0);
   }
 
   if (windowStage) {
