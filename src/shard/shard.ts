@@ -208,7 +208,8 @@ export class Shard {
       }
       if (this.order !== null) {
         this.order.advance(this.streamTime, this.released);
-        this.settleReleased(out, r);
+        // what it released was decoded into the shared event: decode the current entry again
+        if (this.settleReleased(out, null)) this.decoder.decode(r);
       }
       if (!this.passes(this.steps, r, out)) continue;
       if (this.order === null) this.apply(r, out);
@@ -247,8 +248,9 @@ export class Shard {
   /**
    * Processes what the order stage released, in order: the current event of `r` (re-decoded when a
    * released one came before it), held entries applied after the order stage, or dead-lettered gaps.
+   * Returns true when the shared decoded event now holds another entry than `r`'s.
    */
-  private settleReleased(out: BatchResult, r: BatchReader | null): void {
+  private settleReleased(out: BatchResult, r: BatchReader | null): boolean {
     const list = this.released;
     let decoded = true;
     for (const item of list) {
@@ -271,6 +273,7 @@ export class Shard {
       else if (this.passes(this.after, held, out)) this.apply(held, out);
     }
     list.length = 0;
+    return !decoded;
   }
 
   /** The last stage for an event that got through: its window, or a pass-through copy. */
