@@ -6,9 +6,11 @@
  *            dedup memory at its bound). Peak RSS during the drain; target ≤ 300 MB.
  *   backlog  a 5M-event backlog (10,000 keys, 10 s windows, as in the e2e bench) drained from the start;
  *            peak RSS in each fifth of the drain (by time), to show whether memory stays flat.
+ *   held     bytes per event an `order` stage holds while a version is missing (in this process: heap +
+ *            array buffers; 100,000 events over 10,000 keys; bench/lib/heldBytes.ts).
  * Saves bench/results/memory-<time>.json.
  *
- *   npm run bench:memory -- [--scenario keys|backlog|both] [--keys-events 1000000] [--backlog-events 5000000]
+ *   npm run bench:memory -- [--scenario keys|backlog|held|both] [--keys-events 1000000] [--backlog-events 5000000]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,6 +20,7 @@ import { produce } from '../src/tools/produce/producer.js';
 import { ROOT } from './lib/contender.js';
 import { type DrainResult, measureDrain } from './lib/drainRun.js';
 import { parseFlags } from './lib/flags.js';
+import { bytesPerHeldEvent } from './lib/heldBytes.js';
 import { produceUniqueKeys } from './lib/input.js';
 import { machineInfo, warnIfBusy } from './lib/machine.js';
 import { Progress } from './lib/progress.js';
@@ -26,7 +29,7 @@ import { redisUsedMemoryMb } from './lib/redisState.js';
 const o = parseFlags(
   process.argv.slice(2),
   { scenario: 'both', keysEvents: 1_000_000, backlogEvents: 5_000_000, shards: 2, pollMs: 100 },
-  'npm run bench:memory -- [--scenario keys|backlog|both] [--keys-events N] [--backlog-events N] [--shards N]',
+  'npm run bench:memory -- [--scenario keys|backlog|held|both] [--keys-events N] [--backlog-events N] [--shards N]',
 );
 const START_TS = 1_700_002_800_000; // a whole hour: the keys scenario's events all fall in one 1 h window
 const HOUR = 3_600_000;
@@ -135,6 +138,12 @@ try {
   }
   if (o.scenario === 'backlog' || o.scenario === 'both') {
     await scenario('backlog', `backlog: ${n(o.backlogEvents)} events, ${o.shards} shards`, backlogScenario);
+  }
+  if (o.scenario === 'held' || o.scenario === 'both') {
+    await scenario('held', 'held: events an order stage buffers (100,000 over 10,000 keys)', async () => {
+      const h = bytesPerHeldEvent(10_000, 10);
+      return [`${h.bytes} bytes per buffered out-of-order event (its entry: ${h.entryBytes} bytes)`, h];
+    });
   }
   report.machine = await machineInfo(redis);
   progress.stop();

@@ -11,7 +11,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Bench } from 'tinybench';
 import type { WindowConfig } from '../src/config/schema.js';
-import { BatchReader } from '../src/routing/batchCodec.js';
+import { BatchReader, latin1 } from '../src/routing/batchCodec.js';
 import { fnv1a, keyGroupOf } from '../src/routing/hash.js';
 import { type OpenBatch, Router } from '../src/routing/router.js';
 import { emptyStateDelta } from '../src/shard/batchOutput.js';
@@ -19,6 +19,7 @@ import { CommitBuilder } from '../src/shard/commitBuilder.js';
 import type { BatchResult } from '../src/shard/protocol.js';
 import { Shard } from '../src/shard/shard.js';
 import { EventDecoder } from '../src/shard/stages/decode.js';
+import { OrderStage, type Released } from '../src/shard/stages/order/orderStage.js';
 import { RateLimitStage } from '../src/shard/stages/rateLimit/rateLimitStage.js';
 import { contentKey } from '../src/shard/stages/dedup/contentKey.js';
 import { DedupStage } from '../src/shard/stages/dedup/dedupStage.js';
@@ -184,6 +185,37 @@ function rateLimitRunner(): () => void {
   };
 }
 
+/**
+ * Order stage at steady state: 10,000 keys, each event the next version of its key except every 10th of a
+ * key, which arrives one place late (held, then released by its successor) + delta. The entries are
+ * the batch's own bytes, as the shard offers them.
+ */
+function orderRunner(): () => void {
+  const order = new OrderStage({
+    versionPath: 'v',
+    maxBuffered: 100,
+    timeout: 60_000,
+    onGap: 'skip',
+    keyTtl: 3_600_000,
+  });
+  const versions = new Map<string, number>();
+  const out: Released = [];
+  const bufs = open.map((b) => pack(b));
+  let st = 0;
+  return () => {
+    const r = new BatchReader(next(bufs));
+    while (r.next()) {
+      const key = latin1(r.bytes, r.fieldStart(r.keyField), r.fieldEnd(r.keyField));
+      const n = (versions.get(key) ?? 0) + 1;
+      versions.set(key, n);
+      const v = n % 10 === 0 ? n + 1 : n % 10 === 1 && n > 1 ? n - 1 : n; // …, 9, 11, 10, 12, …
+      order.offer(key, r.keyGroup, v, r.bytes.subarray(r.entryStart, r.entryEnd), ++st, out);
+      out.length = 0;
+    }
+    order.drain();
+  };
+}
+
 /** Window update at steady state: all events land in one open 10 s window of 10,000 keys (none closes). */
 function windowAddRunner(): () => void {
   const w = new WindowStage(window);
@@ -258,6 +290,12 @@ const tasks: Array<{ name: string; items: number; unit: string; fn: () => void; 
     fn: contentDedupRunner(),
   },
   { name: 'rate limit per key: check + take + delta', items: BATCH, unit: 'events', fn: rateLimitRunner() },
+  {
+    name: 'order: offer by version (every 10th held one place) + delta',
+    items: BATCH,
+    unit: 'events',
+    fn: orderRunner(),
+  },
   { name: 'window: update count/sum/min/max + delta', items: BATCH, unit: 'events', fn: windowAddRunner() },
   {
     name: `window: close one window (${perWindow} keys)`,

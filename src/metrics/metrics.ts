@@ -62,7 +62,7 @@ export class Metrics {
     this.filtered = counter('events_filtered_total', 'Events dropped by a filter stage.');
     this.deduplicated = counter(
       'events_deduplicated_total',
-      'Events dropped as duplicates within the dedup TTL.',
+      'Events dropped as duplicates within the dedup TTL, or as stale versions by an order stage.',
     );
     this.late = counter('events_late_total', 'Events whose windows had all closed (also dead-lettered).');
     this.rateLimited = counter(
