@@ -89,13 +89,20 @@ export class OrderStage {
    */
   advance(streamTime: number, out: Released): void {
     const gaps = this.gaps;
+    const due: KeyState[] = [];
     while (this.gapHead < gaps.length) {
       const g = gaps[this.gapHead] as { s: KeyState; since: number };
       if (g.since + this.timeout > streamTime) break;
       this.gapHead++;
-      if (g.s.held.size > 0 && g.s.heldSince === g.since && this.keys.get(g.s.key) === g.s) {
-        this.resolve(g.s, streamTime, out);
-      }
+      if (g.s.held.size > 0 && g.s.heldSince === g.since && this.keys.get(g.s.key) === g.s) due.push(g.s);
+    }
+    // Resolved in (wait start, key) order, not queue order: a restored queue cannot know the order in
+    // which gaps of equal start were queued, and released events of several keys must come out the same.
+    if (due.length > 1)
+      due.sort((a, b) => a.heldSince - b.heldSince || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    for (const s of due) {
+      // a key queued twice (its wait restarted at the same stream time) is resolved once
+      if (s.held.size > 0 && s.heldSince + this.timeout <= streamTime) this.resolve(s, streamTime, out);
     }
     if (this.gapHead > 1024 && this.gapHead * 2 > gaps.length) {
       gaps.splice(0, this.gapHead);
