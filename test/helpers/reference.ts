@@ -483,9 +483,11 @@ export function reference(
     if (si < 0) return;
     const o = (config.stages[si] as { order: OrderConfig }).order;
     const S = shard.streamTime;
-    for (const k of shard.order.values()) {
-      if (k.held.size > 0 && k.heldSince + o.timeout <= S) resolveGap(k, o, si, S);
-    }
+    // several due at once: by the time they started waiting, then by key (docs/configuration.md)
+    const due = [...shard.order]
+      .filter(([, k]) => k.held.size > 0 && k.heldSince + o.timeout <= S)
+      .sort(([ka, a], [kb, b]) => a.heldSince - b.heldSince || (ka < kb ? -1 : ka > kb ? 1 : 0));
+    for (const [, k] of due) resolveGap(k, o, si, S);
     for (const [key, k] of shard.order) {
       if (k.held.size === 0 && k.touched + o.keyTtl <= S) shard.order.delete(key);
     }
