@@ -8,9 +8,11 @@
  *            peak RSS in each fifth of the drain (by time), to show whether memory stays flat.
  *   sessions in this process, no Redis: bytes per open session — 1M keys with one open session each in a
  *            session stage (count/sum/min/max), heap + array buffers after a full GC, less before.
+ *   held     bytes per event an `order` stage holds while a version is missing (in this process: heap +
+ *            array buffers; 100,000 events over 10,000 keys; bench/lib/heldBytes.ts).
  * Saves bench/results/memory-<time>.json.
  *
- *   npm run bench:memory -- [--scenario keys|backlog|sessions|both] [--keys-events 1000000] [--backlog-events 5000000]
+ *   npm run bench:memory -- [--scenario keys|backlog|sessions|held|both] [--keys-events 1000000] [--backlog-events 5000000]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,6 +25,7 @@ import { windowOperator } from '../src/shard/stages/window/operator.js';
 import { ROOT } from './lib/contender.js';
 import { type DrainResult, measureDrain } from './lib/drainRun.js';
 import { parseFlags } from './lib/flags.js';
+import { bytesPerHeldEvent } from './lib/heldBytes.js';
 import { produceUniqueKeys } from './lib/input.js';
 import { machineInfo, warnIfBusy } from './lib/machine.js';
 import { Progress } from './lib/progress.js';
@@ -31,7 +34,7 @@ import { redisUsedMemoryMb } from './lib/redisState.js';
 const o = parseFlags(
   process.argv.slice(2),
   { scenario: 'both', keysEvents: 1_000_000, backlogEvents: 5_000_000, shards: 2, pollMs: 100 },
-  'npm run bench:memory -- [--scenario keys|backlog|sessions|both] [--keys-events N] [--backlog-events N] [--shards N]',
+  'npm run bench:memory -- [--scenario keys|backlog|sessions|held|both] [--keys-events N] [--backlog-events N] [--shards N]',
 );
 const START_TS = 1_700_002_800_000; // a whole hour: the keys scenario's events all fall in one 1 h window
 const HOUR = 3_600_000;
@@ -177,6 +180,12 @@ try {
       `sessions: ${n(o.keysEvents)} keys with one open session each`,
       sessionsScenario,
     );
+  }
+  if (o.scenario === 'held' || o.scenario === 'both') {
+    await scenario('held', 'held: events an order stage buffers (100,000 over 10,000 keys)', async () => {
+      const h = bytesPerHeldEvent(10_000, 10);
+      return [`${h.bytes} bytes per buffered out-of-order event (its entry: ${h.entryBytes} bytes)`, h];
+    });
   }
   report.machine = await machineInfo(redis);
   progress.stop();

@@ -11,7 +11,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Bench } from 'tinybench';
 import type { WindowConfig } from '../src/config/schema.js';
-import { BatchReader } from '../src/routing/batchCodec.js';
+import { BatchReader, latin1 } from '../src/routing/batchCodec.js';
 import { fnv1a, keyGroupOf } from '../src/routing/hash.js';
 import { type OpenBatch, Router } from '../src/routing/router.js';
 import { emptyStateDelta } from '../src/shard/batchOutput.js';
@@ -19,6 +19,9 @@ import { CommitBuilder } from '../src/shard/commitBuilder.js';
 import type { BatchResult } from '../src/shard/protocol.js';
 import { Shard } from '../src/shard/shard.js';
 import { EventDecoder } from '../src/shard/stages/decode.js';
+import { OrderStage, type Released } from '../src/shard/stages/order/orderStage.js';
+import { RateLimitStage } from '../src/shard/stages/rateLimit/rateLimitStage.js';
+import { contentKey } from '../src/shard/stages/dedup/contentKey.js';
 import { DedupStage } from '../src/shard/stages/dedup/dedupStage.js';
 import { windowOperator } from '../src/shard/stages/window/operator.js';
 import { WindowStage } from '../src/shard/stages/window/windowStage.js';
@@ -135,6 +138,85 @@ function dedupRunner(): () => void {
   };
 }
 
+/**
+ * Dedup by content at steady state: the SHA-256 key of each msgpack body (stages/dedup/contentKey.ts),
+ * then the same memory as {@link dedupRunner}. The batches are cycled, so after the first pass most keys
+ * are repeats, as in an event storm of resent events.
+ */
+function contentDedupRunner(): () => void {
+  const dedup = new DedupStage({ ttl: 600_000, maxEntries: 200_000 });
+  const keyOf = contentKey(config.body, undefined);
+  const d = new EventDecoder({ body: config.body, needId: false, aggregates: [] });
+  const bufs = open.map((b) => pack(b));
+  let st = 0;
+  return () => {
+    const r = new BatchReader(next(bufs));
+    while (r.next()) {
+      st++;
+      const key = keyOf(r, d.event); // the whole body: reads only the reader
+      if (!dedup.isDuplicate(key, st)) dedup.record(key, r.keyGroup, st);
+    }
+    dedup.drain(st);
+  };
+}
+
+/**
+ * Rate limit per key at steady state: 10,000 keys, ~1 event per key per 10 s of event time against a
+ * bucket of 5/s, burst 10 (every event passes: the check and the token taken are the cost), + delta.
+ */
+function rateLimitRunner(): () => void {
+  const limit = new RateLimitStage({
+    per: 'key',
+    rate: { events: 5, perMs: 1000 },
+    burst: 10,
+    onExcess: 'drop',
+  });
+  const keys = facts.map((b) => b.map((e) => Buffer.from(e.keyBytes).toString('latin1')));
+  let st = 0;
+  return () => {
+    const i = k++ % facts.length;
+    const batch = facts[i] as EventFacts[];
+    const names = keys[i] as string[];
+    for (let j = 0; j < batch.length; j++) {
+      const e = batch[j] as EventFacts;
+      st = Math.max(st, e.ts);
+      if (limit.admits(names[j] as string, e.keyGroup, e.ts, st)) limit.take(st);
+    }
+    limit.drain(st);
+  };
+}
+
+/**
+ * Order stage at steady state: 10,000 keys, each event the next version of its key except every 10th of a
+ * key, which arrives one place late (held, then released by its successor) + delta. The entries are
+ * the batch's own bytes, as the shard offers them.
+ */
+function orderRunner(): () => void {
+  const order = new OrderStage({
+    versionPath: 'v',
+    maxBuffered: 100,
+    timeout: 60_000,
+    onGap: 'skip',
+    keyTtl: 3_600_000,
+  });
+  const versions = new Map<string, number>();
+  const out: Released = [];
+  const bufs = open.map((b) => pack(b));
+  let st = 0;
+  return () => {
+    const r = new BatchReader(next(bufs));
+    while (r.next()) {
+      const key = latin1(r.bytes, r.fieldStart(r.keyField), r.fieldEnd(r.keyField));
+      const n = (versions.get(key) ?? 0) + 1;
+      versions.set(key, n);
+      const v = n % 10 === 0 ? n + 1 : n % 10 === 1 && n > 1 ? n - 1 : n; // …, 9, 11, 10, 12, …
+      order.offer(key, r.keyGroup, v, r.bytes.subarray(r.entryStart, r.entryEnd), ++st, out);
+      out.length = 0;
+    }
+    order.drain();
+  };
+}
+
 /** Window update at steady state: all events land in one open 10 s window of 10,000 keys (none closes). */
 function windowAddRunner(): () => void {
   const w = new WindowStage(window);
@@ -234,6 +316,19 @@ const tasks: Array<{ name: string; items: number; unit: string; fn: () => void; 
     fn: decodeRunner(openJson, 'json'),
   },
   { name: 'dedup: check/insert at the 200k bound + delta', items: BATCH, unit: 'events', fn: dedupRunner() },
+  {
+    name: 'dedup by content: SHA-256 of the body + check/insert + delta',
+    items: BATCH,
+    unit: 'events',
+    fn: contentDedupRunner(),
+  },
+  { name: 'rate limit per key: check + take + delta', items: BATCH, unit: 'events', fn: rateLimitRunner() },
+  {
+    name: 'order: offer by version (every 10th held one place) + delta',
+    items: BATCH,
+    unit: 'events',
+    fn: orderRunner(),
+  },
   { name: 'window: update count/sum/min/max + delta', items: BATCH, unit: 'events', fn: windowAddRunner() },
   {
     name: 'session window (1 s gap): add, close due, delta',

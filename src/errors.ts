@@ -22,6 +22,18 @@ export const DeadLetterCode = {
   MissingId: 'E_MISSING_ID',
   /** An aggregated field is missing or not a finite number. */
   BadField: 'E_BAD_FIELD',
+  /**
+   * Over a `rateLimit` stage's rate (its token bucket, in event time, was empty) with `onExcess:
+   * deadLetter`.
+   */
+  RateLimited: 'E_RATE_LIMITED',
+  /**
+   * An `order` stage held the event while an earlier version of its key was missing, and gave up waiting
+   * (`timeout` of stream time, or `maxBuffered` events held) with `onGap: deadLetter`.
+   */
+  VersionGap: 'E_VERSION_GAP',
+  /** An `order` stage found no integer version at `versionPath`. */
+  BadVersion: 'E_BAD_VERSION',
   /** The event belongs only to windows that have already closed. */
   Late: 'E_LATE',
   /**

@@ -52,7 +52,7 @@ describe('pipeline config', () => {
       { env: {} },
     );
     expect(c.stages).toEqual([
-      { dedup: { ttl: 7_200_000, maxEntries: 100_000 } },
+      { dedup: { ttl: 7_200_000, maxEntries: 100_000, by: 'id' } },
       {
         window: { type: 'hopping', size: 60_000, advance: 15_000, grace: 500, idleClose: 0, aggregates: [] },
       },

@@ -159,6 +159,8 @@ function crossFieldChecks(c: LooseConfig, ctx: z.RefinementCtx): void {
   const stages = Array.isArray(c.stages) ? (c.stages as unknown[]) : [];
   let windows = 0;
   let dedups = 0;
+  let rateLimits = 0;
+  let orders = 0;
   stages.forEach((s, i) => {
     if (s === null || typeof s !== 'object') return;
     if ('window' in s) {
@@ -166,6 +168,8 @@ function crossFieldChecks(c: LooseConfig, ctx: z.RefinementCtx): void {
       if (i !== stages.length - 1) issue(['stages', i], 'the window stage must be the last stage');
     }
     if ('dedup' in s && ++dedups > 1) issue(['stages', i], 'only one dedup stage is allowed');
+    if ('rateLimit' in s && ++rateLimits > 1) issue(['stages', i], 'only one rateLimit stage is allowed');
+    if ('order' in s && ++orders > 1) issue(['stages', i], 'only one order stage is allowed');
   });
   if (windows > 1) issue(['stages'], 'only one window stage is allowed');
   const keyGroups = typeof c.keyGroups === 'number' ? c.keyGroups : 256;
@@ -190,6 +194,8 @@ export type FilterConfig = Extract<Stage, { filter: unknown }>['filter'];
 export type Condition = FilterConfig['where'][number];
 export type DedupConfig = Extract<Stage, { dedup: unknown }>['dedup'];
 export type WindowConfig = Extract<Stage, { window: unknown }>['window'];
+export type RateLimitConfig = Extract<Stage, { rateLimit: unknown }>['rateLimit'];
+export type OrderConfig = Extract<Stage, { order: unknown }>['order'];
 export type Aggregate = WindowConfig['aggregates'][number];
 export type BodyConfig = ParsedConfig['body'];
 

@@ -48,11 +48,26 @@ const dedupStage = z
         ttl: duration('How long an event ID is remembered, in event time.').default(600_000),
         /** Upper bound of remembered IDs per shard; the oldest are forgotten first. @defaultValue 100000 */
         maxEntries: z.number().int().min(1).default(100_000).describe('Max remembered IDs per shard.'),
+        /**
+         * What makes two events the same: `id`, the body's ID (`body.idPath`); `content`, a SHA-256 of the
+         * body's bytes, or of the canonical encoding of `fields` when given. @defaultValue id
+         */
+        by: z.enum(['id', 'content']).default('id').describe('Dedup by event ID or by content hash.'),
+        /** `by: content` only: hash just these body fields (dot paths), not the whole body. */
+        fields: z
+          .array(name('Dot path of a body field to hash.'))
+          .min(1, { message: 'needs at least one field, or leave `fields` out to hash the whole body' })
+          .optional(),
       })
-      .strict(),
+      .strict()
+      .superRefine((d, ctx) => {
+        if (d.fields !== undefined && d.by !== 'content') {
+          ctx.addIssue({ code: 'custom', path: ['fields'], message: 'only `by: content` takes `fields`' });
+        }
+      }),
   })
   .strict()
-  .describe('Drops events whose ID was seen within the TTL.');
+  .describe('Drops events whose ID (or content) was seen within the TTL.');
 
 const aggregateSchema = z
   .object({
@@ -142,5 +157,81 @@ export function windowSpan(w: { type: string; size?: number | undefined; gap?: n
   return (w.type === 'session' ? w.gap : w.size) ?? 0;
 }
 
+const RATE_UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const RATE_RE = /^\s*(\d+(?:\.\d+)?)\s*\/\s*(ms|s|m|h|d)\s*$/;
+
+/** `"100/s"` → 100 events per 1000 ms; undefined when malformed or not positive. */
+export function parseRate(text: string): { events: number; perMs: number } | undefined {
+  const m = RATE_RE.exec(text);
+  if (!m) return undefined;
+  const events = Number(m[1]);
+  return events > 0 ? { events, perMs: RATE_UNIT_MS[m[2] as string] as number } : undefined;
+}
+
+/** A token bucket per key or per shard, refilled in event time; excess events are dropped or dead-lettered. */
+const rateLimitStage = z
+  .object({
+    rateLimit: z
+      .object({
+        /** One bucket per key, or one for the whole shard. @defaultValue key */
+        per: z.enum(['key', 'shard']).default('key').describe('One bucket per key, or one per shard.'),
+        /** Refill rate in event time: `<events>/<unit>`, unit ms, s, m, h or d, e.g. `100/s`, `5/m`. */
+        rate: z
+          .string()
+          .describe('Refill rate in event time, e.g. "100/s", "5/m".')
+          .transform((raw, ctx) => {
+            const r = parseRate(raw);
+            if (r === undefined) {
+              ctx.addIssue({
+                code: 'custom',
+                message: `expected a rate like "100/s", got ${JSON.stringify(raw)}`,
+              });
+              return z.NEVER;
+            }
+            return r;
+          }),
+        /** Bucket size: events let through at once after a quiet period. @defaultValue the rate's events, at least 1 */
+        burst: z.number().int().min(1).optional().describe("Bucket size (default: the rate's event count)."),
+        /** `drop`: count excess events (metric `events_rate_limited_total`); `deadLetter`: E_RATE_LIMITED. @defaultValue drop */
+        onExcess: z.enum(['drop', 'deadLetter']).default('drop').describe('What happens to excess events.'),
+      })
+      .strict()
+      .transform((c) => ({ ...c, burst: c.burst ?? Math.max(1, Math.floor(c.rate.events)) })),
+  })
+  .strict()
+  .describe('Token-bucket rate limit in event time.');
+
+/** Per key, applies events in version order, holding a gap for a while. */
+const orderStage = z
+  .object({
+    order: z
+      .object({
+        /** Dot path of the event's version in the body: an integer (or an integer string). */
+        versionPath: name('Dot path of the event version (an integer).'),
+        /** Most events held per key while a version is missing; one more resolves the gap. @defaultValue 100 */
+        maxBuffered: z.number().int().min(1).max(100_000).default(100).describe('Most events held per key.'),
+        /** How long (stream time) a gap is held before `onGap` resolves it. @defaultValue 30s */
+        timeout: duration('How long a gap is held, in stream time.', { min: 1 }).default(30_000),
+        /** `deadLetter`: the held events go to the dead-letter stream (E_VERSION_GAP); `skip`: go on from the lowest held. @defaultValue deadLetter */
+        onGap: z.enum(['deadLetter', 'skip']).default('deadLetter').describe('What a timed-out gap does.'),
+        /** A key with nothing held is forgotten after this much stream time without an event; must exceed `timeout`. @defaultValue 1h */
+        keyTtl: duration("How long an idle key's next version is remembered, in stream time.").default(
+          3_600_000,
+        ),
+      })
+      .strict()
+      .superRefine((o, ctx) => {
+        if (o.keyTtl <= o.timeout) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['keyTtl'],
+            message: `must exceed timeout (${o.timeout} ms), got ${o.keyTtl} ms`,
+          });
+        }
+      }),
+  })
+  .strict()
+  .describe('Per key, applies events in version order.');
+
 /** One entry of `stages`. */
-export const stageSchema = z.union([filterStage, dedupStage, windowStage]);
+export const stageSchema = z.union([filterStage, dedupStage, rateLimitStage, orderStage, windowStage]);

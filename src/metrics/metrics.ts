@@ -57,6 +57,7 @@ export class Metrics {
   private readonly filtered: Counter;
   private readonly deduplicated: Counter;
   private readonly late: Counter;
+  private readonly rateLimited: Counter;
   private readonly deadLettered: Counter<'reason'>;
   private readonly windowsEmitted: Counter;
   private readonly batchSize: Histogram;
@@ -76,9 +77,13 @@ export class Metrics {
     this.filtered = counter('events_filtered_total', 'Events dropped by a filter stage.');
     this.deduplicated = counter(
       'events_deduplicated_total',
-      'Events dropped as duplicates within the dedup TTL.',
+      'Events dropped as duplicates within the dedup TTL, or as stale versions by an order stage.',
     );
     this.late = counter('events_late_total', 'Events whose windows had all closed (also dead-lettered).');
+    this.rateLimited = counter(
+      'events_rate_limited_total',
+      'Events over a rateLimit stage (dropped, or also dead-lettered with onExcess: deadLetter).',
+    );
     this.deadLettered = new Counter({
       name: `${p}events_dead_lettered_total`,
       help: 'Entries written to the dead-letter stream, by error code.',
@@ -264,6 +269,7 @@ export class Metrics {
     this.processed.inc(counts.processed);
     if (counts.filtered) this.filtered.inc(counts.filtered);
     if (counts.deduplicated) this.deduplicated.inc(counts.deduplicated);
+    if (counts.rateLimited) this.rateLimited.inc(counts.rateLimited);
     if (counts.late) this.late.inc(counts.late);
     if (counts.windowsEmitted) this.windowsEmitted.inc(counts.windowsEmitted);
     if (counts.stageRetries) this.stageRetries.inc(counts.stageRetries);

@@ -8,6 +8,11 @@
  *                               (shard/stages/window/keyedState.ts)
  *   <ns>:dl:<kg>          LIST  dedup log: chunks of (stream time seen, event ID), oldest first
  *                               (shard/stages/dedup/checkpoint.ts)
+ *   <ns>:rl:<kg>          HASH  rate limit per key: key → "tokens,last,touched"
+ *   <ns>:rls              HASH  kg → rate limit per shard: "tokens,last" of the shard that owned kg
+ *                               (shard/stages/rateLimit/rateLimitStage.ts)
+ *   <ns>:ob:<kg>          HASH  order stage: key → next version and held entries (binary;
+ *                               shard/stages/order/orderStage.ts)
  *   <ns>:st               HASH  kg → stream time of the shard that owned kg
  *   <ns>:meta             HASH  fingerprint → what the checkpoint's layout depends on (key groups, windows;
  *                               commit/fingerprint.ts);
@@ -27,6 +32,9 @@ const KINDS = [
   ['window buckets', /^w:\d+:-?\d+$/],
   ['window indexes', /^wi:\d+$/],
   ['dedup logs', /^dl:\d+$/],
+  ['rate-limit buckets', /^rl:\d+$/],
+  ['shard rate limits', /^rls$/],
+  ['order buffers', /^ob:\d+$/],
   ['stream time', /^st$/],
   ['meta', /^meta$/],
   ['applied commits', /^applied$/],
@@ -58,6 +66,18 @@ export class CheckpointKeys {
 
   dedup(keyGroup: number): string {
     return `${this.ns}:dl:${keyGroup}`;
+  }
+
+  rateLimit(keyGroup: number): string {
+    return `${this.ns}:rl:${keyGroup}`;
+  }
+
+  shardRateLimit(): string {
+    return `${this.ns}:rls`;
+  }
+
+  order(keyGroup: number): string {
+    return `${this.ns}:ob:${keyGroup}`;
   }
 
   streamTime(): string {

@@ -5,7 +5,7 @@
  * copy ({@link MAX_COPY_FIELDS}): then it goes with its key only, as `E_ENTRY_TOO_LARGE`.
  */
 import { DeadLetterCode } from '../errors.js';
-import { type BatchReader, NO_KEY } from '../routing/batchCodec.js';
+import { BatchReader, NO_KEY } from '../routing/batchCodec.js';
 import { MAX_COPY_FIELDS } from './commitBuilder.js';
 import type { BatchResult, StateDelta } from './protocol.js';
 
@@ -17,6 +17,8 @@ export function emptyStateDelta(): StateDelta {
     windowsClosed: [],
     windowRemovals: [],
     dedup: { appends: [], trims: [] },
+    rateLimit: { writes: [], removals: [], shard: null },
+    order: { writes: [], removals: [] },
     streamTime: null,
   };
 }
@@ -34,9 +36,11 @@ export function emptyOutput(): BatchResult {
       late: 0,
       windowsEmitted: 0,
       stageRetries: 0,
+      rateLimited: 0,
       deadLettered: {},
     },
     entryIds: [],
+    releasedIds: [],
     entryFields: [],
     eventTimes: [],
     openWindows: 0,
@@ -80,4 +84,30 @@ export function futureMessage(ts: number, now: number, maxFutureSkew: number): s
 
 export function lateMessage(ts: number, streamTime: number): string {
   return `late: every window of event time ${ts} closed (stream time ${streamTime})`;
+}
+
+export function rateLimitedMessage(ts: number): string {
+  return `over the rate limit: no token left in the bucket at event time ${ts}`;
+}
+
+/**
+ * A reader on an entry the order stage held (its bytes as the batch format has them), at output index
+ * `index`: after the batch's own entries, so its dead letter or copy does not collide with theirs.
+ */
+export function heldReader(entry: Uint8Array, index: number): BatchReader {
+  const buf = new ArrayBuffer(4 + entry.length);
+  new DataView(buf).setUint32(0, 1, true);
+  new Uint8Array(buf).set(entry, 4);
+  const r = new BatchReader(buf);
+  r.next();
+  r.index = index;
+  return r;
+}
+
+export function badVersionMessage(): string {
+  return 'version missing or not an integer (order.versionPath)';
+}
+
+export function versionGapMessage(version: number): string {
+  return `version ${version} held while an earlier version was missing; gave up waiting (order.timeout or order.maxBuffered)`;
 }

@@ -2,7 +2,7 @@
  * Builds the commit of one shard batch, in the worker: the writes as an op list, encoded with msgpack
  * (opsCodec.ts) into ONE binary argument for the commit script (commit/applyOps.ts), in this order:
  *   1. results (sink XADDs) and dead-letter XADDs,
- *   2. the checkpoint delta (windows, dedup memory, stream time),
+ *   2. the checkpoint delta (windows, dedup memory, rate-limit buckets, stream time),
  *   3. XACK of every entry of the batch.
  * Each entry's effect — a result, a dead-letter entry, a state change, or a deliberate drop (filtered,
  * duplicate) — is applied in the same script as its ack: an entry is acked iff its effect is in Redis.
@@ -62,7 +62,8 @@ export class CommitBuilder {
       const fields: Arg[] = [...(r.entryFields[d.index] as Uint8Array[])];
       if (d.deliveries !== undefined) fields.push('deliveries', String(d.deliveries));
       fields.push('error', d.error, 'source_id');
-      fields.push(r.entryIds[d.index] as Uint8Array);
+      const n = r.entryIds.length;
+      fields.push((d.index < n ? r.entryIds[d.index] : r.releasedIds[d.index - n]) as Uint8Array);
       this.xadd(this.dlqHead, fields);
     }
     this.state(r);
@@ -84,6 +85,15 @@ export class CommitBuilder {
     }
     for (const t of s.dedup.trims) this.op(['LPOP', k.dedup(t.keyGroup), String(t.count)]);
     for (const a of s.dedup.appends) this.op(['RPUSH', k.dedup(a.keyGroup), a.chunk]);
+    for (const w of s.rateLimit.writes) this.op(['HSET', k.rateLimit(w.keyGroup)], w.fields, 2);
+    for (const r of s.rateLimit.removals) this.op(['HDEL', k.rateLimit(r.keyGroup)], r.keys);
+    for (const w of s.order.writes) this.op(['HSET', k.order(w.keyGroup)], w.fields, 2);
+    for (const r of s.order.removals) this.op(['HDEL', k.order(r.keyGroup)], r.keys);
+    if (s.rateLimit.shard !== null) {
+      const args: string[] = [];
+      for (const g of this.keyGroups) args.push(String(g), s.rateLimit.shard);
+      this.op(['HSET', k.shardRateLimit()], args, 2);
+    }
     if (s.streamTime !== null) {
       const t = String(s.streamTime);
       const args: string[] = [];

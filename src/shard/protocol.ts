@@ -6,6 +6,7 @@
 import type { PipelineConfig } from '../config/load.js';
 import type { ByteString } from '../util/bytes.js';
 import type { DedupDelta, DedupLog } from './stages/dedup/checkpoint.js';
+import type { RateLimitDelta, RateLimitState } from './stages/rateLimit/rateLimitStage.js';
 
 /** A shard's state as loaded from its checkpoint keys. */
 export interface RestoredState {
@@ -18,6 +19,10 @@ export interface RestoredState {
   dedupLogs: DedupLog[];
   /** Highest stream time stored for the shard's key groups, or null for a fresh shard. */
   streamTime: number | null;
+  /** The rate-limit buckets (stages/rateLimit/rateLimitStage.ts); absent = none stored. */
+  rateLimit?: RateLimitState;
+  /** The order stage's keys per key group, `[key, state, …]` (stages/order/orderStage.ts); absent = none. */
+  order?: Array<{ keyGroup: number; fields: ByteString[] }>;
 }
 
 export interface InitTask {
@@ -68,6 +73,8 @@ export interface ShardCounts {
   windowsEmitted: number;
   /** Extra tries after a stage threw. */
   stageRetries: number;
+  /** Events over a rate limit (dropped or dead-lettered). */
+  rateLimited: number;
   /** Dead-lettered events by error code. */
   deadLettered: Record<string, number>;
 }
@@ -87,6 +94,13 @@ export interface StateDelta {
   windowRemovals: Array<{ keyGroup: number; start: number; keys: ByteString[] }>;
   /** LPOP forgotten chunks from, then RPUSH new chunks to, the key groups' dedup logs. */
   dedup: DedupDelta;
+  /** HSET/HDEL the rate-limit buckets; the shard bucket for each of its key groups. */
+  rateLimit: RateLimitDelta;
+  /** HSET/HDEL the order stage's keys (next version, held entries). */
+  order: {
+    writes: Array<{ keyGroup: number; fields: ByteString[] }>;
+    removals: Array<{ keyGroup: number; keys: ByteString[] }>;
+  };
   /** The shard's stream time when it changed in this batch; written for each of its key groups. */
   streamTime: number | null;
 }
@@ -114,6 +128,11 @@ export interface BatchResult {
   counts: ShardCounts;
   /** Entry IDs of the batch (views into the batch buffer), all to be acked by the commit. */
   entryIds: Uint8Array[];
+  /**
+   * IDs of entries an order stage held in earlier batches (or this one) and released or gave up now, at
+   * output indexes `entryIds.length + i`: acked when they were held, only their `source_id`.
+   */
+  releasedIds: Uint8Array[];
   /** Field lists of the batch's entries (views), for dead-letter and pass-through copies. */
   entryFields: Uint8Array[][];
   /** Event times (epoch ms) of the events that reached the last stage, for end-to-end latency. */

@@ -2,7 +2,7 @@
  * One shard: owns the state of its key groups and applies batches in order. Pure computation — no I/O,
  * no clock of its own (wall time arrives with each task), so it is unit-testable without a worker or Redis.
  *
- * Per event: decode/validate (stages/decode.ts) → filter and dedup in config order, retried when they
+ * Per event: decode/validate (stages/decode.ts) → filter, dedup and rate limit in config order, retried when they
  * throw (steps.ts) → window (stages/window/) or pass-through; what cannot go on is dead-lettered
  * (batchOutput.ts).
  */
@@ -12,15 +12,28 @@ import { DeadLetterCode } from '../errors.js';
 import { faults } from '../fault/faults.js';
 import { BatchReader } from '../routing/batchCodec.js';
 import { fnv1a } from '../routing/hash.js';
-import { deadLetter, emptyOutput, futureMessage, lateMessage, tooManyFields } from './batchOutput.js';
+import {
+  badVersionMessage,
+  deadLetter,
+  emptyOutput,
+  futureMessage,
+  heldReader,
+  lateMessage,
+  rateLimitedMessage,
+  tooManyFields,
+  versionGapMessage,
+} from './batchOutput.js';
 import { MAX_COPY_FIELDS } from './commitBuilder.js';
 import type { BatchResult, RestoredState } from './protocol.js';
 import { EventDecoder } from './stages/decode.js';
+import { contentKey } from './stages/dedup/contentKey.js';
 import { DedupStage } from './stages/dedup/dedupStage.js';
 import { compileFilter } from './stages/filter.js';
+import { APPLY, OrderStage, type Released, STALE } from './stages/order/orderStage.js';
+import { RateLimitStage } from './stages/rateLimit/rateLimitStage.js';
 import { windowOperator } from './stages/window/operator.js';
 import { ADDED, LATE, type WindowOperator } from './stages/window/windowStage.js';
-import { DROP, FAILED, keyText, type Step, Steps } from './steps.js';
+import { FAILED, keyLatin1, keyText, LIMITED, PASS, type Step, Steps, type Verdict } from './steps.js';
 
 /**
  * Most window results a tick (no events) emits. A tick's commit holds up the events that arrive meanwhile,
@@ -34,6 +47,14 @@ export class Shard {
   private readonly steps: Steps;
   private readonly dedup: DedupStage | null = null;
   private readonly window: WindowOperator | null = null;
+  private readonly rateLimit: RateLimitStage | null = null;
+  private readonly order: OrderStage | null = null;
+  /** The steps after the order stage (empty without one): they run when an event is applied in order. */
+  private readonly after: Steps;
+  /** Entries the order stage releases or gives up, reused. */
+  private readonly released: Released = [];
+  /** Index of the next released entry in the output (after the batch's own entries). */
+  private nextReleased = 0;
   private readonly idleClose: number;
   /**
    * Most window results one batch emits: closing a window start for every key at once made one commit of
@@ -61,12 +82,25 @@ export class Shard {
   constructor(config: PipelineConfig, restored?: { state: RestoredState; now: number }) {
     let aggregates: Aggregate[] = [];
     let idleClose = 0;
-    const steps: Step[] = [];
+    const before: Step[] = [];
+    const afterOrder: Step[] = [];
+    let steps = before;
     for (const s of config.stages) {
-      if ('filter' in s) steps.push({ kind: 'filter', pred: compileFilter(s.filter) });
+      if ('order' in s) {
+        this.order = new OrderStage(s.order);
+        steps = afterOrder;
+      } else if ('filter' in s) steps.push({ kind: 'filter', pred: compileFilter(s.filter) });
       else if ('dedup' in s) {
         this.dedup = new DedupStage(s.dedup);
-        steps.push({ kind: 'dedup', dedup: this.dedup });
+        const keyOf = s.dedup.by === 'content' ? contentKey(config.body, s.dedup.fields) : null;
+        steps.push({ kind: 'dedup', dedup: this.dedup, keyOf });
+      } else if ('rateLimit' in s) {
+        this.rateLimit = new RateLimitStage(s.rateLimit);
+        steps.push({
+          kind: 'rateLimit',
+          limit: this.rateLimit,
+          deadLetter: s.rateLimit.onExcess === 'deadLetter',
+        });
       } else {
         this.window = windowOperator(s.window);
         aggregates = s.window.aggregates;
@@ -82,11 +116,14 @@ export class Shard {
     this.retry = config.retry;
     this.decoder = new EventDecoder({
       body: config.body,
-      needId: this.dedup !== null,
+      needId: [...before, ...afterOrder].some((s) => s.kind === 'dedup' && s.keyOf === null),
       aggregates,
-      needBody: steps.some((s) => s.kind === 'filter'),
+      needBody: config.stages.some(
+        (s) => 'filter' in s || 'order' in s || ('dedup' in s && s.dedup.fields !== undefined),
+      ),
     });
-    this.steps = new Steps(steps, config.retry, this.decoder.event);
+    this.steps = new Steps(before, config.retry, this.decoder.event);
+    this.after = new Steps(afterOrder, config.retry, this.decoder.event);
     if (restored) this.restore(restored.state, restored.now);
   }
 
@@ -122,6 +159,8 @@ export class Shard {
     }
     if (this.window) for (const w of r.windows) this.window.restore(w.keyGroup, w.start, w.fields);
     this.dedup?.restore(r.dedupLogs, this.streamTime);
+    if (r.rateLimit !== undefined) this.rateLimit?.restore(r.rateLimit, this.streamTime);
+    if (r.order !== undefined) this.order?.restore(r.order);
   }
 
   /**
@@ -136,6 +175,7 @@ export class Shard {
     const ev = this.decoder.event;
     const counts = out.counts;
     const latest = this.maxFutureSkew > 0 ? now + this.maxFutureSkew : Number.POSITIVE_INFINITY;
+    this.nextReleased = r.count;
     while (r.next()) {
       counts.processed++;
       out.entryIds.push(r.idBytes());
@@ -172,21 +212,90 @@ export class Shard {
         this.streamTime = ev.ts;
         this.streamTimeChanged = true;
       }
-      const verdict = this.steps.run(r, counts, this.streamTime);
-      if (verdict === FAILED) {
-        deadLetter(out, r, DeadLetterCode.StageFailed, this.steps.failureMessage(), deliveries);
+      if (this.order !== null) {
+        this.order.advance(this.streamTime, this.released);
+        // what it released was decoded into the shared event: decode the current entry again
+        if (this.settleReleased(out, null)) this.decoder.decode(r);
+      }
+      if (!this.passes(this.steps, r, out)) continue;
+      if (this.order === null) this.apply(r, out);
+      else this.offer(this.order, r, out);
+    }
+    if (r.count > 0) this.streamTimeAtLastEvent = this.streamTime;
+    this.finish(out, Math.min(this.maxSlice, Math.max(this.tickSlice, 2 * r.count)));
+    return out;
+  }
+
+  /** Runs `steps` for the current entry of `r`; false when the event goes no further (dead letters made). */
+  private passes(steps: Steps, r: BatchReader, out: BatchResult): boolean {
+    const verdict: Verdict = steps.run(r, out.counts, this.streamTime);
+    if (verdict === PASS) return true;
+    if (verdict === FAILED) {
+      deadLetter(out, r, DeadLetterCode.StageFailed, steps.failureMessage(), r.deliveries);
+    } else if (verdict === LIMITED) {
+      deadLetter(out, r, DeadLetterCode.RateLimited, rateLimitedMessage(this.decoder.event.ts));
+    }
+    return false;
+  }
+
+  /** The order stage: the current event is applied (with what follows it), held, or dropped. */
+  private offer(order: OrderStage, r: BatchReader, out: BatchResult): void {
+    const version = order.version(this.decoder.event.body);
+    if (version === null) {
+      deadLetter(out, r, DeadLetterCode.BadVersion, badVersionMessage());
+      return;
+    }
+    const bytes = r.bytes.subarray(r.entryStart, r.entryEnd);
+    const offered = order.offer(keyLatin1(r), r.keyGroup, version, bytes, this.streamTime, this.released);
+    if (offered === STALE) out.counts.deduplicated++;
+    if (offered === APPLY || this.released.length > 0) this.settleReleased(out, r);
+  }
+
+  /**
+   * Processes what the order stage released, in order: the current event of `r` (re-decoded when a
+   * released one came before it), held entries applied after the order stage, or dead-lettered gaps.
+   * Returns true when the shared decoded event now holds another entry than `r`'s.
+   */
+  private settleReleased(out: BatchResult, r: BatchReader | null): boolean {
+    const list = this.released;
+    let decoded = true;
+    for (const item of list) {
+      if (item.entry === null) {
+        if (r === null) throw new Error('the order stage released the current event outside a batch');
+        if (!decoded) this.decoder.decode(r); // decoded fine before: the same bytes decode the same
+        if (this.passes(this.after, r, out)) this.apply(r, out);
+        decoded = true;
         continue;
       }
-      if (verdict === DROP) continue;
+      const held = heldReader(item.entry, this.nextReleased++);
+      out.releasedIds.push(held.idBytes());
+      if (item.gap) {
+        deadLetter(out, held, DeadLetterCode.VersionGap, versionGapMessage(item.version));
+        continue;
+      }
+      decoded = false;
+      const failure = this.decoder.decode(held);
+      if (failure !== null) deadLetter(out, held, failure.code, failure.message);
+      else if (this.passes(this.after, held, out)) this.apply(held, out);
+    }
+    list.length = 0;
+    return !decoded;
+  }
+
+  /** The last stage for an event that got through: its window, or a pass-through copy. */
+  private apply(r: BatchReader, out: BatchResult): void {
+    const ev = this.decoder.event;
+    const counts = out.counts;
+    {
       if (this.window === null) {
         if (r.fieldCount > MAX_COPY_FIELDS) {
           deadLetter(out, r, DeadLetterCode.EntryTooLarge, tooManyFields(r.fieldCount));
-          continue;
+          return;
         }
         out.passThrough.push(r.index);
         out.entryFields[r.index] = r.fields();
         out.eventTimes.push(ev.ts);
-        continue;
+        return;
       }
       const from = r.fieldStart(r.keyField);
       const to = r.fieldEnd(r.keyField);
@@ -206,13 +315,10 @@ export class Shard {
           counts.late++;
           deadLetter(out, r, DeadLetterCode.Late, lateMessage(ev.ts, this.streamTime));
         } else deadLetter(out, r, DeadLetterCode.Overflow, this.window.overflowMessage());
-        continue;
+        return;
       }
       out.eventTimes.push(ev.ts);
     }
-    if (r.count > 0) this.streamTimeAtLastEvent = this.streamTime;
-    this.finish(out, Math.min(this.maxSlice, Math.max(this.tickSlice, 2 * r.count)));
-    return out;
   }
 
   /**
@@ -234,6 +340,11 @@ export class Shard {
         }
       }
     }
+    if (this.order !== null) {
+      this.nextReleased = 0;
+      this.order.advance(this.streamTime, this.released);
+      this.settleReleased(out, null);
+    }
     this.finish(out, this.tickSlice);
     return out;
   }
@@ -252,6 +363,8 @@ export class Shard {
       out.closePending = this.window.closePending(this.streamTime);
     }
     if (this.dedup !== null) state.dedup = this.dedup.drain(this.streamTime);
+    if (this.rateLimit !== null) state.rateLimit = this.rateLimit.drain(this.streamTime);
+    if (this.order !== null) state.order = this.order.drain();
     if (this.streamTimeChanged) {
       state.streamTime = this.streamTime;
       this.streamTimeChanged = false;

@@ -1,25 +1,34 @@
 /**
- * The filter and dedup steps of a shard, run per event in config order and retried with exponential
- * backoff when one throws. A try changes no state until every step has run (dedup records the ID only
- * then), so a retry sees what the first try saw. Window updates come after and do not throw on data;
+ * The filter, dedup and rate-limit steps of a shard, run per event in config order and retried with exponential
+ * backoff when one throws. A try changes no state until every step has run (dedup records the ID and a
+ * rate limit takes its token only then), so a retry sees what the first try saw. Window updates come after and do not throw on data;
  * should one throw anyway (a bug), the task fails and the main thread restarts the worker from the
  * checkpoint.
  */
 import type { PipelineConfig } from '../config/load.js';
 import { faults } from '../fault/faults.js';
-import type { BatchReader } from '../routing/batchCodec.js';
+import { type BatchReader, latin1 } from '../routing/batchCodec.js';
 import type { ShardCounts } from './protocol.js';
 import type { DecodedEvent } from './stages/decode.js';
+import type { DedupKeyOf } from './stages/dedup/contentKey.js';
 import type { DedupStage } from './stages/dedup/dedupStage.js';
 import type { Predicate } from './stages/filter.js';
+import type { RateLimitStage } from './stages/rateLimit/rateLimitStage.js';
 
-export type Step = { kind: 'filter'; pred: Predicate } | { kind: 'dedup'; dedup: DedupStage };
+export type Step =
+  | { kind: 'filter'; pred: Predicate }
+  /** `keyOf` null: the event's ID (`by: id`); else its content key (stages/dedup/contentKey.ts). */
+  | { kind: 'dedup'; dedup: DedupStage; keyOf: DedupKeyOf | null }
+  /** `deadLetter`: excess events are dead-lettered (LIMITED), else dropped. */
+  | { kind: 'rateLimit'; limit: RateLimitStage; deadLetter: boolean };
 
 /** What the steps decided for an event. */
 export const PASS = 0;
 export const DROP = 1;
 export const FAILED = 2;
-export type Verdict = typeof PASS | typeof DROP | typeof FAILED;
+/** Over a rate limit whose excess is dead-lettered. */
+export const LIMITED = 3;
+export type Verdict = typeof PASS | typeof DROP | typeof FAILED | typeof LIMITED;
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 /** Blocks this thread (a shard worker: its events must wait in order anyway). */
@@ -66,6 +75,8 @@ export class Steps {
     const ev = this.event;
     if (faults.stageThrow !== null && keyText(r) === faults.stageThrow.key) this.injectStageFault(r);
     let admitted: DedupStage | null = null;
+    let admittedKey = '';
+    let limited: RateLimitStage | null = null;
     let verdict: Verdict = PASS;
     for (const s of this.steps) {
       if (s.kind === 'filter') {
@@ -74,13 +85,28 @@ export class Steps {
           counts.filtered++;
           break;
         }
-      } else if (s.dedup.isDuplicate(ev.id, streamTime)) {
+        continue;
+      }
+      if (s.kind === 'rateLimit') {
+        if (!s.limit.admits(keyLatin1(r), r.keyGroup, ev.ts, streamTime)) {
+          verdict = s.deadLetter ? LIMITED : DROP;
+          counts.rateLimited++;
+          break;
+        }
+        limited = s.limit;
+        continue;
+      }
+      const key = s.keyOf === null ? ev.id : s.keyOf(r, ev);
+      if (s.dedup.isDuplicate(key, streamTime)) {
         verdict = DROP;
         counts.deduplicated++;
         break;
-      } else admitted = s.dedup;
+      }
+      admitted = s.dedup;
+      admittedKey = key;
     }
-    admitted?.record(ev.id, r.keyGroup, streamTime);
+    admitted?.record(admittedKey, r.keyGroup, streamTime);
+    limited?.take(streamTime);
     return verdict;
   }
 
@@ -95,6 +121,11 @@ export class Steps {
 }
 
 const utf8 = new TextDecoder();
+
+/** The current entry's key as latin1 text: one char per byte, so any key bytes map one to one. */
+export function keyLatin1(r: BatchReader): string {
+  return latin1(r.bytes, r.fieldStart(r.keyField), r.fieldEnd(r.keyField));
+}
 
 /** The current entry's key as text (for fault injection only: the stages use its bytes). */
 export function keyText(r: BatchReader): string {

@@ -27,7 +27,7 @@ export class MapDedupStage {
   private readonly maxEntries: number;
   private readonly writer = new ChunkWriter();
 
-  constructor(cfg: DedupConfig) {
+  constructor(cfg: Pick<DedupConfig, 'ttl' | 'maxEntries'>) {
     this.ttl = cfg.ttl;
     this.maxEntries = cfg.maxEntries;
   }

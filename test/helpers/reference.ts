@@ -15,7 +15,13 @@
  */
 import { Decoder } from '@msgpack/msgpack';
 import type { PipelineConfig } from '../../src/config/load.js';
-import type { Condition, DedupConfig, WindowConfig } from '../../src/config/schema.js';
+import type {
+  Condition,
+  DedupConfig,
+  OrderConfig,
+  RateLimitConfig,
+  WindowConfig,
+} from '../../src/config/schema.js';
 import { fnv1a, keyGroupOf, shardOfKeyGroup } from '../../src/routing/hash.js';
 
 /** A stream entry as XRANGE returns it: its ID and the flat list name, value, name, value… */
@@ -37,7 +43,10 @@ export type ErrorCode =
   | 'E_FUTURE_TIME'
   | 'E_LATE'
   | 'E_ENTRY_TOO_LARGE'
-  | 'E_OVERFLOW';
+  | 'E_OVERFLOW'
+  | 'E_RATE_LIMITED'
+  | 'E_VERSION_GAP'
+  | 'E_BAD_VERSION';
 
 export interface ExpectedDeadLetter {
   /** ID of the input entry (the `source_id` field). */
@@ -53,6 +62,8 @@ export interface ExpectedCounts {
   filtered: number;
   deduplicated: number;
   late: number;
+  /** Events over a rate limit (dropped or dead-lettered). */
+  rateLimited: number;
   /** Dead-lettered events by code (E_LATE included); codes that never occurred are absent. */
   deadLettered: Partial<Record<ErrorCode, number>>;
   /** Window results emitted (0 without a window stage). */
@@ -219,6 +230,30 @@ interface WindowAcc {
   count: number;
 }
 
+/** A decoded event on its way through the stages (held by the order stage until its turn). */
+interface RefEvent {
+  e: StreamEntry;
+  body: Record<string, unknown>;
+  ts: number;
+  key: string;
+  id: unknown;
+  aggValues: Map<string, number>;
+  shard: ShardState;
+}
+
+interface RefOrderKey {
+  next: number;
+  held: Map<number, RefEvent>;
+  heldSince: number;
+  touched: number;
+}
+
+/** A safe integer, or an integer-valued numeric string; else null. */
+function integerVersion(v: unknown): number | null {
+  const n = typeof v === 'number' ? v : isNumericString(v) ? Number(v) : Number.NaN;
+  return Number.isSafeInteger(n) ? n : null;
+}
+
 interface ShardState {
   streamTime: number;
   /** id → stream time when inserted, and the insertion's number. */
@@ -231,6 +266,10 @@ interface ShardState {
   insertions: Array<{ id: string; n: number }>;
   oldest: number;
   inserted: number;
+  /** Order stage: state per key. */
+  order: Map<string, RefOrderKey>;
+  /** Rate-limit buckets by key ('' for `per: shard`). */
+  buckets: Map<string, { tokens: number; last: number; touched: number }>;
 }
 
 /**
@@ -245,7 +284,7 @@ export function reference(
 ): Expected {
   const now = opts.now ?? Date.now();
   const windowStage = config.stages.find((s): s is { window: WindowConfig } => 'window' in s)?.window;
-  const hasDedup = config.stages.some((s) => 'dedup' in s);
+  const hasDedup = config.stages.some((s) => 'dedup' in s && s.dedup.by === 'id');
   // the distinct fields that some aggregate (other than count) reads
   const aggFields = [
     ...new Set((windowStage?.aggregates ?? []).filter((a) => a.fn !== 'count').map((a) => a.field as string)),
@@ -272,6 +311,7 @@ export function reference(
     filtered: 0,
     deduplicated: 0,
     late: 0,
+    rateLimited: 0,
     deadLettered: {},
     windowsEmitted: 0,
     passed: 0,
@@ -291,6 +331,180 @@ export function reference(
     if (e.fields.length > MAX_COPY_FIELDS) return tooLarge(e, Number.POSITIVE_INFINITY);
     deadLetters.push({ sourceId: e.id, code, fields: pairsOf(e.fields) });
     counts.deadLettered[code] = (counts.deadLettered[code] ?? 0) + 1;
+  };
+
+  /** Runs the stages from index `from` for one decoded event (steps 3–6). */
+  const runFrom = (ev: RefEvent, from: number): void => {
+    const { e, body, ts, key, id, aggValues, shard } = ev;
+    // 3.–5. the stages, in config order (from `from`: an event the order stage releases goes on after it)
+    let dropped = false;
+    for (let si = from; si < config.stages.length; si++) {
+      const stage = config.stages[si] as (typeof config.stages)[number];
+      if ('order' in stage) {
+        offerInOrder(ev, stage.order, si);
+        return;
+      }
+      if ('filter' in stage) {
+        if (!stage.filter.where.every((c) => holds(body, c))) {
+          counts.filtered++;
+          dropped = true;
+          break;
+        }
+      } else if ('dedup' in stage) {
+        const same =
+          stage.dedup.by === 'id' ? `id:${String(id)}` : contentIdentity(e, body, stage.dedup, config);
+        if (isDuplicate(shard, same, stage.dedup)) {
+          counts.deduplicated++;
+          dropped = true;
+          break;
+        }
+      } else if ('rateLimit' in stage) {
+        if (!rateAdmits(shard, stage.rateLimit, key, ts)) {
+          counts.rateLimited++;
+          if (stage.rateLimit.onExcess === 'deadLetter') deadLetter(e, 'E_RATE_LIMITED');
+          dropped = true;
+          break;
+        }
+      } else if (stage.window.type === 'session' || stage.window.type === 'sliding') {
+        const verdict = keyed?.add(key, ts, aggValues, shard.streamTime);
+        if (verdict !== 'added') {
+          if (verdict === 'E_LATE') counts.late++;
+          deadLetter(e, verdict ?? 'E_LATE');
+          dropped = true;
+          break;
+        }
+      } else {
+        const w = stage.window as WindowConfig & { size: number };
+        const starts = windowStartsOf(ts, w.size, advance);
+        const open = starts.filter((s) => shard.streamTime < s + w.size + w.grace);
+        if (open.length === 0) {
+          counts.late++;
+          deadLetter(e, 'E_LATE');
+          dropped = true;
+          break;
+        }
+        // a sum (sum or avg) of any of its windows that would not be finite: the event changes none
+        const summed = w.aggregates.filter((a) => a.fn === 'sum' || a.fn === 'avg').map((a) => a.field);
+        const overflows = open.some((s) => {
+          const acc = windows.get(`${key}\u0000${s}`);
+          return summed.some(
+            (f) =>
+              acc &&
+              !Number.isFinite(
+                (acc.sums.get(f as string) as number) + (aggValues.get(f as string) as number),
+              ),
+          );
+        });
+        if (overflows) {
+          deadLetter(e, 'E_OVERFLOW');
+          dropped = true;
+          break;
+        }
+        for (const s of open) {
+          const wk = `${key}\u0000${s}`;
+          let acc = windows.get(wk);
+          if (!acc) {
+            const values = new Map(aggFields.map((f) => [f, [] as number[]]));
+            acc = { key, start: s, values, sums: new Map(aggFields.map((f) => [f, 0])), count: 0 };
+            windows.set(wk, acc);
+          }
+          acc.count++;
+          for (const f of aggFields) {
+            const v = aggValues.get(f) as number;
+            acc.values.get(f)?.push(v);
+            acc.sums.set(f, (acc.sums.get(f) as number) + v);
+          }
+        }
+      }
+    }
+    if (dropped) return;
+    // 6. pass-through when there is no window stage
+    if (!windowStage && e.fields.length > MAX_COPY_FIELDS) {
+      tooLarge(e, Number.POSITIVE_INFINITY);
+      return;
+    }
+    counts.passed++;
+    if (!windowStage) sink.push(pairsOf(e.fields));
+  };
+
+  /**
+   * The order stage of docs/configuration.md, spelled out per key: the next version (a new key starts at
+   * its first), the held events by version and since when the lowest waits, the last event's stream time.
+   */
+  const offerInOrder = (ev: RefEvent, o: OrderConfig, si: number): void => {
+    const version = integerVersion(getPath(ev.body, o.versionPath));
+    if (version === null) {
+      deadLetter(ev.e, 'E_BAD_VERSION');
+      return;
+    }
+    const keys = ev.shard.order;
+    const S = ev.shard.streamTime;
+    let k = keys.get(ev.key);
+    if (!k) {
+      k = { next: version, held: new Map(), heldSince: 0, touched: S };
+      keys.set(ev.key, k);
+    }
+    k.touched = S;
+    const stale = (kk: RefOrderKey) => version < kk.next || kk.held.has(version);
+    if (stale(k)) {
+      counts.deduplicated++;
+      return;
+    }
+    if (version !== k.next && k.held.size >= o.maxBuffered) {
+      resolveGap(k, o, si, S);
+      if (stale(k)) {
+        counts.deduplicated++;
+        return;
+      }
+    }
+    if (version === k.next) {
+      runFrom(ev, si + 1);
+      k.next++;
+      releaseRun(k, si, S);
+      return;
+    }
+    if (k.held.size === 0) k.heldSince = S;
+    k.held.set(version, ev);
+  };
+
+  const releaseRun = (k: RefOrderKey, si: number, S: number): void => {
+    let released = false;
+    for (let ev = k.held.get(k.next); ev !== undefined; ev = k.held.get(k.next)) {
+      k.held.delete(k.next);
+      k.next++;
+      released = true;
+      runFrom(ev, si + 1);
+    }
+    if (released && k.held.size > 0) k.heldSince = S;
+  };
+
+  const resolveGap = (k: RefOrderKey, o: OrderConfig, si: number, S: number): void => {
+    const versions = [...k.held.keys()].sort((a, b) => a - b);
+    k.touched = S;
+    if (o.onGap === 'deadLetter') {
+      for (const v of versions) deadLetter((k.held.get(v) as RefEvent).e, 'E_VERSION_GAP');
+      k.held.clear();
+      k.next = (versions[versions.length - 1] as number) + 1;
+    } else {
+      k.next = versions[0] as number;
+      releaseRun(k, si, S);
+    }
+  };
+
+  /** Stream time moved: every gap whose timeout passed is resolved, idle keys with nothing held forgotten. */
+  const advanceOrder = (shard: ShardState): void => {
+    const si = config.stages.findIndex((s) => 'order' in s);
+    if (si < 0) return;
+    const o = (config.stages[si] as { order: OrderConfig }).order;
+    const S = shard.streamTime;
+    // several due at once: by the time they started waiting, then by key (docs/configuration.md)
+    const due = [...shard.order]
+      .filter(([, k]) => k.held.size > 0 && k.heldSince + o.timeout <= S)
+      .sort(([ka, a], [kb, b]) => a.heldSince - b.heldSince || (ka < kb ? -1 : ka > kb ? 1 : 0));
+    for (const [, k] of due) resolveGap(k, o, si, S);
+    for (const [key, k] of shard.order) {
+      if (k.held.size === 0 && k.touched + o.keyTtl <= S) shard.order.delete(key);
+    }
   };
 
   for (const e of entries) {
@@ -349,86 +563,15 @@ export function reference(
         insertions: [],
         oldest: 0,
         inserted: 0,
+        buckets: new Map(),
+        order: new Map(),
       };
       shards.set(shardNo, shard);
     }
     shard.streamTime = Math.max(shard.streamTime, ts);
 
-    // 3.–5. the stages, in config order
-    let dropped = false;
-    for (const stage of config.stages) {
-      if ('filter' in stage) {
-        if (!stage.filter.where.every((c) => holds(body, c))) {
-          counts.filtered++;
-          dropped = true;
-          break;
-        }
-      } else if ('dedup' in stage) {
-        if (isDuplicate(shard, String(id), stage.dedup)) {
-          counts.deduplicated++;
-          dropped = true;
-          break;
-        }
-      } else if (stage.window.type === 'session' || stage.window.type === 'sliding') {
-        const verdict = keyed?.add(key, ts, aggValues, shard.streamTime);
-        if (verdict !== 'added') {
-          if (verdict === 'E_LATE') counts.late++;
-          deadLetter(e, verdict ?? 'E_LATE');
-          dropped = true;
-          break;
-        }
-      } else {
-        const w = stage.window as WindowConfig & { size: number };
-        const starts = windowStartsOf(ts, w.size, advance);
-        const open = starts.filter((s) => shard.streamTime < s + w.size + w.grace);
-        if (open.length === 0) {
-          counts.late++;
-          deadLetter(e, 'E_LATE');
-          dropped = true;
-          break;
-        }
-        // a sum (sum or avg) of any of its windows that would not be finite: the event changes none
-        const summed = w.aggregates.filter((a) => a.fn === 'sum' || a.fn === 'avg').map((a) => a.field);
-        const overflows = open.some((s) => {
-          const acc = windows.get(`${key}\u0000${s}`);
-          return summed.some(
-            (f) =>
-              acc &&
-              !Number.isFinite(
-                (acc.sums.get(f as string) as number) + (aggValues.get(f as string) as number),
-              ),
-          );
-        });
-        if (overflows) {
-          deadLetter(e, 'E_OVERFLOW');
-          dropped = true;
-          break;
-        }
-        for (const s of open) {
-          const wk = `${key}\u0000${s}`;
-          let acc = windows.get(wk);
-          if (!acc) {
-            const values = new Map(aggFields.map((f) => [f, [] as number[]]));
-            acc = { key, start: s, values, sums: new Map(aggFields.map((f) => [f, 0])), count: 0 };
-            windows.set(wk, acc);
-          }
-          acc.count++;
-          for (const f of aggFields) {
-            const v = aggValues.get(f) as number;
-            acc.values.get(f)?.push(v);
-            acc.sums.set(f, (acc.sums.get(f) as number) + v);
-          }
-        }
-      }
-    }
-    if (dropped) continue;
-    // 6. pass-through when there is no window stage
-    if (!windowStage && e.fields.length > MAX_COPY_FIELDS) {
-      tooLarge(e, Number.POSITIVE_INFINITY);
-      continue;
-    }
-    counts.passed++;
-    if (!windowStage) sink.push(pairsOf(e.fields));
+    advanceOrder(shard);
+    runFrom({ e, body, ts, key, id, aggValues, shard }, 0);
   }
 
   if (keyed !== null && windowStage) {
@@ -453,6 +596,68 @@ function isDuplicate(shard: ShardState, id: string, dedup: DedupConfig): boolean
     if (shard.seen.get(oldest.id)?.n === oldest.n) shard.seen.delete(oldest.id);
   }
   return false;
+}
+
+/**
+ * What makes two events the same for `dedup.by: content` (docs/configuration.md): the body's exact bytes
+ * (for `flat`, every field name and value), or the values of `fields` compared as data — whatever the
+ * encoding, key order or number formatting; of different type never equal, a missing field ≠ null. The
+ * identity itself, not a hash of it (the engine hashes; a collision would be a bug found here).
+ */
+function contentIdentity(
+  e: StreamEntry,
+  body: Record<string, unknown>,
+  dedup: DedupConfig,
+  config: PipelineConfig,
+): string {
+  if (dedup.fields !== undefined)
+    return `fields:${JSON.stringify(dedup.fields.map((f) => typed(getPath(body, f))))}`;
+  if (config.body.encoding === 'flat') return `flat:${JSON.stringify(e.fields.map(raw))}`;
+  return `body:${raw(fieldValue(e.fields, config.body.field) as Buffer)}`;
+}
+
+/** A value as JSON-able data with its type spelled out, object keys sorted. */
+function typed(v: unknown): unknown {
+  if (v === undefined) return ['missing'];
+  if (v === null) return ['null'];
+  if (typeof v === 'number' || typeof v === 'bigint') return ['number', String(v === 0 ? 0 : v)];
+  if (typeof v === 'string') return ['string', v];
+  if (typeof v === 'boolean') return ['boolean', v];
+  if (v instanceof Uint8Array) return ['bytes', Buffer.from(v).toString('hex')];
+  if (Array.isArray(v)) return ['array', v.map(typed)];
+  const o = v as Record<string, unknown>;
+  return [
+    'object',
+    Object.keys(o)
+      .sort()
+      .map((k) => [k, typed(o[k])]),
+  ];
+}
+
+/**
+ * The token bucket of docs/configuration.md, spelled out: first forget every bucket untouched for a full
+ * refill (burst / rate) of stream time — checked over all of them, per event; a key without a bucket has
+ * a full one at its event time; refill by event time elapsed since the bucket's latest event time (never
+ * backwards), capped at burst; pass and take a token if there is one, touching the bucket.
+ */
+function rateAdmits(shard: ShardState, c: RateLimitConfig, key: string, ts: number): boolean {
+  const perMs = c.rate.events / c.rate.perMs;
+  if (c.per === 'key') {
+    for (const [k, b] of shard.buckets) {
+      if (b.touched + c.burst / perMs <= shard.streamTime) shard.buckets.delete(k);
+    }
+  }
+  const name = c.per === 'key' ? key : '';
+  const b = shard.buckets.get(name) ?? { tokens: c.burst, last: ts, touched: shard.streamTime };
+  let tokens = b.tokens;
+  let last = b.last;
+  if (ts > last) {
+    tokens = Math.min(c.burst, tokens + (ts - last) * perMs);
+    last = ts;
+  }
+  if (tokens < 1) return false;
+  shard.buckets.set(name, { tokens: tokens - 1, last, touched: shard.streamTime });
+  return true;
 }
 
 function windowResult(acc: WindowAcc, w: WindowConfig, end = acc.start + (w.size ?? 0)): FieldPair[] {

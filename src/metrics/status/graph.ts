@@ -14,7 +14,15 @@ type Condition = Extract<Stage, { filter: unknown }>['filter']['where'][number];
 
 export type StageNode =
   | { kind: 'filter'; where: string[] }
-  | { kind: 'dedup'; ttlMs: number; maxEntries: number }
+  | { kind: 'dedup'; ttlMs: number; maxEntries: number; by: 'id' | 'content' }
+  | { kind: 'rateLimit'; per: 'key' | 'shard'; rate: string; burst: number; onExcess: 'drop' | 'deadLetter' }
+  | {
+      kind: 'order';
+      versionPath: string;
+      maxBuffered: number;
+      timeoutMs: number;
+      onGap: 'deadLetter' | 'skip';
+    }
   | {
       kind: 'window';
       type: 'tumbling' | 'hopping' | 'session' | 'sliding';
@@ -56,7 +64,23 @@ export function pipelineGraph(c: PipelineConfig): PipelineGraph {
 
 function stageNode(s: Stage): StageNode {
   if ('filter' in s) return { kind: 'filter', where: s.filter.where.map(conditionText) };
-  if ('dedup' in s) return { kind: 'dedup', ttlMs: s.dedup.ttl, maxEntries: s.dedup.maxEntries };
+  if ('dedup' in s)
+    return { kind: 'dedup', ttlMs: s.dedup.ttl, maxEntries: s.dedup.maxEntries, by: s.dedup.by };
+  if ('rateLimit' in s) {
+    const r = s.rateLimit;
+    const rate = `${r.rate.events}/${r.rate.perMs === 1000 ? 's' : `${r.rate.perMs}ms`}`;
+    return { kind: 'rateLimit', per: r.per, rate, burst: r.burst, onExcess: r.onExcess };
+  }
+  if ('order' in s) {
+    const o = s.order;
+    return {
+      kind: 'order',
+      versionPath: o.versionPath,
+      maxBuffered: o.maxBuffered,
+      timeoutMs: o.timeout,
+      onGap: o.onGap,
+    };
+  }
   const w = s.window;
   return {
     kind: 'window',
@@ -66,7 +90,10 @@ function stageNode(s: Stage): StageNode {
     gapMs: w.gap ?? null,
     graceMs: w.grace,
     idleCloseMs: w.idleClose,
-    aggregates: ['count', ...w.aggregates.filter((a) => a.fn !== 'count').map((a) => `${a.fn}(${a.field})`)],
+    aggregates: [
+      'count',
+      ...w.aggregates.filter((a) => a.fn !== 'count').map((a) => `${a.fn}(${a.field ?? ''})`),
+    ],
   };
 }
 

@@ -15,7 +15,7 @@ export class DedupStage {
   private readonly ttl: number;
   private readonly maxEntries: number;
 
-  constructor(cfg: DedupConfig) {
+  constructor(cfg: Pick<DedupConfig, 'ttl' | 'maxEntries'>) {
     this.ttl = cfg.ttl;
     this.maxEntries = cfg.maxEntries;
   }
