@@ -100,7 +100,7 @@ it('answers /api/status from the running pipeline: graph, counters, shards, rece
     shards: SHARDS,
     stages: [
       { kind: 'filter', where: ['amount gte 0'] },
-      { kind: 'dedup', ttlMs: 600_000, maxEntries: 100_000 },
+      { kind: 'dedup', ttlMs: 600_000, maxEntries: 100_000, by: 'id' },
       {
         kind: 'window',
         type: 'tumbling',
@@ -205,6 +205,30 @@ it('draws session and sliding windows with their gap and size', () => {
     advanceMs: null,
     gapMs: null,
   });
+});
+
+it('draws the order, rate-limit and content-dedup stages with their settings', () => {
+  const stages = pipelineGraph(
+    parseConfig(
+      JSON.stringify({
+        source: { stream: 'in', group: 'g' },
+        stages: [
+          { order: { versionPath: 'v', maxBuffered: 50, timeout: '10s', onGap: 'skip' } },
+          { rateLimit: { per: 'shard', rate: '100/s', burst: 20, onExcess: 'deadLetter' } },
+          { dedup: { by: 'content', ttl: '1m' } },
+        ],
+        sink: { stream: 'out' },
+        deadLetter: { stream: 'dlq' },
+      }),
+      'test',
+      { env: { REDIS_URL: 'redis://127.0.0.1:1' } },
+    ),
+  ).stages;
+  expect(stages).toEqual([
+    { kind: 'order', versionPath: 'v', maxBuffered: 50, timeoutMs: 10_000, onGap: 'skip' },
+    { kind: 'rateLimit', per: 'shard', rate: '100/s', burst: 20, onExcess: 'deadLetter' },
+    { kind: 'dedup', ttlMs: 60_000, maxEntries: expect.any(Number), by: 'content' },
+  ]);
 });
 
 it('reads the dead-letter stream at most once a second, and waits at most ~500 ms on a Redis that does not answer', async () => {
