@@ -9,9 +9,9 @@
 import { decode, encode } from '@msgpack/msgpack';
 import { expect, it } from 'vitest';
 import { mulberry32 } from '../src/tools/produce/generator.js';
+import { killMidLoad, restartAndCompare } from './helpers/crash.js';
 import { expectedFor, expectOutputsMatch } from './helpers/expectations.js';
 import {
-  groupState,
   pipelineConfig,
   readStream,
   redis,
@@ -20,7 +20,6 @@ import {
   useTestHooks,
   waitForDrain,
 } from './helpers/pipeline.js';
-import { waitFor } from './helpers/redis.js';
 
 useTestHooks();
 
@@ -151,25 +150,9 @@ it('kill -9 mid-load, restart: held events are neither lost nor reordered', asyn
     stages: [{ order: { versionPath: 'v', maxBuffered: 6, timeout: '2s', onGap: 'skip' } }],
   });
   const expected = await expectedFor(redis, n, config);
-  const first = await startPipeline(config);
-  await waitFor('a fifth of the input acked', async () => {
-    const g = await groupState(redis, n.input, n.group);
-    return g.entriesRead !== null && g.entriesRead - g.pending >= count / 5;
-  });
-  await first.kill9();
-  const atKill = await groupState(redis, n.input, n.group);
-  expect(atKill.caughtUp && atKill.pending === 0, 'the crash must happen mid-load').toBe(false);
+  await killMidLoad(redis, n, config, count);
   const held = await redis.keys(`${n.keyPrefix}:*:ob:*`);
   expect(held.length, 'held events in the checkpoint at the crash').toBeGreaterThan(0);
 
-  const second = await startPipeline(config);
-  const state = await waitForDrain(redis, {
-    stream: n.input,
-    group: n.group,
-    outputs: { [n.sink]: expected.sink.length, [n.dlq]: expected.deadLetters.length },
-    timeoutMs: 120_000,
-  });
-  expect(await second.stop()).toBe(0);
-  await expectOutputsMatch(redis, n, expected, 'pass-through');
-  expect(state).toMatchObject({ done: true, group: { pending: 0, caughtUp: true } });
+  await restartAndCompare(redis, n, config, expected, 'pass-through');
 });

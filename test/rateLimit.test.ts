@@ -6,9 +6,9 @@
  */
 import { expect, it } from 'vitest';
 import { produce } from '../src/tools/produce/producer.js';
+import { killMidLoad, restartAndCompare } from './helpers/crash.js';
 import { expectedFor, expectOutputsMatch } from './helpers/expectations.js';
 import {
-  groupState,
   pipelineConfig,
   redis,
   startPipeline,
@@ -16,7 +16,6 @@ import {
   useTestHooks,
   waitForDrain,
 } from './helpers/pipeline.js';
-import { waitFor } from './helpers/redis.js';
 
 useTestHooks();
 
@@ -85,23 +84,7 @@ it('kill -9 mid-load, restart: content dedup + rate limit output equals the refe
   expect(expected.counts.deduplicated).toBeGreaterThan(1000);
   expect(expected.counts.deadLettered.E_RATE_LIMITED).toBeGreaterThan(1000);
 
-  const first = await startPipeline(config);
-  await waitFor('a fifth of the input acked', async () => {
-    const g = await groupState(redis, n.input, n.group);
-    return g.entriesRead !== null && g.entriesRead - g.pending >= COUNT / 5;
-  });
-  await first.kill9();
-  const atKill = await groupState(redis, n.input, n.group);
-  expect(atKill.caughtUp && atKill.pending === 0, 'the crash must happen mid-load').toBe(false);
+  await killMidLoad(redis, n, config, COUNT);
 
-  const second = await startPipeline(config);
-  const state = await waitForDrain(redis, {
-    stream: n.input,
-    group: n.group,
-    outputs: { [n.sink]: expected.sink.length, [n.dlq]: expected.deadLetters.length },
-    timeoutMs: 120_000,
-  });
-  expect(await second.stop()).toBe(0);
-  await expectOutputsMatch(redis, n, expected, 'pass-through');
-  expect(state).toMatchObject({ done: true, group: { pending: 0, caughtUp: true } });
+  await restartAndCompare(redis, n, config, expected, 'pass-through');
 });

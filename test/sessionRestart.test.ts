@@ -7,19 +7,17 @@ import { encode } from '@msgpack/msgpack';
 import { expect, it } from 'vitest';
 import { CheckpointKeys } from '../src/redis/checkpointKeys.js';
 import { produce } from '../src/tools/produce/producer.js';
+import { killMidLoad, restartAndCompare } from './helpers/crash.js';
 import { expectedFor, expectOutputsMatch } from './helpers/expectations.js';
 import {
-  groupState,
   pipelineConfig,
   readStream,
   redis,
   startPipeline,
-  type TestNames,
   testNames,
   useTestHooks,
   waitForDrain,
 } from './helpers/pipeline.js';
-import { waitFor } from './helpers/redis.js';
 import { asRecord, pairsOf } from './helpers/reference.js';
 
 useTestHooks();
@@ -38,17 +36,6 @@ async function addAll(stream: string, events: Array<[string, number, number]>): 
     tx.xadd(stream, '*', 'key', key, 'data', Buffer.from(encode({ id: `${key}@${ts}`, ts, amount })));
   }
   await tx.exec();
-}
-
-async function killMidLoad(n: TestNames, config: string, count: number): Promise<void> {
-  const first = await startPipeline(config);
-  await waitFor('a fifth of the input acked', async () => {
-    const g = await groupState(redis, n.input, n.group);
-    return g.entriesRead !== null && g.entriesRead - g.pending >= count / 5;
-  });
-  await first.kill9();
-  const atKill = await groupState(redis, n.input, n.group);
-  expect(atKill.caughtUp && atKill.pending === 0, 'the crash must happen mid-load').toBe(false);
 }
 
 for (const type of ['session', 'sliding'] as const) {
@@ -77,18 +64,9 @@ for (const type of ['session', 'sliding'] as const) {
     });
     const expected = await expectedFor(redis, n, config);
     expect(expected.counts.late).toBeGreaterThan(0);
-    await killMidLoad(n, config, COUNT);
+    await killMidLoad(redis, n, config, COUNT);
 
-    const second = await startPipeline(config);
-    const state = await waitForDrain(redis, {
-      stream: n.input,
-      group: n.group,
-      outputs: { [n.sink]: expected.sink.length, [n.dlq]: expected.deadLetters.length },
-      timeoutMs: 120_000,
-    });
-    expect(await second.stop()).toBe(0);
-    await expectOutputsMatch(redis, n, expected, 'windows');
-    expect(state).toMatchObject({ done: true, group: { pending: 0, caughtUp: true } });
+    await restartAndCompare(redis, n, config, expected, 'windows');
   });
 }
 
