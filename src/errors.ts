@@ -52,6 +52,11 @@ export const DeadLetterCode = {
    * letter): dead-lettered without its fields — only its key (if any), the error and `source_id`.
    */
   EntryTooLarge: 'E_ENTRY_TOO_LARGE',
+  /**
+   * Read from partition p's stream, but its key belongs to another partition (the producer used another
+   * partition function or count): not processed, since its state lives under the other partition.
+   */
+  WrongPartition: 'E_WRONG_PARTITION',
 } as const;
 export type DeadLetterCode = (typeof DeadLetterCode)[keyof typeof DeadLetterCode];
 

@@ -24,7 +24,9 @@ export function fingerprintOf(c: PipelineConfig): string {
         }
       : null;
   // layout 2: the dedup memory is a log per key group (a list), no longer a sorted set
-  return JSON.stringify({ layout: 2, keyGroups: c.keyGroups, window });
+  // partitions: each partition's state holds its own key-group range; a different count changes the ranges
+  const partitions = c.source.partitions > 1 ? { partitions: c.source.partitions } : {};
+  return JSON.stringify({ layout: 2, keyGroups: c.keyGroups, window, ...partitions });
 }
 
 export async function checkFingerprint(redis: Redis, keys: CheckpointKeys, c: PipelineConfig): Promise<void> {

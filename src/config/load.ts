@@ -18,6 +18,12 @@ export type PipelineConfig = Omit<ParsedConfig, 'shards' | 'redis' | 'source' | 
   shards: number;
   redis: ParsedConfig['redis'] & { url: string };
   source: ParsedConfig['source'] & { consumer: string };
+  /**
+   * The partition this config reads (`partitionConfig`), or the whole input before it is split: the
+   * engine of one partition sees `source.stream` = the partition's stream and routes only key groups in
+   * `[from, to)` (partition/partitionOf.ts). `stream` is the pipeline's `source.stream` as written.
+   */
+  partition: { index: number; from: number; to: number; stream: string };
 };
 
 const ENV_RE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
@@ -183,13 +189,15 @@ function environmentProblems(env: NodeJS.ProcessEnv, fileUrl: boolean): ConfigPr
 }
 
 function resolve(c: ParsedConfig, env: NodeJS.ProcessEnv, cpus: number): PipelineConfig {
-  const shards = c.shards === 'auto' ? Math.min(16, Math.max(1, cpus - 1), c.keyGroups) : c.shards;
+  const auto = c.source.partitions > 1 ? 1 : Math.min(16, Math.max(1, cpus - 1), c.keyGroups);
+  const shards = c.shards === 'auto' ? auto : c.shards;
   return {
     ...c,
     name: c.name ?? c.source.group,
     shards,
     redis: { ...c.redis, url: c.redis.url ?? env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
     source: { ...c.source, consumer: c.source.consumer ?? env.HOSTNAME ?? hostname() },
+    partition: { index: 0, from: 0, to: c.keyGroups, stream: c.source.stream },
   };
 }
 

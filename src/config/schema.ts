@@ -35,7 +35,12 @@ const configSchema = z
     source: sourceSchema,
     key: keySchema,
     body: bodySchema,
-    /** Worker threads; `auto` = available cores - 1 (at least 1, at most 16). @defaultValue auto */
+    /**
+     * Worker threads per partition an instance owns (with one partition: per instance); `auto` = available
+     * cores - 1 (at least 1, at most 16, at most keyGroups) with one partition, and 1 with more: then each
+     * owned partition has its own worker, and more instances (not more threads) add parallelism.
+     * @defaultValue auto
+     */
     shards: z
       .union([z.literal('auto'), z.number().int().min(1).max(256)])
       .default('auto')
@@ -148,7 +153,8 @@ interface LooseConfig {
   stages?: unknown;
   shards?: unknown;
   keyGroups?: unknown;
-  source?: { stream?: unknown };
+  source?: { stream?: unknown; partitions?: unknown };
+  redis?: { keyPrefix?: unknown };
   sink?: { type?: unknown; stream?: unknown };
   deadLetter?: { stream?: unknown };
 }
@@ -175,6 +181,20 @@ function crossFieldChecks(c: LooseConfig, ctx: z.RefinementCtx): void {
   const keyGroups = typeof c.keyGroups === 'number' ? c.keyGroups : 256;
   if (typeof c.shards === 'number' && c.shards > keyGroups) {
     issue(['shards'], `must not exceed keyGroups (${keyGroups})`);
+  }
+  const partitions = c.source?.partitions;
+  if (typeof partitions === 'number' && partitions > 1) {
+    if (partitions > keyGroups) issue(['source', 'partitions'], `must not exceed keyGroups (${keyGroups})`);
+    else if (typeof c.shards === 'number' && c.shards > Math.floor(keyGroups / partitions)) {
+      const most = Math.floor(keyGroups / partitions);
+      issue(['shards'], `must not exceed the key groups of one partition (keyGroups / partitions = ${most})`);
+    }
+    // Braces would move the partition's Redis Cluster hash tag (docs/partitions.md "Keys").
+    const prefix = c.redis?.keyPrefix;
+    if (typeof prefix === 'string' && /[{}]/.test(prefix))
+      issue(['redis', 'keyPrefix'], 'must not contain { or } when source.partitions > 1');
+    if (typeof c.source?.stream === 'string' && /[{}]/.test(c.source.stream))
+      issue(['source', 'stream'], 'must not contain { or } when source.partitions > 1');
   }
   const source = c.source?.stream;
   if (typeof source === 'string') {

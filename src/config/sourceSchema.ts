@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { redisUrlProblem } from '../redis/url.js';
+import { DEFAULT_PARTITION_TEMPLATE } from '../partition/partitionOf.js';
 import { duration, name } from './fields.js';
 
 /** Connection to Redis. */
@@ -91,6 +92,35 @@ export const sourceSchema = z
       .max(512 * 1024 * 1024)
       .default(1024 * 1024)
       .describe('Dead-letter (E_ENTRY_TOO_LARGE) an entry whose field names and values sum past this.'),
+    /**
+     * How many partitions the input is split into (issue "Scale out, part 1"; docs/partitions.md). Each
+     * partition is a stream of its own, read by its own consumer group under its own lease, checkpoint and
+     * commit sequence, and the instances of a pipeline share the partitions. A producer writes a key's
+     * events to partition `floor((fnv1a32(key) mod keyGroups) × partitions / keyGroups)` (`partitionOf`
+     * in the package; `streamshard produce --partitions`). Fixed for the life of the pipeline's state.
+     * `1` reads `stream` itself, exactly as before partitions existed. @defaultValue 1
+     */
+    partitions: z
+      .number()
+      .int()
+      .min(1)
+      .max(1024)
+      .default(1)
+      .describe('Number of input partitions (streams), shared by the instances of the pipeline.'),
+    /**
+     * The stream key of partition p, when `partitions` > 1: `{stream}` and `{p}` are replaced. The default
+     * puts every key of a partition under one Redis Cluster hash tag (`orders:{orders:7}`).
+     * @defaultValue `{stream}:{{stream}:{p}}`
+     */
+    partitionStream: z
+      .string()
+      .min(1)
+      .default(DEFAULT_PARTITION_TEMPLATE)
+      .superRefine((t, ctx) => {
+        if (!t.includes('{p}'))
+          ctx.addIssue({ code: 'custom', message: 'must contain {p} (the partition number)' });
+      })
+      .describe('Stream key of partition p: {stream} and {p} are replaced.'),
     /**
      * Trim the input stream below the oldest entry any group still needs (never an entry that is pending
      * or not yet read by a group), every `every`. Unset: no trimming.

@@ -16,7 +16,7 @@ import { loadCheckpoint } from '../commit/restore.js';
 import type { PipelineConfig } from '../config/load.js';
 import type { CheckpointKeys, StateKeyKind } from '../redis/checkpointKeys.js';
 import { isReplyError } from '../redis/errors.js';
-import { keyGroupsOfShard } from '../routing/hash.js';
+import { shardKeyGroups } from '../routing/hash.js';
 import { Shard } from '../shard/shard.js';
 
 export interface ShardState {
@@ -47,7 +47,7 @@ export async function shardStates(
   const shards: ShardState[] = [];
   const windowKeys: string[] = [];
   for (let s = 0; s < config.shards; s++) {
-    const groups = keyGroupsOfShard(s, config.keyGroups, config.shards);
+    const groups = shardKeyGroups(config)[s] as number[];
     const state = await loadCheckpoint(redis, keys, groups);
     let shard: Shard | null = null;
     let problem: string | null = null;

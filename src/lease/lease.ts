@@ -39,8 +39,21 @@ export class Lease {
     private readonly keys: { lease: string; epoch: string },
     consumer: string,
     readonly ttlMs: number,
+    /** The owner string; the instance's ID when it holds leases of several partitions. */
+    owner: string = Lease.ownerId(consumer),
   ) {
-    this.owner = `${consumer}/${randomBytes(6).toString('hex')}`;
+    this.owner = owner;
+  }
+
+  /** A new owner string for an instance: `<consumer>/<random>` (see the file's header). */
+  static ownerId(consumer: string): string {
+    return `${consumer}/${randomBytes(6).toString('hex')}`;
+  }
+
+  /** The owner part of a lease value `<epoch>:<owner>`. */
+  static ownerOf(value: string): string {
+    const at = value.indexOf(':');
+    return at < 0 ? value : value.slice(at + 1);
   }
 
   /** The fencing token while held ("" before the first acquisition). */

@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import type { PipelineConfig } from '../config/load.js';
 import { LeaseLostError, StaleStateError } from '../errors.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { keyGroupsOfShard } from '../routing/hash.js';
+import { shardKeyGroups } from '../routing/hash.js';
 import { Router } from '../routing/router.js';
 import type { ShardOutput } from '../shard/protocol.js';
 import type { CommitFence, Store } from '../store/store.js';
@@ -72,7 +72,7 @@ export class Engine {
     this.term = term;
     this.guards = new Guards(term);
     store.onConnection((which, up, err) => this.connectionChanged(which, up, err));
-    this.router = new Router(c.key.field, c.keyGroups, c.shards, c.source.maxEntryBytes);
+    this.router = new Router(c.key.field, c.keyGroups, c.shards, c.source.maxEntryBytes, c.partition);
     this.policy = new FlushPolicy(
       term,
       windowIdleClose(c),
@@ -83,7 +83,7 @@ export class Engine {
       onCrash: (lane, err) => this.restartWorker(lane, err),
       onCommitted: (lane, out) => this.committed(lane, out),
     });
-    const keyGroups = Array.from({ length: c.shards }, (_, s) => keyGroupsOfShard(s, c.keyGroups, c.shards));
+    const keyGroups = shardKeyGroups(c);
     this.recovery = new Recovery(term, this.guards, keyGroups, parts.worker);
     this.housekeeping = new Housekeeping(term, (e) => this.stale(e));
     this.reader = new Reader(term, this.guards, this.policy, this.router, this.openBatches, (e) =>

@@ -1,33 +1,34 @@
 /**
  * The public facade: built from a config validated once at the door (`fromFile` loads and validates it;
- * `fromConfig` takes one `loadConfig` returned), serves metrics and health over HTTP, and runs
- * leadership terms:
+ * `fromConfig` takes one `loadConfig` returned), serves metrics and health over HTTP, and runs the
+ * pipeline's partitions that this instance is given:
  *
- *   standby ──lease acquired──► leader: new Engine (restore, claim, replay, read) ──lease lost──► standby
+ *   Pipeline ── Coordinator (membership, assignment; partition/coordinator.ts)
+ *            └─ PartitionRunner × source.partitions: lease + one Engine per led partition
  *
- * Only the lease holder processes (lease/lease.ts). A standby polls the lease every ttl/4 and takes over
- * when it lapses; a leader that finds the lease taken (a renewal, or a fenced commit) drops its engine
- * without committing and stands by again.
+ * Every instance of a pipeline joins the membership; the partitions are shared among the live members,
+ * each led by the one instance holding its lease (lease/lease.ts). With one partition this is one leader
+ * and standbys, as before partitions existed: a standby takes over when the leader's lease lapses (kill
+ * -9) or at once when it is released (SIGTERM).
  */
 import type { Redis } from 'ioredis';
-import { CheckpointKeys } from '../redis/checkpointKeys.js';
 import { loadConfig, type PipelineConfig } from '../config/load.js';
-import { LeaseLostError, StateLostError } from '../errors.js';
 import { Lease } from '../lease/lease.js';
-import { renewalLogger } from '../lease/renewalLog.js';
-import { Sampler } from '../inspect/sampler.js';
 import { Metrics } from '../metrics/metrics.js';
+import { PartitionMetrics } from '../metrics/partitionMetrics.js';
 import { registerStateGauges } from '../metrics/stateGauges.js';
 import { type HttpEndpoint, startHttp } from '../metrics/server.js';
 import { DeadLetterCache } from '../metrics/status/recentDeadLetters.js';
 import { StatusReporter } from '../metrics/status/statusReport.js';
+import { Coordinator } from '../partition/coordinator.js';
+import { Membership } from '../partition/membership.js';
+import { partitionConfigs } from '../partition/scope.js';
 import { closeRedis, connectRedis, openRedis, redactUrl, waitForRedis } from '../redis/connect.js';
-import { serverRunId } from '../redis/serverId.js';
 import { maskSecrets } from '../redis/url.js';
-import { RedisStore } from '../store/redisStore.js';
 import { withTimeout } from '../util/deadline.js';
 import { createLogger, type Logger } from '../util/log.js';
-import { Engine } from './engine.js';
+import { OwnedPartitions } from './owned.js';
+import { PartitionRunner } from './partitionRunner.js';
 import { StatsLog } from './statsLog.js';
 
 export interface PipelineOptions {
@@ -38,40 +39,31 @@ export interface PipelineOptions {
   configFile?: string;
 }
 
+/** `leader`: leads at least one partition; `standby`: a member that leads none (yet). */
 export type Role = 'starting' | 'standby' | 'leader' | 'stopped';
 
 export class Pipeline {
-  private engine: Engine | null = null;
   private readonly metrics: Metrics;
   private readonly log: Logger;
+  /** The instance's connection for leases, membership and sampling (not the data path). */
   private readonly leaseRedis: Redis;
-  private readonly lease: Lease;
-  private readonly keys: CheckpointKeys;
-  /** Lag, stream lengths and checkpoint size, sampled in the background while leading (inspect/sampler.ts). */
-  private readonly sampler: Sampler;
+  private readonly runners: PartitionRunner[];
+  private readonly owned: OwnedPartitions;
+  private readonly coordinator: Coordinator;
   private readonly stats: StatsLog;
   /** The status page's JSON (GET /api/status). */
   private readonly status: StatusReporter;
   private http: HttpEndpoint | null = null;
   private stopped: Promise<{ clean: boolean }> | null = null;
-  private role: Role = 'starting';
-  private standbyTimer: NodeJS.Timeout | null = null;
+  private joined = false;
+  private statsRunning = false;
+  private loggedStandby = false;
   private rejectFailed: (e: Error) => void = () => {};
-  /** performance.now() at start(), for the first term's recovery time. */
-  private startedAt = 0;
-  /** The Redis server's run_id when the current term started (a restart or failover changes it). */
-  private serverRunId: string | null = null;
-  /** True while a lease poll (and the term start it may lead to) runs. */
-  private attempting = false;
-  /** Leadership terms started by this process. */
-  private terms = 0;
-  /** performance.now() since which this instance has been waiting for the lease (start or stand-down). */
-  private waitingSince = 0;
-  /** The start-up in progress (waits for Redis, first lease attempt); null before start(). */
+  /** The start-up in progress (waits for Redis, first tick); null before start(). */
   private starting: Promise<void> | null = null;
   /** Aborts start-up's wait for Redis when the pipeline is stopped meanwhile. */
   private readonly startAbort = new AbortController();
-  /** Rejects when the engine fails; never resolves otherwise. */
+  /** Rejects when the pipeline fails; never resolves otherwise. */
   readonly failed: Promise<never>;
 
   private constructor(
@@ -80,58 +72,87 @@ export class Pipeline {
   ) {
     this.log = opts.logger ?? createLogger(config.name);
     const c = config;
-    const probe = {
-      groupInfo: () => this.engine?.groupInfo() ?? Promise.resolve(null),
-      inFlight: (s: number) => this.engine?.inFlight(s) ?? 0,
-      utilization: (s: number) => this.engine?.utilization(s) ?? 0,
-      workerHeap: (s: number) => this.engine?.workerHeap(s) ?? [0, 0],
-      redisConnected: () => this.engine?.readiness().redis ?? this.leaseRedis.status === 'ready',
-      isLeader: () => this.role === 'leader',
-      leaseEpoch: () => this.lease.epoch,
-    };
-    this.metrics = new Metrics(c.metrics.prefix, c.shards, probe);
+    this.runners = [];
+    const owned = new OwnedPartitions(this.runners);
+    this.owned = owned;
+    this.metrics = new Metrics(c.metrics.prefix, c.shards, {
+      groupInfo: () => owned.groupInfo(),
+      inFlight: (s) => owned.inFlight(s),
+      utilization: (s) => owned.utilization(s),
+      workerHeap: (s) => owned.workerHeap(s),
+      redisConnected: () => owned.readiness()?.redis ?? this.leaseRedis.status === 'ready',
+      isLeader: () => this.currentRole === 'leader',
+      leaseEpoch: () => owned.epoch(),
+    });
     registerStateGauges(this.metrics.registry, c.metrics.prefix, c.shards, {
-      shard: (s) => this.engine?.shardState(s) ?? null,
-      sample: () => (this.role === 'leader' ? this.sampler.latest : null),
+      shard: (s) => owned.shardState(s),
+      sample: () => owned.sample(),
+    });
+    const partitionMetrics = new PartitionMetrics(this.metrics.registry, c.metrics.prefix, {
+      owned: () => owned.owned(),
+      membership: () => ({
+        members: this.coordinator.members.length,
+        assigned: this.coordinator.assigned().length,
+      }),
     });
     this.leaseRedis = connectRedis({
       url: c.redis.url,
       name: `streamshard:${c.name}:lease`,
       connectTimeoutMs: c.redis.connectTimeout,
       onState: (state) => {
-        if (state === 'ready') void this.checkServer();
+        if (state === 'ready') for (const r of this.runners) void r.checkServer();
       },
     });
-    const keys = CheckpointKeys.of(c);
-    this.keys = keys;
-    this.sampler = new Sampler(this.leaseRedis, keys, c, (e) =>
-      this.log.debug({ err: e.message }, 'sampling the pipeline in Redis failed'),
+    const id = Lease.ownerId(c.source.consumer);
+    const ctx = {
+      redis: this.leaseRedis,
+      owner: id,
+      metrics: this.metrics,
+      partitionMetrics,
+      log: this.log,
+      resetCommand: `streamshard reset -c ${opts.configFile ?? '<pipeline file>'}`,
+      metricsPort: () => this.http?.port ?? null,
+    };
+    for (const pc of partitionConfigs(c)) {
+      const r = new PartitionRunner(pc, ctx);
+      r.onFatal = (e) => this.rejectFailed(e);
+      r.onIdle = () => this.coordinator.poke();
+      r.onChange = () => this.roleChanged();
+      this.runners.push(r);
+    }
+    const membership = new Membership(
+      this.leaseRedis,
+      Membership.keyOf(c.redis.keyPrefix, c.partition.stream, c.source.group),
+      id,
+      c.lease.ttl,
     );
-    this.stats = new StatsLog(this.metrics, () => this.sampler.latest, this.log, c.metrics.statsEvery);
+    this.coordinator = new Coordinator(this.leaseRedis, membership, this.runners, {
+      ttlMs: c.lease.ttl,
+      log: this.log,
+      handOverMs: c.shutdown.timeout,
+      onError: (e) => this.rejectFailed(e),
+    });
+    this.coordinator.onRebalance = (assigned, members) => {
+      partitionMetrics.rebalances.inc();
+      if (c.source.partitions > 1)
+        this.log.info({ assigned, members: members.length }, 'partitions assigned');
+    };
+    this.stats = new StatsLog(this.metrics, () => owned.sample(), this.log, c.metrics.statsEvery);
     this.status = new StatusReporter(
       c,
       this.metrics,
       {
-        role: () => this.role,
-        leaseEpoch: () => this.lease.epoch,
+        role: () => this.currentRole,
+        leaseEpoch: () => owned.epoch(),
         shard: (s) => {
-          const e = this.engine;
-          const state = e?.shardState(s) ?? null;
-          if (e === null || state === null) return null;
-          return { ...state, inFlight: e.inFlight(s), busyMs: e.busyMs(s) };
+          const state = owned.shardState(s);
+          if (state === null) return null;
+          return { ...state, inFlight: owned.inFlight(s), busyMs: owned.busyMs(s) };
         },
-        sample: () => (this.role === 'leader' ? this.sampler.latest : null),
+        sample: () => owned.sample(),
       },
       new DeadLetterCache(this.leaseRedis, c.deadLetter.stream, c.key.field),
     );
-    this.lease = new Lease(
-      this.leaseRedis,
-      { lease: keys.lease(), epoch: keys.epoch() },
-      c.source.consumer,
-      c.lease.ttl,
-    );
-    this.lease.onLost = (holder) => void this.standDown(holder);
-    this.lease.onRenewal = renewalLogger(this.log, c.redis.url, () => this.lease.readBudget());
     this.failed = new Promise<never>((_, reject) => {
       this.rejectFailed = reject;
     });
@@ -148,14 +169,13 @@ export class Pipeline {
   }
 
   /**
-   * Starts serving HTTP (so /healthz answers during restore), then either becomes the leader (restores and
-   * starts reading; resolves once reading) or, when another instance holds the lease, resolves as a
-   * standby that keeps trying in the background.
+   * Starts serving HTTP (so /healthz answers during restore), joins the pipeline's members and acquires
+   * the partitions assigned to this instance that are free (restores them and starts reading; resolves
+   * once they read). Partitions led by other live instances are handed over in the background, and a
+   * dead instance's are taken over after their lease lapses.
    */
   async start(): Promise<void> {
     const c = this.config;
-    this.startedAt = performance.now();
-    this.waitingSince = this.startedAt;
     if (this.opts.http !== false) {
       this.http = await startHttp(
         this.metrics.registry,
@@ -165,11 +185,11 @@ export class Pipeline {
         () => this.status.report(),
       );
     }
-    this.starting = this.connectAndLead();
+    this.starting = this.connectAndJoin();
     await this.starting;
   }
 
-  private async connectAndLead(): Promise<void> {
+  private async connectAndJoin(): Promise<void> {
     const c = this.config;
     await waitForRedis({
       url: c.redis.url,
@@ -191,169 +211,48 @@ export class Pipeline {
       throw new Error(`cannot connect to Redis at ${redactUrl(c.redis.url)}: ${why}`, { cause: e });
     }
     if (this.stopped !== null) return;
-    this.attempting = true;
-    let led: boolean;
-    try {
-      led = await this.tryLead();
-    } finally {
-      this.attempting = false;
+    await this.coordinator.start();
+    this.joined = true;
+    this.roleChanged();
+  }
+
+  /** Keeps the stats line running while leading, and logs `standby` once each time leading ends. */
+  private roleChanged(): void {
+    if (this.stopped !== null) return;
+    const leading = this.owned.count() > 0;
+    if (leading && !this.statsRunning) {
+      this.statsRunning = true;
+      this.stats.start();
+    } else if (!leading && this.statsRunning) {
+      this.statsRunning = false;
+      this.stats.stop();
     }
-    if (!led || this.role !== 'leader') this.standBy();
-  }
-
-  /** One attempt: acquires the lease and, if held, starts a leadership term. */
-  private async tryLead(): Promise<boolean> {
-    const state = await this.lease.tryAcquire();
-    if (!state.held) {
-      if (this.role !== 'standby') {
-        this.log.info(
-          {
-            holder: state.holder,
-            lapsesInMs: state.ttlMs,
-            consumer: this.config.source.consumer,
-            metricsPort: this.http?.port ?? null,
-          },
-          'standby',
-        );
-        this.role = 'standby';
-      }
-      return false;
+    if (leading) this.loggedStandby = false;
+    else if (this.joined && !this.loggedStandby && !this.runners.some((r) => r.role === 'starting')) {
+      this.loggedStandby = true;
+      const first = this.runners[0] as PartitionRunner;
+      this.log.info(
+        {
+          members: this.coordinator.members.length,
+          assigned: this.coordinator.assigned(),
+          holder: this.coordinator.target[first.index] ?? null,
+          consumer: this.config.source.consumer,
+          metricsPort: this.http?.port ?? null,
+        },
+        'standby',
+      );
     }
-    if (this.stopped !== null) return false; // stopped meanwhile: start no term (stop() releases the lease)
-    await this.lead(performance.now());
-    return true;
-  }
-
-  private async lead(since: number): Promise<void> {
-    const c = this.config;
-    this.terms++;
-    this.metrics.leaseWaitSeconds.set((since - this.waitingSince) / 1000);
-    this.serverRunId = await this.runId();
-    this.metrics.leaseTakeovers.inc();
-    this.lease.startRenewing();
-    const resetCommand = `streamshard reset -c ${this.opts.configFile ?? '<pipeline file>'}`;
-    const engine = new Engine(c, {
-      lease: this.lease,
-      fenceKeys: { lease: this.keys.lease(), applied: this.keys.applied() },
-      store: (fence) => new RedisStore(c, fence, resetCommand),
-      metrics: this.metrics,
-      log: this.log,
-    });
-    engine.onFatal = (e) => {
-      if (e instanceof LeaseLostError) void this.standDown(e.holder);
-      else if (e instanceof StateLostError) void this.reloadTerm(e.message);
-      else this.rejectFailed(e);
-    };
-    this.engine = engine;
-    this.role = 'leader';
-    await engine.start(since);
-    this.sampler.start();
-    this.stats.start();
-    this.log.info(
-      {
-        pipeline: c.name,
-        stream: c.source.stream,
-        group: c.source.group,
-        consumer: c.source.consumer,
-        shards: c.shards,
-        leaseEpoch: this.lease.epoch,
-        metricsPort: this.http?.port ?? null,
-        leaseWaitMs: Math.round(since - this.waitingSince),
-        startMs: Math.round(performance.now() - since),
-      },
-      'ready',
-    );
-  }
-
-  /**
-   * Polls the lease every ttl/4 until acquired (or stopped). At most one poll is scheduled or running at a
-   * time, so a stand-down racing a failing start cannot start two engines.
-   */
-  private standBy(firstDelay?: number): void {
-    if (this.stopped !== null || this.standbyTimer !== null || this.attempting) return;
-    const every = Math.max(50, Math.floor(this.config.lease.ttl / 4));
-    this.standbyTimer = setTimeout(() => {
-      this.standbyTimer = null;
-      this.attempting = true;
-      this.tryLead()
-        .finally(() => {
-          this.attempting = false;
-        })
-        .then(
-          (led) => {
-            if (!led || this.role !== 'leader') this.standBy(); // (lost again while starting)
-          },
-          (e: Error) => {
-            if (this.stopped !== null) return;
-            if (this.role === 'leader') {
-              this.rejectFailed(e); // the term's start-up failed (e.g. a refused checkpoint)
-              return;
-            }
-            this.log.warn({ err: e.message }, 'lease check failed; retrying');
-            this.standBy();
-          },
-        );
-    }, firstDelay ?? every);
-  }
-
-  private runId(): Promise<string | null> {
-    return serverRunId(this.leaseRedis).catch(() => null);
-  }
-
-  /**
-   * After a reconnect: if Redis restarted or failed over (its run_id changed), it may have lost the last
-   * writes (`appendfsync everysec`, an async replica), and then our in-memory state is ahead of the
-   * checkpoint and of the pending list. So the term ends and a new one restores everything from Redis —
-   * the output stays consistent with whatever Redis kept. With nothing lost this only costs a restore.
-   */
-  private async checkServer(): Promise<void> {
-    if (this.role !== 'leader' || this.serverRunId === null) return;
-    const now = await this.runId();
-    if (now === null || now === this.serverRunId || this.role !== 'leader') return;
-    await this.reloadTerm(StateLostError.serverChanged(this.serverRunId, now).message);
-  }
-
-  /** This instance no longer leads: its background sampling and stats lines stop. */
-  private leadingEnded(): void {
-    this.sampler.stop();
-    this.stats.stop();
-  }
-
-  /** Ends the term without committing more and starts a new one from what Redis has. */
-  private async reloadTerm(why: string): Promise<void> {
-    if (this.role !== 'leader' || this.stopped !== null) return;
-    this.log.warn({ why }, 'reloading all state from Redis in a new term');
-    this.role = 'standby';
-    this.leadingEnded();
-    this.waitingSince = performance.now();
-    this.lease.stopRenewing();
-    const engine = this.engine;
-    this.engine = null;
-    await engine?.abandon('(redis restarted)');
-    if (this.stopped === null) this.standBy(0);
-  }
-
-  /** The lease went to another instance: drop the engine (nothing more is committed) and stand by. */
-  private async standDown(holder: string): Promise<void> {
-    if (this.role !== 'leader' || this.stopped !== null) return;
-    this.role = 'standby';
-    this.leadingEnded();
-    this.waitingSince = performance.now();
-    this.lease.stopRenewing();
-    this.log.warn({ holder }, 'lease lost to another instance; dropping uncommitted work and standing by');
-    const engine = this.engine;
-    this.engine = null;
-    await engine?.abandon(holder);
-    this.standBy();
   }
 
   private readiness(): { role: Role; checks: Record<string, boolean> } {
-    const checks = this.engine?.readiness() ?? { redis: this.leaseRedis.status === 'ready' };
-    return { role: this.role, checks };
+    const checks = this.owned.readiness() ?? { redis: this.leaseRedis.status === 'ready' };
+    return { role: this.currentRole, checks };
   }
 
   get currentRole(): Role {
-    return this.role;
+    if (this.stopped !== null && !this.statsRunning) return 'stopped';
+    if (this.owned.count() > 0) return 'leader';
+    return this.joined ? 'standby' : 'starting';
   }
 
   get metricsPort(): number | null {
@@ -365,10 +264,10 @@ export class Pipeline {
   }
 
   /**
-   * Graceful stop within `shutdown.timeout`, then hands the lease over; idempotent. Every step has a
+   * Graceful stop within `shutdown.timeout`: leaves the membership, then hands every led partition over
+   * (drain, commit, release the lease, so the others take over at once); idempotent. Every step has a
    * deadline, also while Redis is unreachable (commands would wait in ioredis' queue forever): the drain
-   * gets `shutdown.timeout`, the hand-over and closing get what is left of it, at least
-   * {@link HANDOVER_MIN_MS}.
+   * gets `shutdown.timeout`, releasing and closing get what is left of it, at least {@link HANDOVER_MIN_MS}.
    */
   stop(): Promise<{ clean: boolean }> {
     if (this.stopped === null) {
@@ -376,24 +275,21 @@ export class Pipeline {
         const deadline = Date.now() + this.config.shutdown.timeout;
         const left = () => Math.max(0, deadline - Date.now());
         this.startAbort.abort();
-        if (this.standbyTimer !== null) clearTimeout(this.standbyTimer);
-        // A start (or lease poll) still running may yet create an engine: let it finish first.
+        for (const r of this.runners) r.close();
+        // A start still running may yet start terms: let it finish first.
         const startDone = await withTimeout(this.starting?.catch(() => {}) ?? Promise.resolve(), left());
-        const engine = this.engine;
-        let r = engine !== null ? await engine.stop(left()) : { clean: true };
-        if (!startDone) r = { clean: false };
-        this.role = 'stopped';
-        this.leadingEnded();
-        const handOver = Math.max(HANDOVER_MIN_MS, left());
-        if (this.leaseRedis.status === 'ready') await withTimeout(this.lease.release(), handOver);
-        else this.lease.stopRenewing(); // unreachable: the lease lapses after its TTL
-        await closeRedis(this.leaseRedis, handOver);
+        await this.coordinator.stop(Math.max(HANDOVER_MIN_MS, left()));
+        const results = await Promise.all(this.runners.map((r) => r.handOver('stop', left())));
+        const clean = startDone && results.every((r) => r.clean);
+        this.stats.stop();
+        this.statsRunning = false;
+        await closeRedis(this.leaseRedis, Math.max(HANDOVER_MIN_MS, left()));
         if (this.http !== null) await withTimeout(this.http.close(), HANDOVER_MIN_MS);
         this.log.info(
-          { clean: r.clean, ...(await this.stats.summary()) },
-          r.clean ? 'stopped' : 'stopped with uncommitted batches left pending',
+          { clean, ...(await this.stats.summary()) },
+          clean ? 'stopped' : 'stopped with uncommitted batches left pending',
         );
-        return r;
+        return { clean };
       })();
     }
     return this.stopped;

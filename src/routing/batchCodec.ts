@@ -18,7 +18,8 @@
  * `flags`: {@link POISON} marks an entry that crashed the shard worker repeatedly and must only be
  * dead-lettered; {@link OVERSIZED} an entry larger than `source.maxEntryBytes`, whose fields were not
  * copied: it carries only its key's name and value (when present and at most {@link MAX_KEY_COPY} bytes)
- * and its size, and is dead-lettered as `E_ENTRY_TOO_LARGE`.
+ * and its size, and is dead-lettered as `E_ENTRY_TOO_LARGE`; {@link WRONG_PARTITION} an entry whose key
+ * belongs to another partition.
  */
 import { ByteWriter, copyBytes } from '../util/bytes.js';
 
@@ -27,6 +28,11 @@ export const NO_KEY = 0xffffffff;
 export const POISON = 0x1;
 /** Flag: the entry was too large to copy; only its key (if any) and its size are in the batch. */
 export const OVERSIZED = 0x2;
+/**
+ * Flag: the entry's key belongs to another partition (a producer wrote it to the wrong stream); it is
+ * dead-lettered as `E_WRONG_PARTITION`, never processed — its state lives under the other partition.
+ */
+export const WRONG_PARTITION = 0x4;
 /** The most bytes of a key an oversized entry carries (for its shard and its dead letter). */
 export const MAX_KEY_COPY = 4096;
 
@@ -135,6 +141,8 @@ export class BatchReader {
   deliveries = 1;
   /** The entry crashed the worker on every try: dead-letter it only. */
   poison = false;
+  /** The entry's key belongs to another partition ({@link WRONG_PARTITION}). */
+  wrongPartition = false;
   /** The entry's size in bytes when it was too large to copy ({@link OVERSIZED}); -1 otherwise. */
   oversizedBytes = -1;
   idStart = 0;
@@ -160,6 +168,7 @@ export class BatchReader {
     this.keyGroup = v.getUint16(o, true);
     const flags = v.getUint16(o + FLAGS_AT, true);
     this.poison = (flags & POISON) !== 0;
+    this.wrongPartition = (flags & WRONG_PARTITION) !== 0;
     this.deliveries = v.getUint32(o + 4, true);
     this.keyField = v.getUint32(o + 8, true);
     const idLen = v.getUint32(o + 12, true);

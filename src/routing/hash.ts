@@ -36,16 +36,42 @@ export function keyGroupOf(hash: number, keyGroups: number): number {
   return hash % keyGroups;
 }
 
-/** Shard k owns key groups [k*G/S, (k+1)*G/S). */
-export function shardOfKeyGroup(keyGroup: number, keyGroups: number, shards: number): number {
-  return Math.floor((keyGroup * shards) / keyGroups);
+/**
+ * Shard k owns key groups [k*G/S, (k+1)*G/S) — of the partition's range `[from, to)` when the input is
+ * partitioned (each partition's engine splits its own range over its shards; the whole range otherwise).
+ */
+export function shardOfKeyGroup(
+  keyGroup: number,
+  keyGroups: number,
+  shards: number,
+  from = 0,
+  to = keyGroups,
+): number {
+  return Math.floor(((keyGroup - from) * shards) / (to - from));
 }
 
-/** The key groups a shard owns, in order. */
-export function keyGroupsOfShard(shard: number, keyGroups: number, shards: number): number[] {
+/** The key groups a shard owns, in order (of the partition's range `[from, to)`, see above). */
+export function keyGroupsOfShard(
+  shard: number,
+  keyGroups: number,
+  shards: number,
+  from = 0,
+  to = keyGroups,
+): number[] {
   const out: number[] = [];
-  for (let g = 0; g < keyGroups; g++) if (shardOfKeyGroup(g, keyGroups, shards) === shard) out.push(g);
+  for (let g = from; g < to; g++) if (shardOfKeyGroup(g, keyGroups, shards, from, to) === shard) out.push(g);
   return out;
+}
+
+/** The key groups of each shard of a config's partition (the whole input when it is not partitioned). */
+export function shardKeyGroups(c: {
+  keyGroups: number;
+  shards: number;
+  partition: { from: number; to: number };
+}): number[][] {
+  return Array.from({ length: c.shards }, (_, s) =>
+    keyGroupsOfShard(s, c.keyGroups, c.shards, c.partition.from, c.partition.to),
+  );
 }
 
 const encoder = new TextEncoder();

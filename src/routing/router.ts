@@ -6,8 +6,8 @@
  */
 import { RespReader } from '../redis/respConnection.js';
 import type { StreamReply } from '../source/streamReply.js';
-import { BatchWriter, MAX_KEY_COPY, NO_KEY, OVERSIZED } from './batchCodec.js';
-import { fnv1a, keyGroupOf } from './hash.js';
+import { BatchWriter, MAX_KEY_COPY, NO_KEY, OVERSIZED, WRONG_PARTITION } from './batchCodec.js';
+import { fnv1a, keyGroupOf, shardOfKeyGroup } from './hash.js';
 
 /**
  * The entries collected for one shard since its last flush, already in the batch format (batchCodec.ts):
@@ -27,8 +27,10 @@ export class OpenBatch extends BatchWriter {
 
 export class Router {
   private readonly keyName: Buffer;
-  /** shardOf[keyGroup], precomputed. */
+  /** shardOf[keyGroup], precomputed; {@link OUTSIDE} for a key group of another partition. */
   private readonly shardOf: Uint16Array;
+  /** The key group a keyless entry goes with: the empty key's, or the partition's first when that is not ours. */
+  private readonly keylessGroup: number;
   /** Field ranges of the entry being routed (grown for entries with more fields). */
   private starts = new Int32Array(16);
   private lens = new Int32Array(16);
@@ -41,10 +43,15 @@ export class Router {
     shards: number,
     /** `source.maxEntryBytes`: a larger entry (names and values summed) is not copied into a batch. */
     private readonly maxEntryBytes = Number.POSITIVE_INFINITY,
+    /** The partition's key groups `[from, to)`: an entry of another key group is flagged WRONG_PARTITION. */
+    range: { from: number; to: number } = { from: 0, to: keyGroups },
   ) {
     this.keyName = Buffer.from(keyField, 'utf8');
-    this.shardOf = new Uint16Array(keyGroups);
-    for (let g = 0; g < keyGroups; g++) this.shardOf[g] = Math.floor((g * shards) / keyGroups);
+    this.shardOf = new Uint16Array(keyGroups).fill(OUTSIDE);
+    for (let g = range.from; g < range.to; g++)
+      this.shardOf[g] = shardOfKeyGroup(g, keyGroups, shards, range.from, range.to);
+    const empty = keyGroupOf(fnv1a(EMPTY), keyGroups);
+    this.keylessGroup = this.shardOf[empty] === OUTSIDE ? range.from : empty;
   }
 
   /**
@@ -97,9 +104,9 @@ export class Router {
       }
       if (keyField >= n || (lens[keyField] as number) < 0) keyField = NO_KEY; // no value, or not kept
       // A missing key hashes as the empty key: it still goes to one fixed shard, which dead-letters it.
-      const kg =
+      let kg =
         keyField === NO_KEY
-          ? keyGroupOf(fnv1a(EMPTY), this.keyGroups)
+          ? this.keylessGroup
           : keyGroupOf(
               fnv1a(
                 bytes,
@@ -108,18 +115,27 @@ export class Router {
               ),
               this.keyGroups,
             );
-      const b = batches[this.shardOf[kg] as number] as OpenBatch;
+      let flags = 0;
+      let shard = this.shardOf[kg] as number;
+      if (shard === OUTSIDE) {
+        // Another partition's key: its shard 0 dead-letters it (under a key group of ours, so that
+        // nothing in the worker indexes state by a foreign key group).
+        flags = WRONG_PARTITION;
+        kg = this.keylessGroup;
+        shard = this.shardOf[kg] as number;
+      }
+      const b = batches[shard] as OpenBatch;
       if (b.size === 0) b.since = now;
       head.keyGroup = kg;
       head.deliveries = deliveries === null ? 1 : (deliveries[e] as number);
       if (!cut && size <= this.maxEntryBytes) {
         head.keyField = keyField;
-        head.flags = 0;
+        head.flags = flags;
         b.add(bytes, idStart, idLen, n, starts, lens, head);
         continue;
       }
       // Too large: only the key travels (as fields 0 and 1), so the dead letter shows it.
-      head.flags = OVERSIZED;
+      head.flags = OVERSIZED | flags;
       if (keyField !== NO_KEY && (lens[keyField] as number) <= MAX_KEY_COPY) {
         starts[0] = starts[keyField - 1] as number;
         lens[0] = name.length;
@@ -141,3 +157,5 @@ function sameAt(bytes: Uint8Array, at: number, name: Uint8Array): boolean {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** shardOf[] of a key group outside the partition (no shard index reaches it: shards ≤ keyGroups ≤ 65,536). */
+const OUTSIDE = 0xffff;

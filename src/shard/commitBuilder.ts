@@ -13,7 +13,7 @@
  */
 import type { PipelineConfig } from '../config/load.js';
 import { CheckpointKeys } from '../redis/checkpointKeys.js';
-import { keyGroupsOfShard } from '../routing/hash.js';
+import { shardKeyGroups } from '../routing/hash.js';
 import { type OpArg, OpsWriter } from './opsCodec.js';
 import type { BatchResult } from './protocol.js';
 
@@ -45,7 +45,7 @@ export class CommitBuilder {
     this.dlqHead = xaddHead(config.deadLetter.stream, config.deadLetter.maxLen);
     this.ackHead = ['XACK', config.source.stream, config.source.group];
     this.keys = CheckpointKeys.of(config);
-    this.keyGroups = keyGroupsOfShard(shard, config.keyGroups, config.shards);
+    this.keyGroups = shardKeyGroups(config)[shard] as number[];
   }
 
   /** The encoded op list, or null when the batch writes nothing. */

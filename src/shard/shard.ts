@@ -71,6 +71,8 @@ export class Shard {
   private streamTimeAtLastEvent = Number.NEGATIVE_INFINITY;
   private readonly maxDeliveries: number;
   private readonly maxEntryBytes: number;
+  /** The stream this shard's partition reads, named in E_WRONG_PARTITION dead letters. */
+  private readonly partitionStream: string;
   /** `body.maxFutureSkew`: events further ahead of the wall clock are dead-lettered; 0 = no check. */
   private readonly maxFutureSkew: number;
   private readonly retry: PipelineConfig['retry'];
@@ -112,6 +114,7 @@ export class Shard {
     this.tickSlice = Math.min(TICK_SLICE, this.maxSlice);
     this.maxDeliveries = config.source.maxDeliveries;
     this.maxEntryBytes = config.source.maxEntryBytes;
+    this.partitionStream = config.source.stream;
     this.maxFutureSkew = config.body.maxFutureSkew;
     this.retry = config.retry;
     this.decoder = new EventDecoder({
@@ -184,6 +187,11 @@ export class Shard {
         // The router copied only its key (see routing/batchCodec.ts OVERSIZED).
         const msg = `entry of ${r.oversizedBytes} bytes (field names and values) is larger than source.maxEntryBytes (${this.maxEntryBytes})`;
         deadLetter(out, r, DeadLetterCode.EntryTooLarge, msg);
+        continue;
+      }
+      if (r.wrongPartition) {
+        const msg = `its key belongs to another partition than this stream's (${this.partitionStream}); see docs/partitions.md for the partition function`;
+        deadLetter(out, r, DeadLetterCode.WrongPartition, msg);
         continue;
       }
       if (r.poison) {
