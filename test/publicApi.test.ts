@@ -22,6 +22,7 @@ it("exports exactly the public names from the package's own name", () => {
   expect(names.split(',')).toEqual([
     'CommitRefusedError',
     'ConfigError',
+    'DEFAULT_PARTITION_TEMPLATE',
     'DeadLetterCode',
     'FencedError',
     'LeaseLostError',
@@ -31,5 +32,20 @@ it("exports exactly the public names from the package's own name", () => {
     'StreamshardError',
     'loadConfig',
     'parseConfig',
+    'partitionOf',
+    'partitionStream',
   ]);
+});
+
+it('partitionOf from the package matches the test vectors in docs/partitions.md', () => {
+  const out = execFileSync(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      "const { partitionOf, partitionStream, DEFAULT_PARTITION_TEMPLATE: t } = await import('streamshard'); console.log(JSON.stringify([partitionOf('order-17', 256, 8), partitionOf('user:42', 256, 3), partitionStream(t, 'orders', 7, 8)]))",
+    ],
+    { cwd: ROOT, encoding: 'utf8' },
+  ).trim();
+  expect(JSON.parse(out)).toEqual([5, 1, 'orders:{orders:7}']);
 });

@@ -42,7 +42,9 @@ function printConfig(file: string, json: boolean): number {
   } catch (e) {
     return exitOnConfigError(e);
   }
-  const shown: PipelineConfig = { ...c, redis: { ...c.redis, url: redactUrl(c.redis.url) } };
+  // `partition` is the engine's view of one partition (partition/scope.ts), not an option of the file.
+  const { partition: _scope, ...options } = c;
+  const shown = { ...options, redis: { ...c.redis, url: redactUrl(c.redis.url) } };
   if (json) process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
   else
     process.stdout.write(

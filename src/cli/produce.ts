@@ -5,6 +5,7 @@
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { Redis } from 'ioredis';
+import { DEFAULT_PARTITION_TEMPLATE } from '../partition/partitionOf.js';
 import { redactUrl } from '../redis/url.js';
 import type { EventKind } from '../tools/produce/generator.js';
 import { type ProduceOptions, produce } from '../tools/produce/producer.js';
@@ -38,6 +39,9 @@ interface RawOptions {
   bodyField: string;
   maxlen?: string;
   method: string;
+  partitions: string;
+  keyGroups: string;
+  partitionStream: string;
 }
 
 class UsageError extends Error {}
@@ -99,6 +103,11 @@ function parseOptions(raw: RawOptions): { url: string; stream: string; opts: Pro
     bodyField: nonEmpty('--body-field', raw.bodyField),
   };
   if (raw.maxlen !== undefined) opts.maxLen = parseNumber('--maxlen', raw.maxlen, 'int', 1);
+  const keyGroups = parseNumber('--key-groups', raw.keyGroups, 'int', 1, 65_536);
+  const partitions = parseNumber('--partitions', raw.partitions, 'int', 1, Math.min(1024, keyGroups));
+  if (!raw.partitionStream.includes('{p}'))
+    throw new UsageError(`--partition-stream: must contain {p}, got "${raw.partitionStream}"`);
+  if (partitions > 1) opts.partitions = { count: partitions, keyGroups, template: raw.partitionStream };
   const pct = opts.duplicatePct + opts.outOfOrderPct + opts.malformedPct + (opts.hostilePct ?? 0);
   if (pct > 100) {
     throw new UsageError(
@@ -219,5 +228,12 @@ export function registerProduce(program: Command): void {
     .option('--body-field <name>', 'stream field holding the body (msgpack, json)', 'data')
     .option('--maxlen <n>', 'cap the stream at about n entries (XADD MAXLEN ~ n)')
     .option('--method <how>', `how chunks are written: ${METHODS.join(' | ')} (pipelined XADD)`, 'script')
+    .option('--partitions <n>', "write each event to its key's partition stream (source.partitions)", '1')
+    .option('--key-groups <n>', "the pipeline's keyGroups (the partition function uses it)", '256')
+    .option(
+      '--partition-stream <template>',
+      "partition p's stream key: {stream} and {p} replaced (source.partitionStream)",
+      DEFAULT_PARTITION_TEMPLATE,
+    )
     .action((raw: RawOptions, cmd: Command) => run(raw, cmd));
 }

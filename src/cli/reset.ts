@@ -19,6 +19,7 @@ import { redactUrl } from '../redis/connect.js';
 import { fieldOf } from '../source/redisSource.js';
 import { replayMarksKey } from './dlq/select.js';
 import { leaseStatus } from '../inspect/leadership.js';
+import { partitionConfigs } from '../partition/scope.js';
 import { withSession } from './session.js';
 
 /** Keys per UNLINK. */
@@ -37,39 +38,61 @@ export async function resetCommand(file: string, yes: boolean): Promise<number> 
   return withSession(file, 'reset', ({ redis, config }) => reset(redis, config, file, yes));
 }
 
-async function reset(redis: Redis, c: PipelineConfig, file: string, yes: boolean): Promise<number> {
-  const { stream, group } = c.source;
-  const keys = CheckpointKeys.of(c);
+async function reset(redis: Redis, config: PipelineConfig, file: string, yes: boolean): Promise<number> {
+  // Every partition has its own group, lease and state (partition/scope.ts); one partition: the pipeline's.
+  const parts = partitionConfigs(config).map((c) => ({ c, keys: CheckpointKeys.of(c) }));
   const out = (line: string) => process.stdout.write(`${line}\n`);
-  const held = await leaseStatus(redis, keys);
-  if (held.held) {
-    process.stderr.write(
-      `refusing to reset: instance ${held.token} holds the lease of this pipeline (expires in ` +
-        `${held.ttlMs} ms unless renewed). Stop it first (SIGTERM releases the lease after draining), ` +
-        'then run reset again.\n',
-    );
-    return 1;
+  for (const { keys } of parts) {
+    const held = await leaseStatus(redis, keys);
+    if (held.held) {
+      process.stderr.write(
+        `refusing to reset: instance ${held.token} holds the lease of this pipeline` +
+          `${parts.length > 1 ? ` (the lease of ${keys.lease()})` : ''} (expires in ` +
+          `${held.ttlMs} ms unless renewed). Stop it first (SIGTERM releases the lease after draining), ` +
+          'then run reset again.\n',
+      );
+      return 1;
+    }
   }
-  const s = await survey(redis, keys, c);
-  out(`pipeline "${c.name}": stream "${stream}", group "${group}", on ${redactUrl(c.redis.url)}`);
-  out('will delete:');
-  if (s.group !== null) {
+  const surveys = await Promise.all(parts.map(({ c, keys }) => survey(redis, keys, c)));
+  let anything = false;
+  out(
+    `pipeline "${config.name}": stream "${config.partition.stream}", group "${config.source.group}", on ${redactUrl(config.redis.url)}`,
+  );
+  if (parts.length > 1)
     out(
-      `  consumer group "${group}" on stream "${stream}": ${s.group.consumers} consumer(s), ` +
-        `${s.group.pending} pending entries, last delivered ${s.group.lastDelivered}`,
+      `  ${parts.length} partitions: streams ${parts[0]?.c.source.stream} … ${parts[parts.length - 1]?.c.source.stream}`,
     );
-  }
-  const total = [...s.keys.values()].reduce((a, b) => a + b, 0);
-  out(`  ${total} key(s) of the pipeline's state under ${keys.ns}:*`);
-  for (const [kind, n] of s.keys) out(`    ${kind.padEnd(16)} ${n}`);
+  parts.forEach(({ c, keys }, i) => {
+    const s = surveys[i] as Survey;
+    const { stream, group } = c.source;
+    out(parts.length > 1 ? `partition ${i}: will delete:` : 'will delete:');
+    if (s.group !== null) {
+      out(
+        `  consumer group "${group}" on stream "${stream}": ${s.group.consumers} consumer(s), ` +
+          `${s.group.pending} pending entries, last delivered ${s.group.lastDelivered}`,
+      );
+    }
+    const total = [...s.keys.values()].reduce((a, b) => a + b, 0);
+    out(`  ${total} key(s) of the pipeline's state under ${keys.ns}:*`);
+    for (const [kind, n] of s.keys) out(`    ${kind.padEnd(16)} ${n}`);
+    if (s.group !== null || total > 0) anything = true;
+  });
   out('will keep:');
-  out(`  the input stream "${stream}", the output and dead-letter streams`);
-  out(`  ${keys.epoch()} (the lease epoch: fencing tokens never repeat)`);
-  if (s.replayMarks) out(`  ${replayMarksKey(keys)} (which dead letters \`dlq replay\` replayed already)`);
-  if (s.foreign.length > 0) {
-    out(`  ${s.foreign.length} key(s) under ${keys.ns}:* that are not this pipeline's, e.g. ${s.foreign[0]}`);
-  }
-  if (s.group === null && total === 0) {
+  out(
+    `  the input stream "${config.partition.stream}"${parts.length > 1 ? " (every partition's)" : ''}, the output and dead-letter streams`,
+  );
+  parts.forEach(({ keys }, i) => {
+    const s = surveys[i] as Survey;
+    out(`  ${keys.epoch()} (the lease epoch: fencing tokens never repeat)`);
+    if (s.replayMarks) out(`  ${replayMarksKey(keys)} (which dead letters \`dlq replay\` replayed already)`);
+    if (s.foreign.length > 0) {
+      out(
+        `  ${s.foreign.length} key(s) under ${keys.ns}:* that are not this pipeline's, e.g. ${s.foreign[0]}`,
+      );
+    }
+  });
+  if (!anything) {
     out('nothing to reset');
     return 0;
   }
@@ -88,35 +111,49 @@ async function reset(redis: Redis, c: PipelineConfig, file: string, yes: boolean
       return 1;
     }
   }
-  // Hold the lease while deleting: an instance starting now stands by instead of restoring half a state.
-  const lease = new Lease(
-    redis,
-    { lease: keys.lease(), epoch: keys.epoch() },
-    'streamshard-reset',
-    c.lease.ttl,
-  );
-  const state = await lease.tryAcquire();
-  if (!state.held) {
-    process.stderr.write(
-      `refusing to reset: instance ${state.holder} took the lease meanwhile; stop it first.\n`,
-    );
-    return 1;
-  }
-  lease.startRenewing();
+  // Hold every lease while deleting: an instance starting now stands by instead of restoring half a state.
+  const leases: Lease[] = [];
   try {
-    const destroyed = s.group !== null ? Number(await redis.xgroup('DESTROY', stream, group)) : 0;
-    let deleted = 0;
-    const skip = new Set([keys.lease(), keys.epoch(), ...protectedStreams(c)]);
-    for await (const batch of scanKeys(redis, keys)) {
-      const mine = batch.filter((k) => !skip.has(k) && keys.kindOf(k) !== null);
-      for (let i = 0; i < mine.length; i += CHUNK) deleted += await redis.unlink(...mine.slice(i, i + CHUNK));
+    for (const { c, keys } of parts) {
+      const lease = new Lease(
+        redis,
+        { lease: keys.lease(), epoch: keys.epoch() },
+        'streamshard-reset',
+        c.lease.ttl,
+      );
+      const state = await lease.tryAcquire();
+      if (!state.held) {
+        process.stderr.write(
+          `refusing to reset: instance ${state.holder} took the lease meanwhile; stop it first.\n`,
+        );
+        return 1;
+      }
+      leases.push(lease);
+      lease.startRenewing();
     }
+    let destroyed = 0;
+    let deleted = 0;
+    for (const [i, { c, keys }] of parts.entries()) {
+      const { stream, group } = c.source;
+      if ((surveys[i] as Survey).group !== null)
+        destroyed += Number(await redis.xgroup('DESTROY', stream, group));
+      const skip = new Set([keys.lease(), keys.epoch(), ...protectedStreams(c)]);
+      for await (const batch of scanKeys(redis, keys)) {
+        const mine = batch.filter((k) => !skip.has(k) && keys.kindOf(k) !== null);
+        for (let j = 0; j < mine.length; j += CHUNK)
+          deleted += await redis.unlink(...mine.slice(j, j + CHUNK));
+      }
+    }
+    const groups =
+      parts.length > 1
+        ? `destroyed ${destroyed} group(s) "${config.source.group}", `
+        : `destroyed group "${config.source.group}", `;
     out(
-      `reset: ${destroyed === 1 ? `destroyed group "${group}", ` : ''}deleted ${deleted} key(s), ` +
-        `released the lease. The next run starts fresh (source.startId "${c.source.startId}").`,
+      `reset: ${destroyed > 0 ? groups : ''}deleted ${deleted} key(s), ` +
+        `released the lease${parts.length > 1 ? 's' : ''}. The next run starts fresh (source.startId "${config.source.startId}").`,
     );
   } finally {
-    await lease.release(); // deletes the lease key
+    for (const lease of leases) await lease.release(); // deletes the lease key
   }
   return 0;
 }

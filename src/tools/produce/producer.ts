@@ -14,6 +14,7 @@
 import type { Redis } from 'ioredis';
 import { xaddManyScript } from '../../redis/scripts/xaddMany-1.js';
 import { type EventKind, type GeneratorOptions, generateEvents, kindCounts } from './generator.js';
+import { partitionOf, partitionStream } from '../../partition/partitionOf.js';
 import { sleep } from '../../util/backoff.js';
 
 export interface ProduceOptions extends GeneratorOptions {
@@ -23,6 +24,11 @@ export interface ProduceOptions extends GeneratorOptions {
   maxLen?: number;
   /** How each chunk is sent (see the module comment). @defaultValue `script` */
   method?: 'script' | 'pipeline';
+  /**
+   * Write each event to its key's partition stream (partition/partitionOf.ts), as a pipeline with
+   * `source.partitions` = `count` reads them; `stream` is then the pipeline's `source.stream`.
+   */
+  partitions?: { count: number; keyGroups: number; template: string };
 }
 
 export interface ProduceResult {
@@ -75,6 +81,35 @@ function scriptSender(redis: Redis, stream: string, maxLen: number | undefined):
 }
 
 /**
+ * Splits each chunk by the partition of its entries' keys (a keyless entry goes with the empty key) and
+ * sends each part to its partition's stream; a partition's entries keep their order.
+ */
+function partitionedSender(
+  parts: NonNullable<ProduceOptions['partitions']>,
+  keyField: string,
+  senderOf: (stream: string) => SendChunk,
+  stream: string,
+): SendChunk {
+  const senders = Array.from({ length: parts.count }, (_, p) =>
+    senderOf(partitionStream(parts.template, stream, p, parts.count)),
+  );
+  return async (chunk) => {
+    const byPartition: Fields[][] = senders.map(() => []);
+    for (const fields of chunk) {
+      const at = fields.findIndex((f, i) => i % 2 === 0 && f.toString() === keyField);
+      const key = at < 0 ? '' : (fields[at + 1] as string | Buffer);
+      const p = partitionOf(
+        typeof key === 'string' ? key : new Uint8Array(key),
+        parts.keyGroups,
+        parts.count,
+      );
+      (byPartition[p] as Fields[]).push(fields);
+    }
+    await Promise.all(byPartition.map((c, p) => (c.length > 0 ? (senders[p] as SendChunk)(c) : null)));
+  };
+}
+
+/**
  * Generates `opts.count` events (see {@link generateEvents}) and appends them to `stream`.
  *
  * Chunks of up to 1000 events, at most two in flight. Rated: chunks of rate/20 events (1..1000), each sent
@@ -96,7 +131,16 @@ export async function produce(
     throw new RangeError(`maxLen must be an integer ≥ 1, got ${opts.maxLen}`);
   }
   const events = generateEvents(opts); // validates the generator options before anything is sent
-  const send = (opts.method === 'pipeline' ? pipelineSender : scriptSender)(redis, stream, opts.maxLen);
+  const sender = opts.method === 'pipeline' ? pipelineSender : scriptSender;
+  const send =
+    opts.partitions !== undefined && opts.partitions.count > 1
+      ? partitionedSender(
+          opts.partitions,
+          opts.keyField ?? 'key',
+          (s) => sender(redis, s, opts.maxLen),
+          stream,
+        )
+      : sender(redis, stream, opts.maxLen);
   const chunkSize =
     rate > 0 ? Math.max(1, Math.min(CHUNK, Math.ceil(rate / RATED_CHUNKS_PER_SECOND))) : CHUNK;
   const byKind = kindCounts();
