@@ -105,7 +105,7 @@ export class Router {
       if (keyField >= n || (lens[keyField] as number) < 0) keyField = NO_KEY; // no value, or not kept
       // A missing key hashes as the empty key: it still goes to one fixed shard, which dead-letters it.
       let kg =
-        keyField === NO_KEY
+        keyField === NO_KEY || lens[keyField] === 0 // an empty key is dead-lettered as missing, too
           ? this.keylessGroup
           : keyGroupOf(
               fnv1a(

@@ -35,6 +35,7 @@ export type FieldPair = [name: string, value: string];
 
 export type ErrorCode =
   | 'E_MISSING_KEY'
+  | 'E_WRONG_PARTITION'
   | 'E_BAD_BODY'
   | 'E_MISSING_TIME'
   | 'E_BAD_TIME'
@@ -520,6 +521,12 @@ export function reference(
       deadLetter(e, 'E_MISSING_KEY');
       continue;
     }
+    // a key of another partition's key-group range (written to the wrong partition's stream)
+    const keyGroupOfEntry = keyGroupOf(fnv1a(keyBuf as Buffer), config.keyGroups);
+    if (keyGroupOfEntry < config.partition.from || keyGroupOfEntry >= config.partition.to) {
+      deadLetter(e, 'E_WRONG_PARTITION');
+      continue;
+    }
     const body = decodeBody(e.fields, config);
     if (body === undefined) {
       deadLetter(e, 'E_BAD_BODY');
@@ -554,7 +561,8 @@ export function reference(
 
     // 2. stream time of the key's shard
     const keyGroup = keyGroupOf(fnv1a(keyBuf as Buffer), config.keyGroups);
-    const shardNo = shardOfKeyGroup(keyGroup, config.keyGroups, config.shards);
+    const { from, to } = config.partition;
+    const shardNo = shardOfKeyGroup(keyGroup, config.keyGroups, config.shards, from, to);
     let shard = shards.get(shardNo);
     if (!shard) {
       shard = {
