@@ -6,7 +6,6 @@
 import { decode, encode } from '@msgpack/msgpack';
 import { describe, expect, it } from 'vitest';
 import { type PipelineConfig, parseConfig } from '../src/config/load.js';
-import { NO_KEY } from '../src/routing/batchCodec.js';
 import { keyGroupOfKey } from '../src/routing/hash.js';
 import type { BatchResult } from '../src/shard/protocol.js';
 import { Shard } from '../src/shard/shard.js';
@@ -24,18 +23,15 @@ function config(stages: string, extra = ''): PipelineConfig {
 }
 
 let seq = 0;
-function batch(
-  events: Array<{ key: string; body: unknown; raw?: Buffer }>,
-  encoding = 'msgpack',
-): ArrayBuffer {
+function batch(events: Array<{ key: string; body: unknown }>, encoding = 'msgpack'): ArrayBuffer {
   const entries: RawEntry[] = events.map((e) => {
-    const fields = [Buffer.from('key'), Buffer.from(e.key)];
+    const fields: Buffer[] = [Buffer.from('key'), Buffer.from(e.key)];
     if (encoding === 'flat') {
       for (const [k, v] of Object.entries(e.body as Record<string, unknown>))
         fields.push(Buffer.from(k), Buffer.from(String(v)));
     } else {
       const body = encoding === 'json' ? Buffer.from(JSON.stringify(e.body)) : Buffer.from(encode(e.body));
-      fields.push(Buffer.from('data'), e.raw ?? body);
+      fields.push(Buffer.from('data'), body);
     }
     return { id: Buffer.from(`1-${seq++}`), fields };
   });
@@ -43,7 +39,7 @@ function batch(
   return packBatch(
     entries,
     kgs,
-    events.map(() => 1 as number).map((k) => (k < 0 ? NO_KEY : k)),
+    events.map(() => 1), // the key is field 1
   );
 }
 
