@@ -16,6 +16,7 @@ import { compileExpression as filtrex } from 'filtrex';
 import jsonata from 'jsonata';
 import { compileExpression } from '../src/shard/expr/expression.js';
 import type { DecodedEvent } from '../src/shard/stages/decode.js';
+import { compileMap } from '../src/shard/stages/map/mapStage.js';
 import { BATCH } from './lib/microFixtures.js';
 
 export interface ExprTask {
@@ -87,6 +88,22 @@ export function expressionTasks(): ExprTask[] {
     row(`expr concat, ours: ${CONCAT}`, ours(CONCAT)),
     row('expr concat, CEL 8.0.0', celRow('e.type + "/" + e.customer')),
     row('expr concat, JSONata 2.2.2 (async evaluate)', jsRow('type & "/" & customer')),
+    row(
+      'map stage: set total = amount * 1.2, rename type → kind, remove customer (new body per event)',
+      (() => {
+        const map = compileMap(
+          { set: { total: CALC }, rename: { type: 'kind' }, remove: ['customer'] },
+          'bench',
+          new Map(),
+        );
+        return () => {
+          for (const b of bs) {
+            ev.body = b;
+            map(ev);
+          }
+        };
+      })(),
+    ),
     {
       name: 'expr compile, ours (filtrex): the condition',
       items: 1,
