@@ -28,6 +28,7 @@ import { WindowStage } from '../src/shard/stages/window/windowStage.js';
 import type { ByteString } from '../src/util/bytes.js';
 import { ROOT } from './lib/contender.js';
 import { parseFlags } from './lib/flags.js';
+import { expressionTasks } from './microExpr.js';
 import {
   BATCH,
   benchConfig,
@@ -383,6 +384,8 @@ const tasks: Array<{ name: string; items: number; unit: string; fn: () => void; 
     fn: shardRunner(true),
   },
 ];
+
+tasks.push(...expressionTasks());
 
 const bench = new Bench({ name: 'hot path', time: o.time });
 for (const t of tasks) {

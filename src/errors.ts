@@ -34,6 +34,11 @@ export const DeadLetterCode = {
   VersionGap: 'E_VERSION_GAP',
   /** An `order` stage found no integer version at `versionPath`. */
   BadVersion: 'E_BAD_VERSION',
+  /**
+   * A `filter.when` or `map.set` expression failed on the event (a value of the wrong type, a missing
+   * field an operator needs, a condition that is not true/false). Not retried: it fails the same way again.
+   */
+  Expression: 'E_EXPRESSION',
   /** The event belongs only to windows that have already closed. */
   Late: 'E_LATE',
   /**

@@ -176,6 +176,10 @@ function crossFieldChecks(c: LooseConfig, ctx: z.RefinementCtx): void {
     if ('dedup' in s && ++dedups > 1) issue(['stages', i], 'only one dedup stage is allowed');
     if ('rateLimit' in s && ++rateLimits > 1) issue(['stages', i], 'only one rateLimit stage is allowed');
     if ('order' in s && ++orders > 1) issue(['stages', i], 'only one order stage is allowed');
+    if ('map' in s && stages.slice(i + 1).some((t) => t !== null && typeof t === 'object' && 'order' in t)) {
+      // the order stage holds entries as bytes and re-decodes them on release, after any map before it
+      issue(['stages', i], 'a map stage must come after the order stage (held events are re-read raw)');
+    }
   });
   if (windows > 1) issue(['stages'], 'only one window stage is allowed');
   const keyGroups = typeof c.keyGroups === 'number' ? c.keyGroups : 256;
@@ -211,7 +215,9 @@ export type PipelineInput = z.input<typeof configSchema>;
 export type ParsedConfig = z.output<typeof configSchema>;
 export type Stage = ParsedConfig['stages'][number];
 export type FilterConfig = Extract<Stage, { filter: unknown }>['filter'];
-export type Condition = FilterConfig['where'][number];
+export type Condition = NonNullable<FilterConfig['where']>[number];
+export type MapConfig = Extract<Stage, { map: unknown }>['map'];
+export type EnvelopeConfig = NonNullable<ParsedConfig['body']['envelope']>;
 export type DedupConfig = Extract<Stage, { dedup: unknown }>['dedup'];
 export type WindowConfig = Extract<Stage, { window: unknown }>['window'];
 export type RateLimitConfig = Extract<Stage, { rateLimit: unknown }>['rateLimit'];

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { redisUrlProblem } from '../redis/url.js';
 import { DEFAULT_PARTITION_TEMPLATE } from '../partition/partitionOf.js';
 import { duration, name } from './fields.js';
+import { envelopeSchema } from './mapSchema.js';
 
 /** Connection to Redis. */
 export const redisSchema = z
@@ -167,6 +168,9 @@ export const bodySchema = z
     maxFutureSkew: duration(
       'Dead-letter events whose time is more than this ahead of the wall clock; 0 = off.',
     ).default(60_000),
+    // --- envelope (issue 14): its own block ---
+    /** Body paths of the envelope fields besides `idPath` and `timePath`. Unset: none. */
+    envelope: envelopeSchema.optional(),
   })
   .strict()
   .default({ encoding: 'msgpack', field: 'data', idPath: 'id', timePath: 'ts', maxFutureSkew: 60_000 });

@@ -1,9 +1,11 @@
 /**
- * The stages a pipeline runs per event, in config order: `filter`, `dedup` and `window` (part of the
+ * The stages a pipeline runs per event, in config order: `filter`, `map` (mapSchema.ts), `dedup`,
+ * `rateLimit`, `order` and `window` (part of the
  * pipeline file's schema, schema.ts; which stage may stand where is checked there).
  */
 import { z } from 'zod';
 import { duration, name } from './fields.js';
+import { expression, mapStage } from './mapSchema.js';
 
 const scalar = z.union([z.string(), z.number(), z.boolean()]);
 
@@ -29,15 +31,28 @@ const conditionSchema = z
     }
   });
 
-/** Keeps events for which every condition holds (AND). */
+/** Keeps events for which every condition holds (AND), or for which an expression is true. */
 const filterStage = z
   .object({
     filter: z
-      .object({ where: z.array(conditionSchema).min(1, { message: 'needs at least one condition' }) })
-      .strict(),
+      .object({
+        /** Field comparisons, ANDed. */
+        where: z.array(conditionSchema).min(1, { message: 'needs at least one condition' }).optional(),
+        /** A condition expression (true keeps the event); instead of `where`. */
+        when: expression('Keep the event when this is true.').optional(),
+      })
+      .strict()
+      .superRefine((f, ctx) => {
+        if ((f.where === undefined) === (f.when === undefined)) {
+          ctx.addIssue({
+            code: 'custom',
+            message: 'needs exactly one of `where` (a list of comparisons) or `when` (an expression)',
+          });
+        }
+      }),
   })
   .strict()
-  .describe('Keeps events for which every condition holds.');
+  .describe('Keeps events for which every condition holds, or the `when` expression is true.');
 
 /** Drops an event whose ID was seen within the TTL (in event time). */
 const dedupStage = z
@@ -234,4 +249,11 @@ const orderStage = z
   .describe('Per key, applies events in version order.');
 
 /** One entry of `stages`. */
-export const stageSchema = z.union([filterStage, dedupStage, rateLimitStage, orderStage, windowStage]);
+export const stageSchema = z.union([
+  filterStage,
+  mapStage,
+  dedupStage,
+  rateLimitStage,
+  orderStage,
+  windowStage,
+]);

@@ -2,9 +2,10 @@
  * One shard: owns the state of its key groups and applies batches in order. Pure computation — no I/O,
  * no clock of its own (wall time arrives with each task), so it is unit-testable without a worker or Redis.
  *
- * Per event: decode/validate (stages/decode.ts) → filter, dedup and rate limit in config order, retried when they
- * throw (steps.ts) → window (stages/window/) or pass-through; what cannot go on is dead-lettered
- * (batchOutput.ts).
+ * Per event: decode/validate (stages/decode.ts) → filter, map, dedup and rate limit in config order, retried
+ * when they throw, dead-lettered at once when an expression fails (steps.ts) → window (stages/window/) or
+ * pass-through (re-encoded when a map changed the body); what cannot go on is dead-lettered (batchOutput.ts),
+ * with the envelope fields of a decoded event (envelope.ts).
  */
 import type { PipelineConfig } from '../config/load.js';
 import type { Aggregate } from '../config/schema.js';
@@ -24,16 +25,30 @@ import {
   versionGapMessage,
 } from './batchOutput.js';
 import { MAX_COPY_FIELDS } from './commitBuilder.js';
+import { DeadLetterEnvelope, ENVELOPE_FIELDS, envelopeScope } from './envelope.js';
+import { compileExpression } from './expr/expression.js';
 import type { BatchResult, RestoredState } from './protocol.js';
-import { EventDecoder } from './stages/decode.js';
+import { type Body, EventDecoder } from './stages/decode.js';
 import { contentKey } from './stages/dedup/contentKey.js';
 import { DedupStage } from './stages/dedup/dedupStage.js';
 import { compileFilter } from './stages/filter.js';
+import { type BodyFields, bodyFields } from './stages/map/encodeBody.js';
+import { compileMap } from './stages/map/mapStage.js';
 import { APPLY, OrderStage, type Released, STALE } from './stages/order/orderStage.js';
 import { RateLimitStage } from './stages/rateLimit/rateLimitStage.js';
 import { windowOperator } from './stages/window/operator.js';
 import { ADDED, LATE, type WindowOperator } from './stages/window/windowStage.js';
-import { FAILED, keyLatin1, keyText, LIMITED, PASS, type Step, Steps, type Verdict } from './steps.js';
+import {
+  EXPRESSION,
+  FAILED,
+  keyLatin1,
+  keyText,
+  LIMITED,
+  PASS,
+  type Step,
+  Steps,
+  type Verdict,
+} from './steps.js';
 
 /**
  * Most window results a tick (no events) emits. A tick's commit holds up the events that arrive meanwhile,
@@ -76,6 +91,14 @@ export class Shard {
   /** `body.maxFutureSkew`: events further ahead of the wall clock are dead-lettered; 0 = no check. */
   private readonly maxFutureSkew: number;
   private readonly retry: PipelineConfig['retry'];
+  /** Envelope fields for dead letters (`body.envelope`), or null. */
+  private readonly envelope: DeadLetterEnvelope | null;
+  /** A map stage comes before the window: its values are read after the steps. */
+  private readonly valuesAfterMap: boolean;
+  /** A map stage without a window: pass-through copies carry the mapped body. */
+  private readonly mappedFields: BodyFields | null;
+  /** The current event's body as decoded (before any map), for its dead letters' envelope; null if none. */
+  private inputBody: Body | null = null;
 
   /**
    * @param restored the checkpoint to continue from, with the wall ms (taken on the main thread) it is
@@ -87,12 +110,23 @@ export class Shard {
     const before: Step[] = [];
     const afterOrder: Step[] = [];
     let steps = before;
-    for (const s of config.stages) {
+    const scope = envelopeScope(config.body);
+    let hasMap = false;
+    for (const [i, s] of config.stages.entries()) {
       if ('order' in s) {
         this.order = new OrderStage(s.order);
         steps = afterOrder;
-      } else if ('filter' in s) steps.push({ kind: 'filter', pred: compileFilter(s.filter) });
-      else if ('dedup' in s) {
+      } else if ('filter' in s) {
+        const when = s.filter.when;
+        steps.push(
+          when === undefined
+            ? { kind: 'filter', pred: compileFilter(s.filter) }
+            : { kind: 'when', expr: compileExpression(when, `stages[${i}].filter.when`, scope) },
+        );
+      } else if ('map' in s) {
+        hasMap = true;
+        steps.push({ kind: 'map', map: compileMap(s.map, `stages[${i}].map`, scope) });
+      } else if ('dedup' in s) {
         this.dedup = new DedupStage(s.dedup);
         const keyOf = s.dedup.by === 'content' ? contentKey(config.body, s.dedup.fields) : null;
         steps.push({ kind: 'dedup', dedup: this.dedup, keyOf });
@@ -117,13 +151,20 @@ export class Shard {
     this.partitionStream = config.source.stream;
     this.maxFutureSkew = config.body.maxFutureSkew;
     this.retry = config.retry;
+    this.envelope = DeadLetterEnvelope.of(config.body);
+    this.valuesAfterMap = hasMap && this.window !== null;
+    this.mappedFields = hasMap && this.window === null ? bodyFields(config.body, config.key.field) : null;
     this.decoder = new EventDecoder({
       body: config.body,
       needId: [...before, ...afterOrder].some((s) => s.kind === 'dedup' && s.keyOf === null),
       aggregates,
-      needBody: config.stages.some(
-        (s) => 'filter' in s || 'order' in s || ('dedup' in s && s.dedup.fields !== undefined),
-      ),
+      valuesAfterMap: this.valuesAfterMap,
+      needBody:
+        this.envelope !== null ||
+        config.stages.some(
+          (s) =>
+            'filter' in s || 'map' in s || 'order' in s || ('dedup' in s && s.dedup.fields !== undefined),
+        ),
     });
     this.steps = new Steps(before, config.retry, this.decoder.event);
     this.after = new Steps(afterOrder, config.retry, this.decoder.event);
@@ -204,14 +245,14 @@ export class Shard {
         deadLetter(out, r, DeadLetterCode.MaxDeliveries, msg, deliveries);
         continue;
       }
-      const failure = this.decoder.decode(r);
+      const failure = this.decode(r);
       if (failure !== null) {
-        deadLetter(out, r, failure.code, failure.message);
+        this.deadLetter(out, r, failure.code, failure.message);
         continue;
       }
       if (ev.ts > latest) {
         // before anything reads the time: it must move neither stream time nor dedup's TTL clock
-        deadLetter(out, r, DeadLetterCode.FutureTime, futureMessage(ev.ts, now, this.maxFutureSkew));
+        this.deadLetter(out, r, DeadLetterCode.FutureTime, futureMessage(ev.ts, now, this.maxFutureSkew));
         continue;
       }
       // A worker thread's process.exit() ends the thread only: the main thread sees a crashed worker.
@@ -223,7 +264,7 @@ export class Shard {
       if (this.order !== null) {
         this.order.advance(this.streamTime, this.released);
         // what it released was decoded into the shared event: decode the current entry again
-        if (this.settleReleased(out, null)) this.decoder.decode(r);
+        if (this.settleReleased(out, null)) this.decode(r);
       }
       if (!this.passes(this.steps, r, out)) continue;
       if (this.order === null) this.apply(r, out);
@@ -234,14 +275,41 @@ export class Shard {
     return out;
   }
 
+  /** Decodes the entry of `r` into the shared event, noting its body for the envelope of its dead letters. */
+  private decode(r: BatchReader) {
+    const failure = this.decoder.decode(r);
+    this.inputBody = this.decoder.bodyDecoded ? this.decoder.event.body : null;
+    return failure;
+  }
+
+  /**
+   * Dead-letters the entry of `r`, with the envelope fields of its decoded body (`inputBody`: set by
+   * {@link decode} for this entry; null for one not decoded) when the copy has room for them.
+   */
+  private deadLetter(
+    out: BatchResult,
+    r: BatchReader,
+    code: DeadLetterCode,
+    message: string,
+    deliveries?: number,
+    body: Body | null = this.inputBody,
+  ): void {
+    deadLetter(out, r, code, message, deliveries);
+    if (this.envelope !== null && body !== null && r.fieldCount <= MAX_COPY_FIELDS - ENVELOPE_FIELDS) {
+      this.envelope.appendTo(out.entryFields[r.index] as Uint8Array[], body);
+    }
+  }
+
   /** Runs `steps` for the current entry of `r`; false when the event goes no further (dead letters made). */
   private passes(steps: Steps, r: BatchReader, out: BatchResult): boolean {
     const verdict: Verdict = steps.run(r, out.counts, this.streamTime);
     if (verdict === PASS) return true;
     if (verdict === FAILED) {
-      deadLetter(out, r, DeadLetterCode.StageFailed, steps.failureMessage(), r.deliveries);
+      this.deadLetter(out, r, DeadLetterCode.StageFailed, steps.failureMessage(), r.deliveries);
     } else if (verdict === LIMITED) {
-      deadLetter(out, r, DeadLetterCode.RateLimited, rateLimitedMessage(this.decoder.event.ts));
+      this.deadLetter(out, r, DeadLetterCode.RateLimited, rateLimitedMessage(this.decoder.event.ts));
+    } else if (verdict === EXPRESSION) {
+      this.deadLetter(out, r, DeadLetterCode.Expression, steps.expressionMessage());
     }
     return false;
   }
@@ -250,7 +318,7 @@ export class Shard {
   private offer(order: OrderStage, r: BatchReader, out: BatchResult): void {
     const version = order.version(this.decoder.event.body);
     if (version === null) {
-      deadLetter(out, r, DeadLetterCode.BadVersion, badVersionMessage());
+      this.deadLetter(out, r, DeadLetterCode.BadVersion, badVersionMessage());
       return;
     }
     const bytes = r.bytes.subarray(r.entryStart, r.entryEnd);
@@ -270,7 +338,7 @@ export class Shard {
     for (const item of list) {
       if (item.entry === null) {
         if (r === null) throw new Error('the order stage released the current event outside a batch');
-        if (!decoded) this.decoder.decode(r); // decoded fine before: the same bytes decode the same
+        if (!decoded) this.decode(r); // decoded fine before: the same bytes decode the same
         if (this.passes(this.after, r, out)) this.apply(r, out);
         decoded = true;
         continue;
@@ -278,12 +346,19 @@ export class Shard {
       const held = heldReader(item.entry, this.nextReleased++);
       out.releasedIds.push(held.idBytes());
       if (item.gap) {
-        deadLetter(out, held, DeadLetterCode.VersionGap, versionGapMessage(item.version));
+        this.deadLetter(
+          out,
+          held,
+          DeadLetterCode.VersionGap,
+          versionGapMessage(item.version),
+          undefined,
+          null,
+        );
         continue;
       }
       decoded = false;
-      const failure = this.decoder.decode(held);
-      if (failure !== null) deadLetter(out, held, failure.code, failure.message);
+      const failure = this.decode(held);
+      if (failure !== null) this.deadLetter(out, held, failure.code, failure.message);
       else if (this.passes(this.after, held, out)) this.apply(held, out);
     }
     list.length = 0;
@@ -297,13 +372,25 @@ export class Shard {
     {
       if (this.window === null) {
         if (r.fieldCount > MAX_COPY_FIELDS) {
-          deadLetter(out, r, DeadLetterCode.EntryTooLarge, tooManyFields(r.fieldCount));
+          this.deadLetter(out, r, DeadLetterCode.EntryTooLarge, tooManyFields(r.fieldCount));
+          return;
+        }
+        const fields = this.mappedFields === null ? r.fields() : this.mappedFields(r, ev.body);
+        if (fields.length > MAX_COPY_FIELDS) {
+          this.deadLetter(out, r, DeadLetterCode.EntryTooLarge, tooManyFields(fields.length));
           return;
         }
         out.passThrough.push(r.index);
-        out.entryFields[r.index] = r.fields();
+        out.entryFields[r.index] = fields;
         out.eventTimes.push(ev.ts);
         return;
+      }
+      if (this.valuesAfterMap) {
+        const failure = this.decoder.readValues();
+        if (failure !== null) {
+          this.deadLetter(out, r, failure.code, failure.message);
+          return;
+        }
       }
       const from = r.fieldStart(r.keyField);
       const to = r.fieldEnd(r.keyField);
@@ -321,8 +408,8 @@ export class Shard {
       if (added !== ADDED) {
         if (added === LATE) {
           counts.late++;
-          deadLetter(out, r, DeadLetterCode.Late, lateMessage(ev.ts, this.streamTime));
-        } else deadLetter(out, r, DeadLetterCode.Overflow, this.window.overflowMessage());
+          this.deadLetter(out, r, DeadLetterCode.Late, lateMessage(ev.ts, this.streamTime));
+        } else this.deadLetter(out, r, DeadLetterCode.Overflow, this.window.overflowMessage());
         return;
       }
       out.eventTimes.push(ev.ts);

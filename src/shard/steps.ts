@@ -8,15 +8,21 @@
 import type { PipelineConfig } from '../config/load.js';
 import { faults } from '../fault/faults.js';
 import { type BatchReader, latin1 } from '../routing/batchCodec.js';
+import { type CompiledExpression, ExpressionError } from './expr/expression.js';
 import type { ShardCounts } from './protocol.js';
 import type { DecodedEvent } from './stages/decode.js';
 import type { DedupKeyOf } from './stages/dedup/contentKey.js';
 import type { DedupStage } from './stages/dedup/dedupStage.js';
 import type { Predicate } from './stages/filter.js';
+import type { MapFn } from './stages/map/mapStage.js';
 import type { RateLimitStage } from './stages/rateLimit/rateLimitStage.js';
 
 export type Step =
   | { kind: 'filter'; pred: Predicate }
+  /** A `filter.when` expression: false drops the event. */
+  | { kind: 'when'; expr: CompiledExpression }
+  /** A `map` stage: swaps `event.body` for the mapped body (stages/map/mapStage.ts). */
+  | { kind: 'map'; map: MapFn }
   /** `keyOf` null: the event's ID (`by: id`); else its content key (stages/dedup/contentKey.ts). */
   | { kind: 'dedup'; dedup: DedupStage; keyOf: DedupKeyOf | null }
   /** `deadLetter`: excess events are dead-lettered (LIMITED), else dropped. */
@@ -28,7 +34,9 @@ export const DROP = 1;
 export const FAILED = 2;
 /** Over a rate limit whose excess is dead-lettered. */
 export const LIMITED = 3;
-export type Verdict = typeof PASS | typeof DROP | typeof FAILED | typeof LIMITED;
+/** An expression failed on the event (E_EXPRESSION): deterministic, so not retried. */
+export const EXPRESSION = 4;
+export type Verdict = typeof PASS | typeof DROP | typeof FAILED | typeof LIMITED | typeof EXPRESSION;
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 /** Blocks this thread (a shard worker: its events must wait in order anyway). */
@@ -51,10 +59,16 @@ export class Steps {
 
   /** Runs every step for the current entry of `r`, retrying a throw up to `retry.attempts` tries. */
   run(r: BatchReader, counts: ShardCounts, streamTime: number): Verdict {
+    const body = this.event.body; // a map step swaps it: every try, and a dead letter, start from this one
     for (let attempt = 1; ; attempt++) {
       try {
         return this.passes(r, counts, streamTime);
       } catch (e) {
+        this.event.body = body;
+        if (e instanceof ExpressionError) {
+          this.lastError = e;
+          return EXPRESSION;
+        }
         if (attempt >= this.retry.attempts) {
           this.lastError = e;
           return FAILED;
@@ -71,6 +85,11 @@ export class Steps {
     return `${this.retry.attempts} tries failed, last: ${e instanceof Error ? e.message : String(e)}`;
   }
 
+  /** The message of the last EXPRESSION event. */
+  expressionMessage(): string {
+    return this.lastError instanceof Error ? this.lastError.message : String(this.lastError);
+  }
+
   private passes(r: BatchReader, counts: ShardCounts, streamTime: number): Verdict {
     const ev = this.event;
     if (faults.stageThrow !== null && keyText(r) === faults.stageThrow.key) this.injectStageFault(r);
@@ -85,6 +104,18 @@ export class Steps {
           counts.filtered++;
           break;
         }
+        continue;
+      }
+      if (s.kind === 'when') {
+        if (!s.expr.test(ev)) {
+          verdict = DROP;
+          counts.filtered++;
+          break;
+        }
+        continue;
+      }
+      if (s.kind === 'map') {
+        s.map(ev);
         continue;
       }
       if (s.kind === 'rateLimit') {

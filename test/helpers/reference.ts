@@ -23,6 +23,7 @@ import type {
   WindowConfig,
 } from '../../src/config/schema.js';
 import { fnv1a, keyGroupOf, shardOfKeyGroup } from '../../src/routing/hash.js';
+import { type ExpressionOracle, refEnvelope, refMap, refWhen } from './referenceMap.js';
 
 /** A stream entry as XRANGE returns it: its ID and the flat list name, value, name, value… */
 export interface StreamEntry {
@@ -47,7 +48,8 @@ export type ErrorCode =
   | 'E_OVERFLOW'
   | 'E_RATE_LIMITED'
   | 'E_VERSION_GAP'
-  | 'E_BAD_VERSION';
+  | 'E_BAD_VERSION'
+  | 'E_EXPRESSION';
 
 export interface ExpectedDeadLetter {
   /** ID of the input entry (the `source_id` field). */
@@ -281,9 +283,13 @@ interface ShardState {
 export function reference(
   entries: StreamEntry[],
   config: PipelineConfig,
-  opts: { now?: number } = {},
+  /** `expressions`: the meaning of each `filter.when` / `map.set` expression of the config (referenceMap.ts). */
+  opts: { now?: number; expressions?: ReadonlyMap<string, ExpressionOracle> } = {},
 ): Expected {
   const now = opts.now ?? Date.now();
+  const oracles = opts.expressions ?? new Map<string, ExpressionOracle>();
+  // with a map stage (never after the window), the aggregated fields are read from the mapped body
+  const mapped = config.stages.some((s) => 'map' in s);
   const windowStage = config.stages.find((s): s is { window: WindowConfig } => 'window' in s)?.window;
   const hasDedup = config.stages.some((s) => 'dedup' in s && s.dedup.by === 'id');
   // the distinct fields that some aggregate (other than count) reads
@@ -328,15 +334,22 @@ export function reference(
     deadLetters.push({ sourceId: e.id, code: 'E_ENTRY_TOO_LARGE', fields });
     counts.deadLettered.E_ENTRY_TOO_LARGE = (counts.deadLettered.E_ENTRY_TOO_LARGE ?? 0) + 1;
   };
-  const deadLetter = (e: StreamEntry, code: ErrorCode) => {
+  /** `body`: the decoded body (as decoded, before any map), whose envelope fields the entry carries. */
+  const deadLetter = (e: StreamEntry, code: ErrorCode, body?: Record<string, unknown>) => {
     if (e.fields.length > MAX_COPY_FIELDS) return tooLarge(e, Number.POSITIVE_INFINITY);
-    deadLetters.push({ sourceId: e.id, code, fields: pairsOf(e.fields) });
+    const fields = pairsOf(e.fields);
+    // the envelope fields come when the copy has room for all five (MAX_COPY_FIELDS less 10)
+    if (body !== undefined && e.fields.length <= MAX_COPY_FIELDS - 10) {
+      fields.push(...refEnvelope(config.body.envelope, body, getPath));
+    }
+    deadLetters.push({ sourceId: e.id, code, fields });
     counts.deadLettered[code] = (counts.deadLettered[code] ?? 0) + 1;
   };
 
   /** Runs the stages from index `from` for one decoded event (steps 3–6). */
   const runFrom = (ev: RefEvent, from: number): void => {
-    const { e, body, ts, key, id, aggValues, shard } = ev;
+    const { e, ts, key, id, shard } = ev;
+    let { body, aggValues } = ev;
     // 3.–5. the stages, in config order (from `from`: an event the order stage releases goes on after it)
     let dropped = false;
     for (let si = from; si < config.stages.length; si++) {
@@ -345,8 +358,40 @@ export function reference(
         offerInOrder(ev, stage.order, si);
         return;
       }
-      if ('filter' in stage) {
-        if (!stage.filter.where.every((c) => holds(body, c))) {
+      if ('map' in stage) {
+        const out = refMap(stage.map, body, oracles);
+        if (out === 'E_EXPRESSION') {
+          deadLetter(e, 'E_EXPRESSION', ev.body);
+          return;
+        }
+        body = out;
+        continue;
+      }
+      if ('window' in stage && mapped) {
+        // the window's values come from the mapped body; a bad one is E_BAD_FIELD here, not at decode
+        aggValues = new Map<string, number>();
+        for (const f of aggFields) {
+          const v = numericValue(getPath(body, f));
+          if (v === undefined) {
+            deadLetter(e, 'E_BAD_FIELD', ev.body);
+            return;
+          }
+          aggValues.set(f, v);
+        }
+      }
+      if ('filter' in stage && stage.filter.when !== undefined) {
+        const keep = refWhen(stage.filter.when, body, oracles);
+        if (keep === 'E_EXPRESSION') {
+          deadLetter(e, 'E_EXPRESSION', ev.body);
+          return;
+        }
+        if (!keep) {
+          counts.filtered++;
+          dropped = true;
+          break;
+        }
+      } else if ('filter' in stage) {
+        if (!(stage.filter.where ?? []).every((c) => holds(body, c))) {
           counts.filtered++;
           dropped = true;
           break;
@@ -362,7 +407,7 @@ export function reference(
       } else if ('rateLimit' in stage) {
         if (!rateAdmits(shard, stage.rateLimit, key, ts)) {
           counts.rateLimited++;
-          if (stage.rateLimit.onExcess === 'deadLetter') deadLetter(e, 'E_RATE_LIMITED');
+          if (stage.rateLimit.onExcess === 'deadLetter') deadLetter(e, 'E_RATE_LIMITED', ev.body);
           dropped = true;
           break;
         }
@@ -370,7 +415,7 @@ export function reference(
         const verdict = keyed?.add(key, ts, aggValues, shard.streamTime);
         if (verdict !== 'added') {
           if (verdict === 'E_LATE') counts.late++;
-          deadLetter(e, verdict ?? 'E_LATE');
+          deadLetter(e, verdict ?? 'E_LATE', ev.body);
           dropped = true;
           break;
         }
@@ -380,7 +425,7 @@ export function reference(
         const open = starts.filter((s) => shard.streamTime < s + w.size + w.grace);
         if (open.length === 0) {
           counts.late++;
-          deadLetter(e, 'E_LATE');
+          deadLetter(e, 'E_LATE', ev.body);
           dropped = true;
           break;
         }
@@ -397,7 +442,7 @@ export function reference(
           );
         });
         if (overflows) {
-          deadLetter(e, 'E_OVERFLOW');
+          deadLetter(e, 'E_OVERFLOW', ev.body);
           dropped = true;
           break;
         }
@@ -424,6 +469,7 @@ export function reference(
       tooLarge(e, Number.POSITIVE_INFINITY);
       return;
     }
+    if (!windowStage && mapped) throw new Error('the reference does not model a mapped pass-through body');
     counts.passed++;
     if (!windowStage) sink.push(pairsOf(e.fields));
   };
@@ -435,7 +481,7 @@ export function reference(
   const offerInOrder = (ev: RefEvent, o: OrderConfig, si: number): void => {
     const version = integerVersion(getPath(ev.body, o.versionPath));
     if (version === null) {
-      deadLetter(ev.e, 'E_BAD_VERSION');
+      deadLetter(ev.e, 'E_BAD_VERSION', ev.body);
       return;
     }
     const keys = ev.shard.order;
@@ -534,28 +580,28 @@ export function reference(
     }
     const ts = eventTime(getPath(body, config.body.timePath));
     if (typeof ts !== 'number') {
-      deadLetter(e, ts);
+      deadLetter(e, ts, body);
       continue;
     }
     const id = getPath(body, config.body.idPath);
     if (hasDedup && typeof id !== 'string' && typeof id !== 'number') {
-      deadLetter(e, 'E_MISSING_ID');
+      deadLetter(e, 'E_MISSING_ID', body);
       continue;
     }
     const aggValues = new Map<string, number>();
     let badField = false;
-    for (const f of aggFields) {
+    for (const f of mapped ? [] : aggFields) {
       const v = numericValue(getPath(body, f));
       if (v === undefined) badField = true;
       else aggValues.set(f, v);
     }
     if (badField) {
-      deadLetter(e, 'E_BAD_FIELD');
+      deadLetter(e, 'E_BAD_FIELD', body);
       continue;
     }
     const skew = config.body.maxFutureSkew;
     if (skew > 0 && ts > now + skew) {
-      deadLetter(e, 'E_FUTURE_TIME'); // moves no stream time
+      deadLetter(e, 'E_FUTURE_TIME', body); // moves no stream time
       continue;
     }
 

@@ -10,10 +10,13 @@
 import type { PipelineConfig } from '../../config/load.js';
 
 type Stage = PipelineConfig['stages'][number];
-type Condition = Extract<Stage, { filter: unknown }>['filter']['where'][number];
+type Condition = NonNullable<Extract<Stage, { filter: unknown }>['filter']['where']>[number];
 
 export type StageNode =
+  /** `where`: the comparisons, or `when <expression>`. */
   | { kind: 'filter'; where: string[] }
+  /** `details`: `set total = amount * 1.2`, `rename a → b`, `remove c`. */
+  | { kind: 'map'; details: string[] }
   | { kind: 'dedup'; ttlMs: number; maxEntries: number; by: 'id' | 'content' }
   | { kind: 'rateLimit'; per: 'key' | 'shard'; rate: string; burst: number; onExcess: 'drop' | 'deadLetter' }
   | {
@@ -63,7 +66,22 @@ export function pipelineGraph(c: PipelineConfig): PipelineGraph {
 }
 
 function stageNode(s: Stage): StageNode {
-  if ('filter' in s) return { kind: 'filter', where: s.filter.where.map(conditionText) };
+  if ('filter' in s) {
+    const f = s.filter;
+    return {
+      kind: 'filter',
+      where: f.when !== undefined ? [`when ${f.when}`] : (f.where ?? []).map(conditionText),
+    };
+  }
+  if ('map' in s) {
+    const m = s.map;
+    const details = [
+      ...Object.entries(m.rename ?? {}).map(([from, to]) => `rename ${from} → ${to}`),
+      ...(m.remove ?? []).map((f) => `remove ${f}`),
+      ...Object.entries(m.set ?? {}).map(([f, e]) => `set ${f} = ${e}`),
+    ];
+    return { kind: 'map', details };
+  }
   if ('dedup' in s)
     return { kind: 'dedup', ttlMs: s.dedup.ttl, maxEntries: s.dedup.maxEntries, by: s.dedup.by };
   if ('rateLimit' in s) {

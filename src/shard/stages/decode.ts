@@ -114,6 +114,11 @@ export interface DecodeOptions {
   needBody?: boolean;
   /** Aggregates whose fields must be numeric (the window stage's). */
   aggregates: Aggregate[];
+  /**
+   * A `map` stage comes before the window: the aggregated fields are read from the mapped body by
+   * {@link EventDecoder.readValues} after the steps, not checked at decode. @defaultValue false
+   */
+  valuesAfterMap?: boolean;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: false });
@@ -148,6 +153,9 @@ export class EventDecoder {
   private readonly projected: unknown[];
   /** The current event's raw time, ID and aggregated values (`[time, id, value per aggregate…]`). */
   private readonly fields: unknown[];
+  private readonly valuesAfterMap: boolean;
+  /** `event.body` is the current entry's decoded body (false after a failure before it, or when projected). */
+  bodyDecoded = false;
 
   constructor(opts: DecodeOptions) {
     this.bodyField = opts.body.field;
@@ -171,11 +179,13 @@ export class EventDecoder {
         : null;
     this.projected = new Array(this.projection?.names.length ?? 0);
     this.fields = new Array(2 + opts.aggregates.length);
+    this.valuesAfterMap = opts.valuesAfterMap === true;
   }
 
   /** Decodes the reader's current entry into `this.event`; returns a failure instead of throwing. */
   decode(r: BatchReader): DecodeFailure | null {
     const ev = this.event;
+    this.bodyDecoded = false;
     if (r.keyField === NO_KEY) return { code: DeadLetterCode.MissingKey, message: 'key field missing' };
     if (r.fieldLength(r.keyField) === 0)
       return { code: DeadLetterCode.MissingKey, message: 'key field empty' };
@@ -211,6 +221,7 @@ export class EventDecoder {
       }
     }
     ev.body = body as Body;
+    this.bodyDecoded = true;
     const f = this.fields;
     f[0] = this.getTime(ev.body);
     f[1] = this.needId ? this.getId(ev.body) : undefined;
@@ -258,6 +269,23 @@ export class EventDecoder {
       else if (typeof id === 'number' && Number.isFinite(id)) ev.id = String(id);
       else return { code: DeadLetterCode.MissingId, message: 'event id missing or not a string/number' };
     }
+    return this.valuesAfterMap ? null : this.checkValues();
+  }
+
+  /**
+   * With `valuesAfterMap`: reads and checks the aggregated fields of `event.body` (the mapped body) into
+   * `event.values`; the failure (E_BAD_FIELD) or null.
+   */
+  readValues(): DecodeFailure | null {
+    const body = this.event.body;
+    for (let i = 0; i < this.valueGetters.length; i++) this.fields[2 + i] = this.valueGetters[i]?.(body);
+    return this.checkValues();
+  }
+
+  /** Checks the aggregated values in {@link fields} into `event.values`. */
+  private checkValues(): DecodeFailure | null {
+    const ev = this.event;
+    const f = this.fields;
     for (let i = 0; i < this.valueGetters.length; i++) {
       if (this.valueGetters[i] === null) continue; // count: no field
       const n = toNumber(f[2 + i]);

@@ -56,9 +56,9 @@ export function compileCondition(c: Condition): Predicate {
   }
 }
 
-/** One filter stage: its conditions ANDed. */
+/** One filter stage's `where`: its conditions ANDed (a `when` expression is a step of its own, steps.ts). */
 export function compileFilter(filter: FilterConfig): Predicate {
-  const preds = filter.where.map(compileCondition);
+  const preds = (filter.where ?? []).map(compileCondition);
   if (preds.length === 1) return preds[0] as Predicate;
   return (b) => {
     for (const p of preds) if (!p(b)) return false;
