@@ -25,8 +25,4 @@ export {
  * The partition function (docs/partitions.md), for producers written in Node: `partitionOf(key,
  * keyGroups, partitions)` and the stream key of a partition, `partitionStream(template, stream, p, P)`.
  */
-export {
-  DEFAULT_PARTITION_TEMPLATE,
-  partitionOf,
-  partitionStream,
-} from './partition/partitionOf.js';
+export { DEFAULT_PARTITION_TEMPLATE, partitionOf, partitionStream } from './partition/partitionOf.js';
