@@ -9,6 +9,8 @@ import { age, bytes, nonNegativeInt, positiveNumber, table, UsageError, usageChe
 import type { PipelineStatus } from '../inspect/snapshot.js';
 import { snapshot } from '../inspect/snapshot.js';
 import type { StreamTip } from '../inspect/streams.js';
+import { partitionConfig } from '../partition/scope.js';
+import { CheckpointKeys } from '../redis/checkpointKeys.js';
 import { withSession } from './session.js';
 
 interface RawOptions {
@@ -16,6 +18,7 @@ interface RawOptions {
   json?: boolean;
   watch?: string | boolean;
   shards?: string;
+  partition?: string;
   deadLetterScan: string;
 }
 
@@ -39,6 +42,11 @@ export function registerStatus(program: Command): void {
       '--shards <n>',
       "group key groups as a pipeline with n shards does (default: the config's `shards`; `auto` is " +
         "cores − 1 of this host, which may differ from the running instance's)",
+    )
+    .option(
+      '--partition <n>',
+      'with source.partitions > 1: which partition the group, leader and shard rows describe (default 0); ' +
+        'every partition gets a summary row',
     )
     .option(
       '--dead-letter-scan <n>',
@@ -79,9 +87,17 @@ async function statusCommand(o: RawOptions): Promise<number> {
     if (shards !== null && shards > config.keyGroups) {
       throw new UsageError(`--shards: at most keyGroups (${config.keyGroups}), got ${shards}`);
     }
-    const c = shards === null ? config : { ...config, shards };
+    const partition = o.partition === undefined ? 0 : nonNegativeInt('--partition', o.partition);
+    if (partition >= config.source.partitions) {
+      throw new UsageError(
+        `--partition: the pipeline has ${config.source.partitions} partition(s) (0…${config.source.partitions - 1}), got ${partition}`,
+      );
+    }
+    const scoped = partitionConfig(config, partition);
+    const c = shards === null ? scoped : { ...scoped, shards };
+    const partKeys = config.source.partitions > 1 ? CheckpointKeys.of(c) : keys;
     const show = async (): Promise<void> => {
-      const s = await snapshot(redis, keys, c, { deadLetterScan });
+      const s = await snapshot(redis, partKeys, c, { deadLetterScan });
       process.stdout.write(o.json ? `${JSON.stringify(s)}\n` : `${render(s).join('\n')}\n`);
     };
     if (watch === null) {
@@ -212,5 +228,23 @@ export function render(s: PipelineStatus): string[] {
   const problems = s.shards
     .filter((sh) => sh.problem !== null)
     .map((sh) => `shard ${sh.shard}: ${sh.problem}`);
-  return [...table(rows), '', ...table(shardRows), ...problems];
+  const parts =
+    s.partitions === null
+      ? []
+      : [
+          '',
+          ...table([
+            ['partition', 'stream', 'leader', 'pending', 'lag', 'oldest pending', 'oldest unread'],
+            ...s.partitions.map((p) => [
+              String(p.partition),
+              p.stream,
+              p.leader ?? 'none',
+              String(p.pending),
+              p.lag === null ? '?' : String(p.lag),
+              ageOr(p.oldestPendingAgeSeconds),
+              ageOr(p.oldestUnreadAgeSeconds),
+            ]),
+          ]),
+        ];
+  return [...table(rows), '', ...table(shardRows), ...problems, ...parts];
 }

@@ -5,7 +5,8 @@
  */
 import type { Redis } from 'ioredis';
 import type { PipelineConfig } from '../config/load.js';
-import type { CheckpointKeys } from '../redis/checkpointKeys.js';
+import { partitionConfigs } from '../partition/scope.js';
+import { CheckpointKeys } from '../redis/checkpointKeys.js';
 import { redactUrl } from '../redis/connect.js';
 import { type CheckpointSize, checkpointSize, type ShardState, shardStates } from './checkpoint.js';
 import { type CodeCounts, countByCode } from './deadLetters.js';
@@ -41,6 +42,22 @@ export interface PipelineStatus {
    * stream has an entry.
    */
   lastCommitAgeSeconds: number | null;
+  /**
+   * With `source.partitions` > 1: every partition's stream, leader and group figures (the fields above
+   * describe the one partition `status --partition N` chose, 0 by default); null with one partition.
+   */
+  partitions: PartitionSummary[] | null;
+}
+
+export interface PartitionSummary {
+  partition: number;
+  stream: string;
+  /** The consumer name of the instance holding the partition's lease, or null. */
+  leader: string | null;
+  pending: number;
+  lag: number | null;
+  oldestPendingAgeSeconds: number | null;
+  oldestUnreadAgeSeconds: number | null;
 }
 
 export interface SnapshotOptions {
@@ -64,6 +81,7 @@ export async function snapshot(
     streamTipOrProblem(redis, c.deadLetter.stream, now),
   ]);
   const { shards, windowKeys } = await shardStates(redis, keys, c, now);
+  const partitions = c.source.partitions > 1 ? await partitionSummaries(redis, c, now) : null;
   const size = await checkpointSize(redis, keys, c.keyGroups, windowKeys);
   const counts =
     'length' in dlTip && dlTip.length > 0
@@ -85,5 +103,26 @@ export async function snapshot(
     output,
     deadLetters: { ...dlTip, counts },
     lastCommitAgeSeconds: ages.length > 0 ? Math.min(...ages) : null,
+    partitions,
   };
+}
+
+async function partitionSummaries(redis: Redis, c: PipelineConfig, now: number): Promise<PartitionSummary[]> {
+  return Promise.all(
+    partitionConfigs(c).map(async (pc) => {
+      const [lease, g] = await Promise.all([
+        leaseStatus(redis, CheckpointKeys.of(pc)),
+        groupStatus(redis, pc.source.stream, pc.source.group, now),
+      ]);
+      return {
+        partition: pc.partition.index,
+        stream: pc.source.stream,
+        leader: lease.consumer,
+        pending: g.pending,
+        lag: g.lag,
+        oldestPendingAgeSeconds: g.oldestPendingAgeSeconds,
+        oldestUnreadAgeSeconds: g.oldestUnreadAgeSeconds,
+      };
+    }),
+  );
 }

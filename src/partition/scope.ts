@@ -7,7 +7,7 @@
  * the input stream and every key keep their names.
  */
 import type { PipelineConfig } from '../config/load.js';
-import { keyGroupRange, partitionStream } from './partitionOf.js';
+import { keyGroupRange, partitionOf, partitionStream } from './partitionOf.js';
 
 export function partitionConfig(c: PipelineConfig, p: number): PipelineConfig {
   const count = c.source.partitions;
@@ -24,4 +24,15 @@ export function partitionConfig(c: PipelineConfig, p: number): PipelineConfig {
 /** Every partition's config, in partition order. */
 export function partitionConfigs(c: PipelineConfig): PipelineConfig[] {
   return Array.from({ length: c.source.partitions }, (_, p) => partitionConfig(c, p));
+}
+
+/**
+ * The input stream an entry with this key belongs in: the stream itself with one partition, else its
+ * partition's (a keyless entry goes with the empty key, as `produce --partitions` writes it).
+ */
+export function inputStreamOf(c: PipelineConfig, key: Uint8Array | null): string {
+  const count = c.source.partitions;
+  if (count === 1) return c.partition.stream;
+  const p = partitionOf(key ?? new Uint8Array(0), c.keyGroups, count);
+  return partitionStream(c.source.partitionStream, c.partition.stream, p, count);
 }

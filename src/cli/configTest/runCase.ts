@@ -64,7 +64,10 @@ export async function runCase(
       startId: '0',
       createGroup: true,
       trim: undefined,
+      // A test case is one input in order: it runs as one partition (per-key results are the same).
+      partitions: 1,
     },
+    partition: { index: 0, from: 0, to: base.keyGroups, stream: `${ns}:in` },
     sink: { type: 'stream', stream: `${ns}:out` },
     deadLetter: { stream: `${ns}:dlq` },
   };

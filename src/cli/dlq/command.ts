@@ -139,7 +139,8 @@ async function replayCommand(o: RawOptions): Promise<number> {
     const dry = o.dryRun === true;
     const sum = await replay(redis, keys, config, sel, dry, say);
     say(
-      `${dry ? 'would replay' : 'replayed'} ${sum.replayed} into "${config.source.stream}", ` +
+      `${dry ? 'would replay' : 'replayed'} ${sum.replayed} into "${config.source.stream}"` +
+        `${config.source.partitions > 1 ? ` (each into its key's partition stream, ${config.source.partitions} partitions)` : ''}, ` +
         `${sum.already} replayed before, ${sum.refused} refused${dry ? ' (dry run: nothing written)' : ''}`,
     );
     return 0;

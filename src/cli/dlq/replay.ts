@@ -12,6 +12,7 @@
  * events of one key keep their order.
  */
 import type { Redis } from 'ioredis';
+import { inputStreamOf } from '../../partition/scope.js';
 import type { PipelineConfig } from '../../config/load.js';
 import { DeadLetterCode } from '../../errors.js';
 import type { CheckpointKeys } from '../../redis/checkpointKeys.js';
@@ -66,7 +67,7 @@ async function replayOne(
   if (dryRun) return { kind: 'would replay' };
   const [added, id] = (await replayDeadLetterScript.run(
     redis,
-    [replayMarksKey(keys), config.source.stream],
+    [replayMarksKey(keys), inputStreamOf(config, s.dl.key)],
     [s.dl.id, ...fields.fields],
   )) as [number, string];
   return added === 1 ? { kind: 'replayed', newId: id } : { kind: 'already replayed', newId: id };
@@ -84,7 +85,7 @@ async function originalFields(
   if (dl.code !== DeadLetterCode.EntryTooLarge || dl.sourceId === null) {
     return { reason: dl.incomplete ?? 'its original fields are unknown' };
   }
-  const input = config.source.stream;
+  const input = inputStreamOf(config, dl.key);
   const [entry] = await redis.xrangeBuffer(input, dl.sourceId, dl.sourceId);
   if (entry === undefined || entry[1].length === 0) {
     return {
