@@ -15,6 +15,7 @@ import { classifyRedisError } from '../redis/errors.js';
 import { fieldOf } from '../source/redisSource.js';
 import { nonNegativeInt, UsageError, usageChecked } from './format.js';
 import { EntryView, type StreamKind } from '../inspect/entryView.js';
+import { partitionConfigs } from '../partition/scope.js';
 import { withSession } from './session.js';
 
 interface RawOptions {
@@ -41,7 +42,7 @@ export function registerTap(program: Command): void {
     .requiredOption('-c, --config <file>', 'pipeline file (YAML or JSON)')
     .option('--results', 'the output stream (sink.stream)')
     .option('--dead-letters', 'the dead-letter stream (deadLetter.stream)')
-    .option('--input', 'the input stream (source.stream)')
+    .option('--input', "the input stream (source.stream; every partition's stream when partitioned)")
     .option('--limit <n>', 'exit after n entries; 0 = until Ctrl-C', '0')
     .addHelpText(
       'after',
@@ -73,7 +74,7 @@ async function tapCommand(o: RawOptions): Promise<number> {
   return withSession(o.config, 'tap', async ({ config, redis }) => {
     const streams = new Map<string, StreamKind>();
     for (const kind of kinds) {
-      if (kind === 'input') streams.set(config.source.stream, kind);
+      if (kind === 'input') for (const pc of partitionConfigs(config)) streams.set(pc.source.stream, kind);
       else if (kind === 'dead-letters') streams.set(config.deadLetter.stream, kind);
       else if (config.sink.type === 'stream') streams.set(config.sink.stream, kind);
       else if (chosen.includes('results'))
