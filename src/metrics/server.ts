@@ -2,9 +2,11 @@
  * The HTTP endpoint Prometheus and the orchestrator talk to:
  *   GET /metrics  Prometheus text format
  *   GET /healthz  200 while the process is alive and its event loop answers
- *   GET /readyz   200 on the leader (the instance holding the pipeline lease) when Redis is connected, the
- *                 group exists and every shard worker is up; 503 otherwise — a standby answers 503 with
- *                 `"role":"standby"` — with the role and the checks in the JSON body
+ *   GET /readyz   200 on a leader — an instance leading at least one partition (with one partition: the
+ *                 instance holding the pipeline lease) — when for every partition it leads Redis is
+ *                 connected, the group exists and every shard worker is up; 503 otherwise — a standby
+ *                 (leading none) answers 503 with `"role":"standby"` — with the role and the checks in
+ *                 the JSON body
  *   GET /readyz?standby=ok
  *                 the same, except that a standby whose checks pass (its Redis connection) answers 200:
  *                 "this instance does its job", for orchestrators that run leader and standbys as one
