@@ -140,14 +140,15 @@ function progressReporter(total: number): { update(done: number): void; stop(): 
 }
 
 function summary(
-  stream: string,
+  /** `"orders"`, or `8 partitions of "orders"`. */
+  target: string,
   produced: number,
   seconds: number,
   byKind: Record<EventKind, number>,
 ): string {
   const rate = seconds > 0 ? Math.round(produced / seconds) : produced;
   const kinds = (Object.keys(byKind) as EventKind[]).map((k) => `${k} ${byKind[k]}`).join(', ');
-  return `produced ${produced} events to ${stream.includes(' partitions of ') ? stream : `"${stream}"`} in ${seconds.toFixed(2)} s = ${rate} events/s (${kinds})`;
+  return `produced ${produced} events to ${target} in ${seconds.toFixed(2)} s = ${rate} events/s (${kinds})`;
 }
 
 async function connect(url: string): Promise<Redis> {
@@ -192,7 +193,8 @@ async function run(raw: RawOptions, cmd: Command): Promise<void> {
     redis = await connect(url);
     const res = await produce(redis, stream, opts, (done) => progress.update(done));
     progress.stop();
-    const to = opts.partitions === undefined ? stream : `${opts.partitions.count} partitions of ${stream}`;
+    const to =
+      opts.partitions === undefined ? `"${stream}"` : `${opts.partitions.count} partitions of "${stream}"`;
     process.stdout.write(`${summary(to, res.produced, res.seconds, res.byKind)}\n`);
   } catch (err) {
     progress.stop();
