@@ -161,6 +161,8 @@ function crossFieldChecks(c: LooseConfig, ctx: z.RefinementCtx): void {
   let dedups = 0;
   let rateLimits = 0;
   let orders = 0;
+  const projectKeys = new Set<unknown>();
+  let projectAt = -1;
   stages.forEach((s, i) => {
     if (s === null || typeof s !== 'object') return;
     if ('window' in s) {
@@ -170,6 +172,18 @@ function crossFieldChecks(c: LooseConfig, ctx: z.RefinementCtx): void {
     if ('dedup' in s && ++dedups > 1) issue(['stages', i], 'only one dedup stage is allowed');
     if ('rateLimit' in s && ++rateLimits > 1) issue(['stages', i], 'only one rateLimit stage is allowed');
     if ('order' in s && ++orders > 1) issue(['stages', i], 'only one order stage is allowed');
+    if ('project' in s) {
+      if (projectAt < 0) projectAt = i;
+      const key = (s.project as { key?: unknown } | null)?.key;
+      if (projectKeys.has(key))
+        issue(['stages', i, 'project', 'key'], 'two project stages write the same key');
+      projectKeys.add(key);
+    } else if (projectAt >= 0 && !('window' in s)) {
+      issue(
+        ['stages', i],
+        `a ${Object.keys(s)[0]} stage cannot follow the project stage (stages[${projectAt}]): put project after filter, dedup, rateLimit and order; only a window may follow it`,
+      );
+    }
   });
   if (windows > 1) issue(['stages'], 'only one window stage is allowed');
   const keyGroups = typeof c.keyGroups === 'number' ? c.keyGroups : 256;
@@ -196,6 +210,7 @@ export type DedupConfig = Extract<Stage, { dedup: unknown }>['dedup'];
 export type WindowConfig = Extract<Stage, { window: unknown }>['window'];
 export type RateLimitConfig = Extract<Stage, { rateLimit: unknown }>['rateLimit'];
 export type OrderConfig = Extract<Stage, { order: unknown }>['order'];
+export type ProjectConfig = Extract<Stage, { project: unknown }>['project'];
 export type Aggregate = WindowConfig['aggregates'][number];
 export type BodyConfig = ParsedConfig['body'];
 

@@ -1,9 +1,11 @@
 /**
- * The stages a pipeline runs per event, in config order: `filter`, `dedup` and `window` (part of the
+ * The stages a pipeline runs per event, in config order: `filter`, `dedup`, `rateLimit`, `order`,
+ * `project` (projectSchema.ts) and `window` (part of the
  * pipeline file's schema, schema.ts; which stage may stand where is checked there).
  */
 import { z } from 'zod';
 import { duration, name } from './fields.js';
+import { projectStage } from './projectSchema.js';
 
 const scalar = z.union([z.string(), z.number(), z.boolean()]);
 
@@ -234,4 +236,11 @@ const orderStage = z
   .describe('Per key, applies events in version order.');
 
 /** One entry of `stages`. */
-export const stageSchema = z.union([filterStage, dedupStage, rateLimitStage, orderStage, windowStage]);
+export const stageSchema = z.union([
+  filterStage,
+  dedupStage,
+  rateLimitStage,
+  orderStage,
+  projectStage,
+  windowStage,
+]);

@@ -27,6 +27,7 @@ export function emptyOutput(): BatchResult {
   return {
     results: [],
     passThrough: [],
+    projections: [],
     deadLetters: [],
     state: emptyStateDelta(),
     counts: {

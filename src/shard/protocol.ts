@@ -123,6 +123,11 @@ export interface BatchResult {
   results: ByteString[][];
   /** Pass-through mode (no window stage): indexes of the batch entries to copy to the sink, in order. */
   passThrough: number[];
+  /**
+   * Project stages: `PROJECT` ops of the commit script (stages/project/projectStage.ts), one per key and
+   * stage, written in the commit before the XACK.
+   */
+  projections: ByteString[][];
   deadLetters: DeadLetter[];
   state: StateDelta;
   counts: ShardCounts;

@@ -28,6 +28,8 @@ import type { BatchResult, RestoredState } from './protocol.js';
 import { EventDecoder } from './stages/decode.js';
 import { contentKey } from './stages/dedup/contentKey.js';
 import { DedupStage } from './stages/dedup/dedupStage.js';
+import { hashTagOf } from './stages/project/keyTemplate.js';
+import { ProjectStage } from './stages/project/projectStage.js';
 import { compileFilter } from './stages/filter.js';
 import { APPLY, OrderStage, type Released, STALE } from './stages/order/orderStage.js';
 import { RateLimitStage } from './stages/rateLimit/rateLimitStage.js';
@@ -49,6 +51,8 @@ export class Shard {
   private readonly window: WindowOperator | null = null;
   private readonly rateLimit: RateLimitStage | null = null;
   private readonly order: OrderStage | null = null;
+  /** Project stages, in config order: after every other stage but the window (schema.ts). */
+  private readonly projects: ProjectStage[] = [];
   /** The steps after the order stage (empty without one): they run when an event is applied in order. */
   private readonly after: Steps;
   /** Entries the order stage releases or gives up, reused. */
@@ -90,6 +94,8 @@ export class Shard {
         this.order = new OrderStage(s.order);
         steps = afterOrder;
       } else if ('filter' in s) steps.push({ kind: 'filter', pred: compileFilter(s.filter) });
+      else if ('project' in s)
+        this.projects.push(new ProjectStage(s.project, hashTagOf(config.source.stream)));
       else if ('dedup' in s) {
         this.dedup = new DedupStage(s.dedup);
         const keyOf = s.dedup.by === 'content' ? contentKey(config.body, s.dedup.fields) : null;
@@ -119,7 +125,8 @@ export class Shard {
       needId: [...before, ...afterOrder].some((s) => s.kind === 'dedup' && s.keyOf === null),
       aggregates,
       needBody: config.stages.some(
-        (s) => 'filter' in s || 'order' in s || ('dedup' in s && s.dedup.fields !== undefined),
+        (s) =>
+          'filter' in s || 'order' in s || 'project' in s || ('dedup' in s && s.dedup.fields !== undefined),
       ),
     });
     this.steps = new Steps(before, config.retry, this.decoder.event);
@@ -282,10 +289,17 @@ export class Shard {
     return !decoded;
   }
 
-  /** The last stage for an event that got through: its window, or a pass-through copy. */
+  /** The last stages for an event that got through: its projections, then its window or a pass-through copy. */
   private apply(r: BatchReader, out: BatchResult): void {
     const ev = this.decoder.event;
     const counts = out.counts;
+    for (const p of this.projects) {
+      if (!p.check(ev.body, ev.ts)) {
+        deadLetter(out, r, DeadLetterCode.BadField, p.failureMessage());
+        return;
+      }
+      p.add(keyLatin1(r), r.idBytes());
+    }
     {
       if (this.window === null) {
         if (r.fieldCount > MAX_COPY_FIELDS) {
@@ -365,6 +379,7 @@ export class Shard {
     if (this.dedup !== null) state.dedup = this.dedup.drain(this.streamTime);
     if (this.rateLimit !== null) state.rateLimit = this.rateLimit.drain(this.streamTime);
     if (this.order !== null) state.order = this.order.drain();
+    for (const p of this.projects) for (const op of p.drain()) out.projections.push(op);
     if (this.streamTimeChanged) {
       state.streamTime = this.streamTime;
       this.streamTimeChanged = false;

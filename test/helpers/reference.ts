@@ -23,6 +23,7 @@ import type {
   WindowConfig,
 } from '../../src/config/schema.js';
 import { fnv1a, keyGroupOf, shardOfKeyGroup } from '../../src/routing/hash.js';
+import { ProjectionReference } from './projectionReference.js';
 
 /** A stream entry as XRANGE returns it: its ID and the flat list name, value, name, value… */
 export interface StreamEntry {
@@ -77,6 +78,11 @@ export interface Expected {
   sink: FieldPair[][];
   deadLetters: ExpectedDeadLetter[];
   counts: ExpectedCounts;
+  /**
+   * Project stages: hash key (latin1 of its bytes) → its fields, sorted, `sum` fields as the shortest
+   * decimal of their double (projectionReference.ts `normalise`).
+   */
+  projections: Map<string, Record<string, string>>;
 }
 
 /** Lossless string form of a raw field value. */
@@ -305,6 +311,7 @@ export function reference(
   const windows = new Map<string, WindowAcc>();
   const sink: FieldPair[][] = [];
   const deadLetters: ExpectedDeadLetter[] = [];
+  const projections = new ProjectionReference(config.source.stream);
   const counts: ExpectedCounts = {
     read: entries.length,
     acked: entries.length,
@@ -362,6 +369,12 @@ export function reference(
         if (!rateAdmits(shard, stage.rateLimit, key, ts)) {
           counts.rateLimited++;
           if (stage.rateLimit.onExcess === 'deadLetter') deadLetter(e, 'E_RATE_LIMITED');
+          dropped = true;
+          break;
+        }
+      } else if ('project' in stage) {
+        if (!projections.apply(stage.project, body, ts, key, e.id)) {
+          deadLetter(e, 'E_BAD_FIELD');
           dropped = true;
           break;
         }
@@ -581,7 +594,16 @@ export function reference(
     for (const acc of windows.values()) sink.push(windowResult(acc, windowStage));
     counts.windowsEmitted = windows.size;
   }
-  return { sink, deadLetters, counts };
+  const sumFields = new Set(
+    config.stages.flatMap((s) =>
+      'project' in s
+        ? Object.entries(s.project.fields)
+            .filter(([, r]) => r.fn === 'sum')
+            .map(([n]) => n)
+        : [],
+    ),
+  );
+  return { sink, deadLetters, counts, projections: projections.result(sumFields) };
 }
 
 function isDuplicate(shard: ShardState, id: string, dedup: DedupConfig): boolean {

@@ -4,11 +4,72 @@
  * KEYS: `<ns>:lease`, `<ns>:applied`. ARGV: lease token, shard, commit ID, the msgpack op list, the
  * shard's previous commit ID (or ''). Returns the number of ops run, or -1 when the commit ID was applied
  * already; error replies `FENCED …` (another token holds the lease) and `STATELOST …` (the previous commit
- * is missing), both before any write.
+ * is missing), both before any write. Every op is a Redis command, except `PROJECT` (below).
  */
 import { Script } from './script.js';
 
-export const APPLY_OPS_3 = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+/**
+ * The `PROJECT key ttl pos …` op (shard/stages/project/projectStage.ts builds it): merges one key's batch
+ * into its projection hash. Codes, each `code field value`: `s` HSET, `f` HSETNX (first), `c` HINCRBY
+ * (count), `n`/`x` keep the smaller/larger number (min, max, last_seen), `+ field n v1…vn` adds the values
+ * one at a time in order (sum: the same left fold of doubles however batches were cut). `_pos` ← pos;
+ * PEXPIRE ttl when ttl is not ''. A sum is written as the shortest of %.15g/%.16g/%.17g that reads back
+ * as the same double (integers below 1e15 as integers).
+ */
+const PROJECT_LUA = `local function fmt(x)
+  if x == math.floor(x) and x > -1e15 and x < 1e15 then return string.format('%.0f', x) end
+  for p = 15, 16 do
+    local s = string.format('%.' .. p .. 'g', x)
+    if tonumber(s) == x then return s end
+  end
+  return string.format('%.17g', x)
+end
+local function project(op)
+  local key, n = op[2], #op
+  local want, at = {}, 5
+  while at <= n do
+    local c = op[at]
+    if c == 'n' or c == 'x' or c == '+' then want[#want + 1] = op[at + 1] end
+    if c == '+' then at = at + 3 + tonumber(op[at + 2]) else at = at + 3 end
+  end
+  local cur = {}
+  if #want > 0 then
+    local got = redis.call('HMGET', key, unpack(want))
+    for j = 1, #want do cur[want[j]] = got[j] end
+  end
+  local set = {'HSET', key, '_pos', op[4]}
+  at = 5
+  while at <= n do
+    local c, f, v = op[at], op[at + 1], op[at + 2]
+    if c == 's' then
+      set[#set + 1] = f
+      set[#set + 1] = v
+    elseif c == 'f' then
+      redis.call('HSETNX', key, f, v)
+    elseif c == 'c' then
+      redis.call('HINCRBY', key, f, v)
+    elseif c == '+' then
+      local k = tonumber(v)
+      local s = tonumber(cur[f] or '0')
+      for j = at + 3, at + 2 + k do s = s + tonumber(op[j]) end
+      set[#set + 1] = f
+      set[#set + 1] = fmt(s)
+      at = at + k
+    else
+      local old = cur[f]
+      if not old or (c == 'n' and tonumber(v) < tonumber(old)) or (c == 'x' and tonumber(v) > tonumber(old)) then
+        set[#set + 1] = f
+        set[#set + 1] = v
+      end
+    end
+    at = at + 3
+  end
+  redis.call(unpack(set))
+  if op[3] ~= '' then redis.call('PEXPIRE', key, op[3]) end
+end`;
+
+export const APPLY_OPS_3 = `${PROJECT_LUA}
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('FENCED lease held by ' .. tostring(redis.call('GET', KEYS[1])) .. ', not ' .. ARGV[1])
 end
 local last = redis.call('HGET', KEYS[2], ARGV[2])
@@ -18,7 +79,8 @@ if ARGV[5] ~= '' and last ~= ARGV[5] then
 end
 local ops = cmsgpack.unpack(ARGV[4])
 for i = 1, #ops do
-  redis.call(unpack(ops[i]))
+  local op = ops[i]
+  if op[1] == 'PROJECT' then project(op) else redis.call(unpack(op)) end
 end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 return #ops`;

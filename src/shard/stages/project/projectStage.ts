@@ -1,0 +1,211 @@
+/**
+ * The project stage, worker side: per key, a Redis hash whose fields reducers keep (latest, first, count,
+ * sum, min, max, last_seen) plus `_pos`, the ID of the last entry applied to it.
+ *
+ * Where the state lives — decided for Redis, not the worker:
+ *
+ *   worker (per batch, then forgotten)              commit script (APPLY_OPS_3, one PROJECT op per key)
+ *   key → { count, latest, first, min, max,   ──►   HMGET the min/max/sum fields → compare / add in order
+ *           sum values in stream order, pos }        → one HSET (+ HSETNX first, HINCRBY count) → PEXPIRE
+ *
+ * A worker-held copy would have to be restored at start (a SCAN of every projected key: unbounded, and a
+ * projection outlives the pipeline's key space), and it would disagree with Redis once a `ttl` expired a
+ * hash on the wall clock. Merged in the script instead, the hash is the only state: nothing to restore,
+ * nothing to checkpoint, and an expired hash simply starts again. The cost is a few Redis calls per key
+ * per batch (bench/micro.ts, BENCHMARKS.md), not per event.
+ *
+ * Exactly once: the op runs in the commit that acks the entries (same script, same applied-commit ID), so
+ * a replay after a crash re-applies exactly the events whose ack was lost with it. Sums are added one
+ * value at a time in stream order (a batch's values travel as a list), so a sum is the same left fold of
+ * doubles however the input was cut into batches — a crash and replay give the same bits.
+ */
+import type { ProjectConfig } from '../../../config/schema.js';
+import type { OpArg } from '../../opsCodec.js';
+import { type Body, compilePath, type Getter, toNumber } from '../decode.js';
+import { projectionKey } from './keyTemplate.js';
+
+/** Op codes of the script's PROJECT op (redis/scripts/applyOps-2.ts). */
+const SET = 's';
+const SET_IF_NEW = 'f';
+const INCR = 'c';
+const MIN = 'n';
+const MAX = 'x';
+const SUM = '+';
+
+/** Sum values per op before a key's op is cut in two (ops merge in order): well under MAX_OP_ARGS (6000). */
+const MAX_SUM_VALUES = 4000;
+
+interface Reducer {
+  fn: ProjectConfig['fields'][string]['fn'];
+  /** The hash field it writes. */
+  name: string;
+  /** The body path it reads (null for count and last_seen), and the path's text for messages. */
+  get: Getter | null;
+  path: string;
+}
+
+/** One key's changes within a batch. */
+interface Acc {
+  key: string;
+  count: number;
+  pos: Uint8Array;
+  /** latest/first values by reducer (undefined: none seen). */
+  text: Array<OpArg | undefined>;
+  /** min/max/last_seen by reducer (NaN: none seen). */
+  num: Float64Array;
+  /** sum values by reducer, in stream order. */
+  sums: number[][];
+  sumValues: number;
+}
+
+export class ProjectStage {
+  private readonly reducers: Reducer[];
+  private readonly ttl: string;
+  private readonly keyOf: (key: string) => Uint8Array;
+  /** The current event's values (filled by {@link check}, read by {@link add}). */
+  private readonly text: Array<OpArg | undefined>;
+  private readonly num: Float64Array;
+  private readonly accs = new Map<string, Acc>();
+  private readonly ops: OpArg[][] = [];
+  private failure = '';
+
+  /** @param tag the input stream's Redis Cluster hash tag, for `{tag}` (keyTemplate.ts) */
+  constructor(cfg: ProjectConfig, tag: string) {
+    this.reducers = Object.entries(cfg.fields).map(([name, r]) => ({
+      fn: r.fn,
+      name,
+      get: r.field === undefined ? null : compilePath(r.field),
+      path: r.field ?? '',
+    }));
+    this.ttl = cfg.ttl === undefined ? '' : String(cfg.ttl);
+    this.keyOf = projectionKey(cfg.key, tag);
+    this.text = new Array(this.reducers.length);
+    this.num = new Float64Array(this.reducers.length);
+  }
+
+  /** Reads the event's values; false when a sum/min/max field is not a number ({@link failureMessage}). */
+  check(body: Body, ts: number): boolean {
+    const rs = this.reducers;
+    for (let i = 0; i < rs.length; i++) {
+      const r = rs[i] as Reducer;
+      if (r.fn === 'count') continue;
+      if (r.fn === 'last_seen') {
+        this.num[i] = ts;
+        continue;
+      }
+      const v = (r.get as Getter)(body);
+      if (r.fn === 'latest' || r.fn === 'first') {
+        this.text[i] = textOf(v);
+        continue;
+      }
+      const n = toNumber(v);
+      if (!Number.isFinite(n)) {
+        this.failure = `field "${r.path}" is not a number (project field ${r.name})`;
+        return false;
+      }
+      this.num[i] = n;
+    }
+    return true;
+  }
+
+  failureMessage(): string {
+    return this.failure;
+  }
+
+  /** Applies the checked event to key `key` (latin1) from entry `pos`. */
+  add(key: string, pos: Uint8Array): void {
+    let acc = this.accs.get(key);
+    if (acc === undefined) {
+      acc = this.newAcc(key);
+      this.accs.set(key, acc);
+    }
+    acc.count++;
+    acc.pos = pos;
+    const rs = this.reducers;
+    for (let i = 0; i < rs.length; i++) {
+      const fn = (rs[i] as Reducer).fn;
+      if (fn === 'latest') {
+        if (this.text[i] !== undefined) acc.text[i] = this.text[i];
+      } else if (fn === 'first') {
+        if (acc.text[i] === undefined) acc.text[i] = this.text[i];
+      } else if (fn === 'sum') {
+        (acc.sums[i] as number[]).push(this.num[i] as number);
+        acc.sumValues++;
+      } else if (fn === 'min') {
+        if (!(acc.num[i] <= (this.num[i] as number))) acc.num[i] = this.num[i] as number;
+      } else if (fn === 'max' || fn === 'last_seen') {
+        if (!(acc.num[i] >= (this.num[i] as number))) acc.num[i] = this.num[i] as number;
+      }
+    }
+    if (acc.sumValues >= MAX_SUM_VALUES) {
+      this.accs.delete(key);
+      this.ops.push(this.opOf(acc));
+    }
+  }
+
+  /** The batch's PROJECT ops (one per key, more for a key with very many sum values), then resets. */
+  drain(): OpArg[][] {
+    for (const acc of this.accs.values()) this.ops.push(this.opOf(acc));
+    this.accs.clear();
+    return this.ops.splice(0);
+  }
+
+  private newAcc(key: string): Acc {
+    const n = this.reducers.length;
+    return {
+      key,
+      count: 0,
+      pos: new Uint8Array(0),
+      text: new Array(n),
+      num: new Float64Array(n).fill(Number.NaN),
+      sums: this.reducers.map(() => []),
+      sumValues: 0,
+    };
+  }
+
+  /** `PROJECT key ttl pos (code field value | + field n v1…vn)…` */
+  private opOf(acc: Acc): OpArg[] {
+    const op: OpArg[] = ['PROJECT', this.keyOf(acc.key), this.ttl, acc.pos];
+    const rs = this.reducers;
+    for (let i = 0; i < rs.length; i++) {
+      const r = rs[i] as Reducer;
+      switch (r.fn) {
+        case 'count':
+          op.push(INCR, r.name, String(acc.count));
+          break;
+        case 'latest':
+        case 'first': {
+          const t = acc.text[i];
+          if (t !== undefined) op.push(r.fn === 'latest' ? SET : SET_IF_NEW, r.name, t);
+          break;
+        }
+        case 'sum': {
+          const values = acc.sums[i] as number[];
+          op.push(SUM, r.name, String(values.length));
+          for (const v of values) op.push(String(v));
+          break;
+        }
+        default: {
+          const n = acc.num[i] as number;
+          if (!Number.isNaN(n)) op.push(r.fn === 'min' ? MIN : MAX, r.name, String(n));
+        }
+      }
+    }
+    return op;
+  }
+}
+
+/** A body value as a hash value: text as it is, numbers and booleans as text, objects as JSON; absent = undefined. */
+function textOf(v: unknown): OpArg | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'string') return v;
+  if (v instanceof Uint8Array) return v;
+  if (typeof v === 'object') {
+    try {
+      return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x));
+    } catch {
+      return String(v);
+    }
+  }
+  return String(v);
+}
