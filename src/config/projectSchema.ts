@@ -59,9 +59,7 @@ const reducerSchema = z
     }
   });
 
-const fieldName = z.string().regex(/^[^_\s][^\s]*$/, {
-  message: 'a hash field name must not be empty, start with "_" (reserved: _pos) or contain spaces',
-});
+const FIELD_NAME_RE = /^[^_\s][^\s]*$/;
 
 /** Per key, a Redis hash of reducer fields plus `_pos`, written in the batch's atomic commit. */
 export const projectStage = z
@@ -79,12 +77,20 @@ export const projectStage = z
         }),
         /** Hash field name → reducer. `_pos` (the last entry ID applied) is always written. */
         fields: z
-          .record(fieldName, reducerSchema)
+          .record(z.string(), reducerSchema)
           .describe('Hash field name → reducer.')
           .refine((f) => Object.keys(f).length > 0, {
             message: 'needs at least one field, e.g. fields: { orders: { fn: count } }',
           })
-          .refine((f) => Object.keys(f).length <= 100, { message: 'at most 100 fields per project stage' }),
+          .refine((f) => Object.keys(f).length <= 100, { message: 'at most 100 fields per project stage' })
+          .superRefine((f, ctx) => {
+            for (const name of Object.keys(f)) {
+              if (FIELD_NAME_RE.test(name)) continue;
+              const message =
+                'a hash field name must not be empty, start with "_" (reserved: _pos) or contain spaces';
+              ctx.addIssue({ code: 'custom', path: [name], message });
+            }
+          }),
         /** Set a time to live on the hash after every update (PEXPIRE, wall clock). Unset: no expiry. */
         ttl: duration('Time to live of a hash after its last update; unset = none.', { min: 1 }).optional(),
       })

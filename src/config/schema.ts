@@ -125,6 +125,34 @@ const configSchema = z
         statsEvery: duration('Interval of the periodic stats log line; 0 turns it off.', { min: 0 }).default(
           60_000,
         ),
+        /**
+         * Labels `events_processed_total` with the event's `type`, read from the body (docs/metrics.md).
+         * Unset: one `type=""` series per status. TODO(issue 14): default `field` to `body.envelope.type`.
+         */
+        eventTypes: z
+          .object({
+            /** Dot path of the event type in the body, e.g. `type`. */
+            field: name('Dot path of the event type in the body.'),
+            /** Types that always keep their own label. @defaultValue [] */
+            known: z
+              .array(name('An event type.'))
+              .default([])
+              .describe('Types that always keep their label.'),
+            /**
+             * How many other types keep their own label, first seen first (across shards); later ones count as
+             * `other`. Bounds the series to (known + maxTypes + 2) × 5 statuses. @defaultValue 50
+             */
+            maxTypes: z
+              .number()
+              .int()
+              .min(0)
+              .max(1000)
+              .default(50)
+              .describe('Unlisted types that get their own label (first seen); the rest count as "other".'),
+          })
+          .strict()
+          .optional()
+          .describe('Per event type metrics.'),
       })
       .strict()
       .default({ port: 9464, host: '0.0.0.0', prefix: 'streamshard_', statsEvery: 60_000 }),

@@ -89,7 +89,7 @@ export class Pipeline {
       isLeader: () => this.role === 'leader',
       leaseEpoch: () => this.lease.epoch,
     };
-    this.metrics = new Metrics(c.metrics.prefix, c.shards, probe);
+    this.metrics = new Metrics(c.metrics.prefix, c.shards, probe, c.metrics.eventTypes);
     registerStateGauges(this.metrics.registry, c.metrics.prefix, c.shards, {
       shard: (s) => this.engine?.shardState(s) ?? null,
       sample: () => (this.role === 'leader' ? this.sampler.latest : null),

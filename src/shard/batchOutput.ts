@@ -39,6 +39,7 @@ export function emptyOutput(): BatchResult {
       stageRetries: 0,
       rateLimited: 0,
       deadLettered: {},
+      byType: [],
     },
     entryIds: [],
     releasedIds: [],

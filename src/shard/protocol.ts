@@ -7,6 +7,7 @@ import type { PipelineConfig } from '../config/load.js';
 import type { ByteString } from '../util/bytes.js';
 import type { DedupDelta, DedupLog } from './stages/dedup/checkpoint.js';
 import type { RateLimitDelta, RateLimitState } from './stages/rateLimit/rateLimitStage.js';
+import type { TypeDelta } from './typeCounts.js';
 
 /** A shard's state as loaded from its checkpoint keys. */
 export interface RestoredState {
@@ -77,6 +78,8 @@ export interface ShardCounts {
   rateLimited: number;
   /** Dead-lettered events by error code. */
   deadLettered: Record<string, number>;
+  /** `[type, status, count]` of the events whose fate was decided (typeCounts.ts). */
+  byType: TypeDelta;
 }
 
 /** Checkpoint changes of one batch: exactly what the commit writes besides results and acks. */

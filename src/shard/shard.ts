@@ -25,7 +25,7 @@ import {
 } from './batchOutput.js';
 import { MAX_COPY_FIELDS } from './commitBuilder.js';
 import type { BatchResult, RestoredState } from './protocol.js';
-import { EventDecoder } from './stages/decode.js';
+import { type DecodeFailure, EventDecoder } from './stages/decode.js';
 import { contentKey } from './stages/dedup/contentKey.js';
 import { DedupStage } from './stages/dedup/dedupStage.js';
 import { hashTagOf } from './stages/project/keyTemplate.js';
@@ -35,7 +35,8 @@ import { APPLY, OrderStage, type Released, STALE } from './stages/order/orderSta
 import { RateLimitStage } from './stages/rateLimit/rateLimitStage.js';
 import { windowOperator } from './stages/window/operator.js';
 import { ADDED, LATE, type WindowOperator } from './stages/window/windowStage.js';
-import { FAILED, keyLatin1, keyText, LIMITED, PASS, type Step, Steps, type Verdict } from './steps.js';
+import { DROP, FAILED, keyLatin1, keyText, LIMITED, PASS, type Step, Steps, type Verdict } from './steps.js';
+import { DEAD_LETTERED, DUPLICATE, OK, TypeCounts } from './typeCounts.js';
 
 /**
  * Most window results a tick (no events) emits. A tick's commit holds up the events that arrive meanwhile,
@@ -51,6 +52,8 @@ export class Shard {
   private readonly window: WindowOperator | null = null;
   private readonly rateLimit: RateLimitStage | null = null;
   private readonly order: OrderStage | null = null;
+  /** Per type and status counts (`events_processed_total{type, status}`). */
+  private readonly types: TypeCounts;
   /** Project stages, in config order: after every other stage but the window (schema.ts). */
   private readonly projects: ProjectStage[] = [];
   /** The steps after the order stage (empty without one): they run when an event is applied in order. */
@@ -114,6 +117,7 @@ export class Shard {
       }
     }
     this.idleClose = idleClose;
+    this.types = new TypeCounts(config.metrics.eventTypes);
     this.maxSlice = config.commit.maxEvents;
     this.tickSlice = Math.min(TICK_SLICE, this.maxSlice);
     this.maxDeliveries = config.source.maxDeliveries;
@@ -124,10 +128,11 @@ export class Shard {
       body: config.body,
       needId: [...before, ...afterOrder].some((s) => s.kind === 'dedup' && s.keyOf === null),
       aggregates,
-      needBody: config.stages.some(
-        (s) =>
-          'filter' in s || 'order' in s || 'project' in s || ('dedup' in s && s.dedup.fields !== undefined),
-      ),
+      needBody:
+        config.stages.some(
+          (s) =>
+            'filter' in s || 'order' in s || 'project' in s || ('dedup' in s && s.dedup.fields !== undefined),
+        ) || config.metrics.eventTypes !== undefined, // the type is read from the body
     });
     this.steps = new Steps(before, config.retry, this.decoder.event);
     this.after = new Steps(afterOrder, config.retry, this.decoder.event);
@@ -185,32 +190,33 @@ export class Shard {
     this.nextReleased = r.count;
     while (r.next()) {
       counts.processed++;
+      this.types.unknown();
       out.entryIds.push(r.idBytes());
       const deliveries = r.deliveries;
       if (r.oversizedBytes >= 0) {
         // The router copied only its key (see routing/batchCodec.ts OVERSIZED).
         const msg = `entry of ${r.oversizedBytes} bytes (field names and values) is larger than source.maxEntryBytes (${this.maxEntryBytes})`;
-        deadLetter(out, r, DeadLetterCode.EntryTooLarge, msg);
+        this.dead(out, r, DeadLetterCode.EntryTooLarge, msg);
         continue;
       }
       if (r.poison) {
         const msg = `the shard worker crashed on each of ${this.retry.attempts} tries of this entry alone`;
-        deadLetter(out, r, DeadLetterCode.WorkerCrash, msg, deliveries);
+        this.dead(out, r, DeadLetterCode.WorkerCrash, msg, deliveries);
         continue;
       }
       if (deliveries > this.maxDeliveries) {
         const msg = `delivered ${deliveries} times (source.maxDeliveries is ${this.maxDeliveries})`;
-        deadLetter(out, r, DeadLetterCode.MaxDeliveries, msg, deliveries);
+        this.dead(out, r, DeadLetterCode.MaxDeliveries, msg, deliveries);
         continue;
       }
-      const failure = this.decoder.decode(r);
+      const failure = this.decode(r);
       if (failure !== null) {
-        deadLetter(out, r, failure.code, failure.message);
+        this.dead(out, r, failure.code, failure.message);
         continue;
       }
       if (ev.ts > latest) {
         // before anything reads the time: it must move neither stream time nor dedup's TTL clock
-        deadLetter(out, r, DeadLetterCode.FutureTime, futureMessage(ev.ts, now, this.maxFutureSkew));
+        this.dead(out, r, DeadLetterCode.FutureTime, futureMessage(ev.ts, now, this.maxFutureSkew));
         continue;
       }
       // A worker thread's process.exit() ends the thread only: the main thread sees a crashed worker.
@@ -222,7 +228,7 @@ export class Shard {
       if (this.order !== null) {
         this.order.advance(this.streamTime, this.released);
         // what it released was decoded into the shared event: decode the current entry again
-        if (this.settleReleased(out, null)) this.decoder.decode(r);
+        if (this.settleReleased(out, null)) this.decode(r);
       }
       if (!this.passes(this.steps, r, out)) continue;
       if (this.order === null) this.apply(r, out);
@@ -237,10 +243,11 @@ export class Shard {
   private passes(steps: Steps, r: BatchReader, out: BatchResult): boolean {
     const verdict: Verdict = steps.run(r, out.counts, this.streamTime);
     if (verdict === PASS) return true;
+    if (verdict === DROP) this.types.count(steps.dropStatus);
     if (verdict === FAILED) {
-      deadLetter(out, r, DeadLetterCode.StageFailed, steps.failureMessage(), r.deliveries);
+      this.dead(out, r, DeadLetterCode.StageFailed, steps.failureMessage(), r.deliveries);
     } else if (verdict === LIMITED) {
-      deadLetter(out, r, DeadLetterCode.RateLimited, rateLimitedMessage(this.decoder.event.ts));
+      this.dead(out, r, DeadLetterCode.RateLimited, rateLimitedMessage(this.decoder.event.ts));
     }
     return false;
   }
@@ -249,12 +256,15 @@ export class Shard {
   private offer(order: OrderStage, r: BatchReader, out: BatchResult): void {
     const version = order.version(this.decoder.event.body);
     if (version === null) {
-      deadLetter(out, r, DeadLetterCode.BadVersion, badVersionMessage());
+      this.dead(out, r, DeadLetterCode.BadVersion, badVersionMessage());
       return;
     }
     const bytes = r.bytes.subarray(r.entryStart, r.entryEnd);
     const offered = order.offer(keyLatin1(r), r.keyGroup, version, bytes, this.streamTime, this.released);
-    if (offered === STALE) out.counts.deduplicated++;
+    if (offered === STALE) {
+      out.counts.deduplicated++;
+      this.types.count(DUPLICATE);
+    }
     if (offered === APPLY || this.released.length > 0) this.settleReleased(out, r);
   }
 
@@ -269,7 +279,7 @@ export class Shard {
     for (const item of list) {
       if (item.entry === null) {
         if (r === null) throw new Error('the order stage released the current event outside a batch');
-        if (!decoded) this.decoder.decode(r); // decoded fine before: the same bytes decode the same
+        if (!decoded) this.decode(r); // decoded fine before: the same bytes decode the same
         if (this.passes(this.after, r, out)) this.apply(r, out);
         decoded = true;
         continue;
@@ -277,12 +287,14 @@ export class Shard {
       const held = heldReader(item.entry, this.nextReleased++);
       out.releasedIds.push(held.idBytes());
       if (item.gap) {
-        deadLetter(out, held, DeadLetterCode.VersionGap, versionGapMessage(item.version));
+        decoded = false;
+        this.decode(held); // for its type only
+        this.dead(out, held, DeadLetterCode.VersionGap, versionGapMessage(item.version));
         continue;
       }
       decoded = false;
-      const failure = this.decoder.decode(held);
-      if (failure !== null) deadLetter(out, held, failure.code, failure.message);
+      const failure = this.decode(held);
+      if (failure !== null) this.dead(out, held, failure.code, failure.message);
       else if (this.passes(this.after, held, out)) this.apply(held, out);
     }
     list.length = 0;
@@ -295,7 +307,7 @@ export class Shard {
     const counts = out.counts;
     for (const p of this.projects) {
       if (!p.check(ev.body, ev.ts)) {
-        deadLetter(out, r, DeadLetterCode.BadField, p.failureMessage());
+        this.dead(out, r, DeadLetterCode.BadField, p.failureMessage());
         return;
       }
       p.add(keyLatin1(r), r.idBytes());
@@ -303,9 +315,10 @@ export class Shard {
     {
       if (this.window === null) {
         if (r.fieldCount > MAX_COPY_FIELDS) {
-          deadLetter(out, r, DeadLetterCode.EntryTooLarge, tooManyFields(r.fieldCount));
+          this.dead(out, r, DeadLetterCode.EntryTooLarge, tooManyFields(r.fieldCount));
           return;
         }
+        this.types.count(OK);
         out.passThrough.push(r.index);
         out.entryFields[r.index] = r.fields();
         out.eventTimes.push(ev.ts);
@@ -327,12 +340,27 @@ export class Shard {
       if (added !== ADDED) {
         if (added === LATE) {
           counts.late++;
-          deadLetter(out, r, DeadLetterCode.Late, lateMessage(ev.ts, this.streamTime));
-        } else deadLetter(out, r, DeadLetterCode.Overflow, this.window.overflowMessage());
+          this.dead(out, r, DeadLetterCode.Late, lateMessage(ev.ts, this.streamTime));
+        } else this.dead(out, r, DeadLetterCode.Overflow, this.window.overflowMessage());
         return;
       }
+      this.types.count(OK);
       out.eventTimes.push(ev.ts);
     }
+  }
+
+  /** Decodes the current entry of `r` into the shared event, and reads its type. */
+  private decode(r: BatchReader): DecodeFailure | null {
+    this.types.unknown();
+    const failure = this.decoder.decode(r);
+    if (failure === null) this.types.read(this.decoder.event.body);
+    return failure;
+  }
+
+  /** Dead-letters the current entry of `r` (batchOutput.ts) and counts it for its type. */
+  private dead(out: BatchResult, r: BatchReader, code: string, message: string, deliveries?: number): void {
+    deadLetter(out, r, code, message, deliveries);
+    this.types.count(DEAD_LETTERED);
   }
 
   /**
@@ -380,6 +408,7 @@ export class Shard {
     if (this.rateLimit !== null) state.rateLimit = this.rateLimit.drain(this.streamTime);
     if (this.order !== null) state.order = this.order.drain();
     for (const p of this.projects) for (const op of p.drain()) out.projections.push(op);
+    out.counts.byType = this.types.drain();
     if (this.streamTimeChanged) {
       state.streamTime = this.streamTime;
       this.streamTimeChanged = false;

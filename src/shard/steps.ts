@@ -14,6 +14,7 @@ import type { DedupKeyOf } from './stages/dedup/contentKey.js';
 import type { DedupStage } from './stages/dedup/dedupStage.js';
 import type { Predicate } from './stages/filter.js';
 import type { RateLimitStage } from './stages/rateLimit/rateLimitStage.js';
+import { DUPLICATE, FILTERED, RATE_LIMITED } from './typeCounts.js';
 
 export type Step =
   | { kind: 'filter'; pred: Predicate }
@@ -37,6 +38,8 @@ function sleepSync(ms: number): void {
 }
 
 export class Steps {
+  /** The `status` of the last event a step dropped (typeCounts.ts: FILTERED, DUPLICATE or RATE_LIMITED). */
+  dropStatus = FILTERED;
   /** The error of the last event whose steps failed on every try. */
   private lastError: unknown = null;
   /** Tries so far per entry ID, for the `stage-throw` fault only. */
@@ -83,6 +86,7 @@ export class Steps {
         if (!s.pred(ev.body)) {
           verdict = DROP;
           counts.filtered++;
+          this.dropStatus = FILTERED;
           break;
         }
         continue;
@@ -91,6 +95,7 @@ export class Steps {
         if (!s.limit.admits(keyLatin1(r), r.keyGroup, ev.ts, streamTime)) {
           verdict = s.deadLetter ? LIMITED : DROP;
           counts.rateLimited++;
+          this.dropStatus = RATE_LIMITED;
           break;
         }
         limited = s.limit;
@@ -100,6 +105,7 @@ export class Steps {
       if (s.dedup.isDuplicate(key, streamTime)) {
         verdict = DROP;
         counts.deduplicated++;
+        this.dropStatus = DUPLICATE;
         break;
       }
       admitted = s.dedup;

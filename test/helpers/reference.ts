@@ -71,6 +71,11 @@ export interface ExpectedCounts {
   windowsEmitted: number;
   /** Events that reached the sink or a window. */
   passed: number;
+  /**
+   * `events_processed_total{type, status}` before the label bound: raw type (`metrics.eventTypes.field`;
+   * "unknown" when not decoded or absent, "" without the option) → status → count.
+   */
+  byType: Record<string, Record<string, number>>;
 }
 
 export interface Expected {
@@ -322,6 +327,20 @@ export function reference(
     deadLettered: {},
     windowsEmitted: 0,
     passed: 0,
+    byType: {},
+  };
+  // the type of the event being decided (docs/metrics.md): read from a decoded, valid event only
+  const typeField = config.metrics.eventTypes?.field;
+  let curType = typeField === undefined ? '' : 'unknown';
+  const typeOf = (body: Record<string, unknown>): string => {
+    if (typeField === undefined) return '';
+    const v = getPath(body, typeField);
+    const t = typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : '';
+    return t === '' ? 'unknown' : t;
+  };
+  const fate = (status: string) => {
+    const row = (counts.byType[curType] ??= {});
+    row[status] = (row[status] ?? 0) + 1;
   };
   // An entry is copied (passed through, dead-lettered) as ONE XADD of at most this many fields; a wider
   // one, or one over source.maxEntryBytes, is dead-lettered E_ENTRY_TOO_LARGE with its key only (when
@@ -332,17 +351,20 @@ export function reference(
     const fields: FieldPair[] =
       key === undefined || key.length > keyLimit ? [] : [[config.key.field, raw(key)]];
     deadLetters.push({ sourceId: e.id, code: 'E_ENTRY_TOO_LARGE', fields });
+    fate('dead_lettered');
     counts.deadLettered.E_ENTRY_TOO_LARGE = (counts.deadLettered.E_ENTRY_TOO_LARGE ?? 0) + 1;
   };
   const deadLetter = (e: StreamEntry, code: ErrorCode) => {
     if (e.fields.length > MAX_COPY_FIELDS) return tooLarge(e, Number.POSITIVE_INFINITY);
     deadLetters.push({ sourceId: e.id, code, fields: pairsOf(e.fields) });
+    fate('dead_lettered');
     counts.deadLettered[code] = (counts.deadLettered[code] ?? 0) + 1;
   };
 
   /** Runs the stages from index `from` for one decoded event (steps 3–6). */
   const runFrom = (ev: RefEvent, from: number): void => {
     const { e, body, ts, key, id, aggValues, shard } = ev;
+    curType = typeOf(body);
     // 3.–5. the stages, in config order (from `from`: an event the order stage releases goes on after it)
     let dropped = false;
     for (let si = from; si < config.stages.length; si++) {
@@ -354,6 +376,7 @@ export function reference(
       if ('filter' in stage) {
         if (!stage.filter.where.every((c) => holds(body, c))) {
           counts.filtered++;
+          fate('filtered');
           dropped = true;
           break;
         }
@@ -362,6 +385,7 @@ export function reference(
           stage.dedup.by === 'id' ? `id:${String(id)}` : contentIdentity(e, body, stage.dedup, config);
         if (isDuplicate(shard, same, stage.dedup)) {
           counts.deduplicated++;
+          fate('duplicate');
           dropped = true;
           break;
         }
@@ -369,6 +393,7 @@ export function reference(
         if (!rateAdmits(shard, stage.rateLimit, key, ts)) {
           counts.rateLimited++;
           if (stage.rateLimit.onExcess === 'deadLetter') deadLetter(e, 'E_RATE_LIMITED');
+          else fate('rate_limited');
           dropped = true;
           break;
         }
@@ -437,6 +462,7 @@ export function reference(
       return;
     }
     counts.passed++;
+    fate('ok');
     if (!windowStage) sink.push(pairsOf(e.fields));
   };
 
@@ -461,12 +487,16 @@ export function reference(
     const stale = (kk: RefOrderKey) => version < kk.next || kk.held.has(version);
     if (stale(k)) {
       counts.deduplicated++;
+      curType = typeOf(ev.body);
+      fate('duplicate');
       return;
     }
     if (version !== k.next && k.held.size >= o.maxBuffered) {
       resolveGap(k, o, si, S);
       if (stale(k)) {
         counts.deduplicated++;
+        curType = typeOf(ev.body);
+        fate('duplicate');
         return;
       }
     }
@@ -495,7 +525,11 @@ export function reference(
     const versions = [...k.held.keys()].sort((a, b) => a - b);
     k.touched = S;
     if (o.onGap === 'deadLetter') {
-      for (const v of versions) deadLetter((k.held.get(v) as RefEvent).e, 'E_VERSION_GAP');
+      for (const v of versions) {
+        const held = k.held.get(v) as RefEvent;
+        curType = typeOf(held.body);
+        deadLetter(held.e, 'E_VERSION_GAP');
+      }
       k.held.clear();
       k.next = (versions[versions.length - 1] as number) + 1;
     } else {
@@ -521,6 +555,7 @@ export function reference(
   };
 
   for (const e of entries) {
+    curType = typeField === undefined ? '' : 'unknown';
     // 0. size: an entry over source.maxEntryBytes (names and values summed) is not processed at all
     if (e.fields.reduce((n, f) => n + f.length, 0) > config.source.maxEntryBytes) {
       tooLarge(e, 4096);
@@ -559,6 +594,7 @@ export function reference(
       deadLetter(e, 'E_BAD_FIELD');
       continue;
     }
+    curType = typeOf(body);
     const skew = config.body.maxFutureSkew;
     if (skew > 0 && ts > now + skew) {
       deadLetter(e, 'E_FUTURE_TIME'); // moves no stream time
