@@ -93,7 +93,7 @@ describe('projection keys', () => {
     expect(hashTagOf('orders:{orders:7}')).toBe('{orders:7}');
     expect(hashTagOf('a{}b')).toBe('{a{}b}'); // an empty tag: Redis hashes the whole name
     const key = projectionKey('proj:{tag}:{key}:v1', hashTagOf('orders'));
-    expect(Buffer.from(key('c-17')).toString()).toBe('proj:{orders}:c-17:v1');
+    expect(key('c-17')).toBe('proj:{orders}:c-17:v1');
     // a key's exact bytes (latin1 text: one char per byte), not re-encoded
     expect([...key('\xff\xfe')].slice(14, 16)).toEqual([0xff, 0xfe]);
   });

@@ -10,11 +10,12 @@ import { Script } from './script.js';
 
 /**
  * The `PROJECT key ttl pos …` op (shard/stages/project/projectStage.ts builds it): merges one key's batch
- * into its projection hash. Codes, each `code field value`: `s` HSET, `f` HSETNX (first), `c` HINCRBY
- * (count), `n`/`x` keep the smaller/larger number (min, max, last_seen), `+ field n v1…vn` adds the values
- * one at a time in order (sum: the same left fold of doubles however batches were cut). `_pos` ← pos;
- * PEXPIRE ttl when ttl is not ''. A sum is written as the shortest of %.15g/%.16g/%.17g that reads back
- * as the same double (integers below 1e15 as integers).
+ * into its projection hash with two calls: one HMGET of the fields whose old value matters, one HSET of
+ * every field that changes. Codes, each `code field value`: `s` set (latest), `f` set if absent (first),
+ * `c` add an integer (count), `n`/`x` keep the smaller/larger number (min, max, last_seen),
+ * `+ field n v1…vn` adds the values one at a time in order (sum: the same left fold of doubles however
+ * batches were cut). `_pos` ← pos; PEXPIRE ttl when ttl is not ''. A sum (and a count) is written as
+ * the shortest of %.15g/%.16g/%.17g that reads back as the same double (integers below 1e15 as integers).
  */
 const PROJECT_LUA = `local function fmt(x)
   if x == math.floor(x) and x > -1e15 and x < 1e15 then return string.format('%.0f', x) end
@@ -28,9 +29,8 @@ local function project(op)
   local key, n = op[2], #op
   local want, at = {}, 5
   while at <= n do
-    local c = op[at]
-    if c == 'n' or c == 'x' or c == '+' then want[#want + 1] = op[at + 1] end
-    if c == '+' then at = at + 3 + tonumber(op[at + 2]) else at = at + 3 end
+    if op[at] ~= 's' then want[#want + 1] = op[at + 1] end
+    if op[at] == '+' then at = at + 3 + tonumber(op[at + 2]) else at = at + 3 end
   end
   local cur = {}
   if #want > 0 then
@@ -41,26 +41,25 @@ local function project(op)
   at = 5
   while at <= n do
     local c, f, v = op[at], op[at + 1], op[at + 2]
-    if c == 's' then
-      set[#set + 1] = f
-      set[#set + 1] = v
-    elseif c == 'f' then
-      redis.call('HSETNX', key, f, v)
+    local old = cur[f]
+    local new = nil
+    if c == 's' or (c == 'f' and not old) then
+      new = v
     elseif c == 'c' then
-      redis.call('HINCRBY', key, f, v)
+      new = fmt(tonumber(old or '0') + tonumber(v))
     elseif c == '+' then
-      local k = tonumber(v)
-      local s = tonumber(cur[f] or '0')
-      for j = at + 3, at + 2 + k do s = s + tonumber(op[j]) end
-      set[#set + 1] = f
-      set[#set + 1] = fmt(s)
-      at = at + k
-    else
-      local old = cur[f]
+      local s = tonumber(old or '0')
+      for j = at + 3, at + 2 + tonumber(v) do s = s + tonumber(op[j]) end
+      new = fmt(s)
+      at = at + tonumber(v)
+    elseif c == 'n' or c == 'x' then
       if not old or (c == 'n' and tonumber(v) < tonumber(old)) or (c == 'x' and tonumber(v) > tonumber(old)) then
-        set[#set + 1] = f
-        set[#set + 1] = v
+        new = v
       end
+    end
+    if new then
+      set[#set + 1] = f
+      set[#set + 1] = new
     end
     at = at + 3
   end

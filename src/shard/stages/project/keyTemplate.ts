@@ -9,6 +9,7 @@
  * lives in the stream's slot, so the one-script commit can write it in cluster mode.
  */
 const encoder = new TextEncoder();
+const ASCII = /^[\x00-\x7f]*$/;
 
 /**
  * The hash tag of a Redis key, braces included: Redis hashes only what is between the first `{` and the
@@ -23,12 +24,17 @@ export function hashTagOf(key: string): string {
   return `{${key}}`;
 }
 
-/** Builds the key function of a template: the key's latin1 text (one char per byte) → the hash key's bytes. */
-export function projectionKey(template: string, tag: string): (key: string) => Uint8Array {
+/**
+ * Builds the key function of a template: the key's latin1 text (one char per byte) → the hash key, as
+ * text when the key is ASCII (a string concatenation: a byte array per key cost more than the rest of
+ * the op), else as bytes.
+ */
+export function projectionKey(template: string, tag: string): (key: string) => string | Uint8Array {
   const [before, after] = template.replaceAll('{tag}', tag).split('{key}') as [string, string];
   const head = encoder.encode(before);
   const tail = encoder.encode(after);
   return (key) => {
+    if (ASCII.test(key)) return before + key + after;
     const out = new Uint8Array(head.length + key.length + tail.length);
     out.set(head, 0);
     for (let i = 0; i < key.length; i++) out[head.length + i] = key.charCodeAt(i);
