@@ -9,7 +9,6 @@
  * lives in the stream's slot, so the one-script commit can write it in cluster mode.
  */
 const encoder = new TextEncoder();
-const ASCII = /^[\x00-\x7f]*$/;
 
 /**
  * The hash tag of a Redis key, braces included: Redis hashes only what is between the first `{` and the
@@ -34,11 +33,16 @@ export function projectionKey(template: string, tag: string): (key: string) => s
   const head = encoder.encode(before);
   const tail = encoder.encode(after);
   return (key) => {
-    if (ASCII.test(key)) return before + key + after;
+    if (isAscii(key)) return before + key + after;
     const out = new Uint8Array(head.length + key.length + tail.length);
     out.set(head, 0);
     for (let i = 0; i < key.length; i++) out[head.length + i] = key.charCodeAt(i);
     out.set(tail, head.length + key.length);
     return out;
   };
+}
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
 }
