@@ -17,6 +17,7 @@ import { CheckpointKeys } from '../redis/checkpointKeys.js';
 import { keyGroupsOfShard } from '../routing/hash.js';
 import { type OpArg, OpsWriter } from './opsCodec.js';
 import type { BatchResult } from './protocol.js';
+import type { ProjectOp } from './stages/project/projectStage.js';
 
 /** Longest argument list of one op; keeps Lua's `unpack` well inside its ~8,000-value stack limit. */
 export const MAX_OP_ARGS = 6000;
@@ -115,11 +116,20 @@ export class CommitBuilder {
     this.op(head, fields);
   }
 
-  /** A PROJECT op as it is: the stage keeps it within {@link MAX_OP_ARGS} (its parts merge only whole). */
-  private whole(op: Arg[]): void {
+  /**
+   * A projection op as it is, null as msgpack false: the stage keeps it within {@link MAX_OP_ARGS} (its
+   * parts merge only whole).
+   */
+  private whole(op: ProjectOp): void {
     if (op.length > MAX_OP_ARGS)
-      throw new Error(`a PROJECT op of ${op.length} arguments exceeds ${MAX_OP_ARGS}`);
-    this.op(op);
+      throw new Error(`a ${op[0]} op of ${op.length} arguments exceeds ${MAX_OP_ARGS}`);
+    const w = this.writer;
+    w.array(op.length);
+    for (const a of op) {
+      if (a === null) w.false();
+      else w.arg(a);
+    }
+    this.ops++;
   }
 
   /**

@@ -7,6 +7,7 @@ import type { PipelineConfig } from '../config/load.js';
 import type { ByteString } from '../util/bytes.js';
 import type { DedupDelta, DedupLog } from './stages/dedup/checkpoint.js';
 import type { RateLimitDelta, RateLimitState } from './stages/rateLimit/rateLimitStage.js';
+import type { ProjectOp } from './stages/project/projectStage.js';
 import type { TypeDelta } from './typeCounts.js';
 
 /** A shard's state as loaded from its checkpoint keys. */
@@ -127,10 +128,10 @@ export interface BatchResult {
   /** Pass-through mode (no window stage): indexes of the batch entries to copy to the sink, in order. */
   passThrough: number[];
   /**
-   * Project stages: `PROJECT` ops of the commit script (stages/project/projectStage.ts), one per key and
-   * stage, written in the commit before the XACK.
+   * Project stages: `PROJSPEC` and `PROJECT` ops of the commit script (stages/project/projectStage.ts),
+   * per stage its spec then one per key, written in the commit before the XACK.
    */
-  projections: ByteString[][];
+  projections: ProjectOp[];
   deadLetters: DeadLetter[];
   state: StateDelta;
   counts: ShardCounts;

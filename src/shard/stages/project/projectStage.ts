@@ -24,13 +24,11 @@ import type { OpArg } from '../../opsCodec.js';
 import { type Body, compilePath, type Getter, toNumber } from '../decode.js';
 import { projectionKey } from './keyTemplate.js';
 
-/** Op codes of the script's PROJECT op (redis/scripts/applyOps-2.ts). */
-const SET = 's';
-const SET_IF_NEW = 'f';
-const INCR = 'c';
-const MIN = 'n';
-const MAX = 'x';
-const SUM = '+';
+/** A PROJSPEC or PROJECT op of the commit script (redis/scripts/applyOps-2.ts); null = msgpack false. */
+export type ProjectOp = Array<OpArg | null>;
+
+/** The script's code per reducer: set, set if absent, add an integer, keep the smaller/larger, add in order. */
+const CODE = { latest: 's', first: 'f', count: 'c', min: 'n', max: 'x', last_seen: 'x', sum: '+' } as const;
 
 const EMPTY = new Uint8Array(0);
 
@@ -62,7 +60,6 @@ interface Acc {
 
 export class ProjectStage {
   private readonly reducers: Reducer[];
-  private readonly ttl: string;
   private readonly keyOf: (key: string) => OpArg;
   /** The current event's values (filled by {@link check}, read by {@link add}). */
   private readonly text: Array<OpArg | undefined>;
@@ -70,7 +67,9 @@ export class ProjectStage {
   private readonly accs = new Map<string, Acc>();
   /** Accs of earlier batches, reused: a fresh one per key per batch was a third of the stage's time. */
   private readonly pool: Acc[] = [];
-  private readonly ops: OpArg[][] = [];
+  private readonly ops: ProjectOp[] = [];
+  /** `PROJSPEC ttl (code field)…`: the stage's reducers, sent once per commit before its PROJECT ops. */
+  private readonly spec: ProjectOp;
   private failure = '';
 
   /** @param tag the input stream's Redis Cluster hash tag, for `{tag}` (keyTemplate.ts) */
@@ -81,7 +80,8 @@ export class ProjectStage {
       get: r.field === undefined ? null : compilePath(r.field),
       path: r.field ?? '',
     }));
-    this.ttl = cfg.ttl === undefined ? '' : String(cfg.ttl);
+    this.spec = ['PROJSPEC', cfg.ttl === undefined ? '' : String(cfg.ttl)];
+    for (const r of this.reducers) this.spec.push(CODE[r.fn], r.name);
     this.keyOf = projectionKey(cfg.key, tag);
     this.text = new Array(this.reducers.length);
     this.num = new Float64Array(this.reducers.length);
@@ -148,14 +148,20 @@ export class ProjectStage {
     }
   }
 
-  /** The batch's PROJECT ops (one per key, more for a key with very many sum values), then resets. */
-  drain(): OpArg[][] {
+  /**
+   * The batch's ops, then resets: the PROJSPEC op, then a PROJECT op per key (more for a key with very many
+   * sum values); none when no event was applied.
+   */
+  drain(): ProjectOp[] {
     for (const acc of this.accs.values()) {
       this.ops.push(this.opOf(acc));
       this.pool.push(acc);
     }
     this.accs.clear();
-    return this.ops.splice(0);
+    if (this.ops.length === 0) return [];
+    const out = [this.spec, ...this.ops];
+    this.ops.length = 0;
+    return out;
   }
 
   private newAcc(key: string): Acc {
@@ -176,32 +182,21 @@ export class ProjectStage {
     return acc;
   }
 
-  /** `PROJECT key ttl pos (code field value | + field n v1…vn)…` */
-  private opOf(acc: Acc): OpArg[] {
-    const op: OpArg[] = ['PROJECT', this.keyOf(acc.key), this.ttl, acc.pos];
+  /** `PROJECT key pos value…`: per reducer of the spec, its value or null (none), for `sum` `n v1…vn`. */
+  private opOf(acc: Acc): ProjectOp {
+    const op: ProjectOp = ['PROJECT', this.keyOf(acc.key), acc.pos];
     const rs = this.reducers;
     for (let i = 0; i < rs.length; i++) {
-      const r = rs[i] as Reducer;
-      switch (r.fn) {
-        case 'count':
-          op.push(INCR, r.name, String(acc.count));
-          break;
-        case 'latest':
-        case 'first': {
-          const t = acc.text[i];
-          if (t !== undefined) op.push(r.fn === 'latest' ? SET : SET_IF_NEW, r.name, t);
-          break;
-        }
-        case 'sum': {
-          const values = acc.sums[i] as number[];
-          op.push(SUM, r.name, String(values.length));
-          for (const v of values) op.push(String(v));
-          break;
-        }
-        default: {
-          const n = acc.num[i] as number;
-          if (!Number.isNaN(n)) op.push(r.fn === 'min' ? MIN : MAX, r.name, String(n));
-        }
+      const fn = (rs[i] as Reducer).fn;
+      if (fn === 'count') op.push(String(acc.count));
+      else if (fn === 'latest' || fn === 'first') op.push(acc.text[i] ?? null);
+      else if (fn === 'sum') {
+        const values = acc.sums[i] as number[];
+        op.push(String(values.length));
+        for (const v of values) op.push(String(v));
+      } else {
+        const n = acc.num[i] as number;
+        op.push(Number.isNaN(n) ? null : String(n));
       }
     }
     return op;
