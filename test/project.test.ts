@@ -6,7 +6,7 @@
  */
 import { expect, it } from 'vitest';
 import { killMidLoad, restartAndCompare } from './helpers/crash.js';
-import { expectedFor, expectOutputsMatch } from './helpers/expectations.js';
+import { expectDeadLettersMatch, expectedFor, expectOutputsMatch } from './helpers/expectations.js';
 import {
   pipelineConfig,
   redis,
@@ -69,6 +69,27 @@ it('every hash field of every key equals the reference (and sink, dead letters)'
     const ttl = await redis.pttl(Buffer.from(key, 'latin1'));
     expect(ttl > 3_500_000 && ttl <= 3_600_000, `PTTL of ${key}: ${ttl}`).toBe(true);
   }
+});
+
+it('before a window: dead letters (late ones still projected) and projections equal the reference', async () => {
+  const n = testNames('proj-win');
+  await produceOrders(redis, n.input, 20_000, 200, 63, T);
+  const window = {
+    window: { size: '1s', grace: '500ms', idleClose: 0, aggregates: [{ fn: 'sum', field: 'amount' }] },
+  };
+  const config = pipelineConfig(n, { shards: 3, stages: [...stages(n), window] });
+  const expected = await expectedFor(redis, n, config);
+  expect(expected.counts.late).toBeGreaterThan(100);
+  const p = await startPipeline(config);
+  const state = await waitForDrain(redis, {
+    stream: n.input,
+    group: n.group,
+    outputs: { [n.dlq]: expected.deadLetters.length },
+  });
+  expect(await p.stop()).toBe(0);
+  expect(state).toMatchObject({ done: true, group: { pending: 0, caughtUp: true } });
+  await expectProjectionsMatch(redis, `${n.sink}:proj:*`, expected.projections, SUMS);
+  await expectDeadLettersMatch(redis, n, expected);
 });
 
 it('kill -9 mid-load, restart: every projection equals the reference', async () => {
