@@ -43,7 +43,7 @@ describe('type label bound', () => {
   it('counts per worker slot, bounded: types past known + maxTypes count as other', () => {
     const c = new TypeCounts({ field: 'kind', known: ['x'], maxTypes: 1 });
     for (const kind of ['y', 'z', 'x', 'y', 7, undefined]) {
-      c.read({ kind });
+      c.read(kind);
       c.count(OK);
     }
     c.unknown();
@@ -136,6 +136,19 @@ const CASES = [
     statuses: ['order/ok', 'order/filtered', 'order/duplicate', 'order/rate_limited', 'order/dead_lettered'],
     input: produceMixed,
     maxTypes: 0, // refund → other
+    others: ['other/ok', 'unknown/dead_lettered'],
+  },
+  {
+    name: 'dedup and window only (the type read from a projected msgpack body)',
+    stages: [
+      { dedup: { ttl: '1s', maxEntries: 1000 } },
+      {
+        window: { size: '1s', grace: '200ms', idleClose: '1s', aggregates: [{ fn: 'max', field: 'amount' }] },
+      },
+    ],
+    statuses: ['order/ok', 'order/duplicate', 'order/dead_lettered'],
+    input: produceMixed,
+    maxTypes: 0,
     others: ['other/ok', 'unknown/dead_lettered'],
   },
   {

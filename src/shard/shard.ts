@@ -128,11 +128,11 @@ export class Shard {
       body: config.body,
       needId: [...before, ...afterOrder].some((s) => s.kind === 'dedup' && s.keyOf === null),
       aggregates,
-      needBody:
-        config.stages.some(
-          (s) =>
-            'filter' in s || 'order' in s || 'project' in s || ('dedup' in s && s.dedup.fields !== undefined),
-        ) || config.metrics.eventTypes !== undefined, // the type is read from the body
+      needBody: config.stages.some(
+        (s) =>
+          'filter' in s || 'order' in s || 'project' in s || ('dedup' in s && s.dedup.fields !== undefined),
+      ),
+      typePath: config.metrics.eventTypes?.field,
     });
     this.steps = new Steps(before, config.retry, this.decoder.event);
     this.after = new Steps(afterOrder, config.retry, this.decoder.event);
@@ -353,7 +353,7 @@ export class Shard {
   private decode(r: BatchReader): DecodeFailure | null {
     this.types.unknown();
     const failure = this.decoder.decode(r);
-    if (failure === null) this.types.read(this.decoder.event.body);
+    if (failure === null) this.types.read(this.decoder.event.type);
     return failure;
   }
 

@@ -6,13 +6,12 @@
  *   slot:   0 "" or "other"   1 "unknown"   2… types in the order first seen (listed ones first)
  *   counts: Float64Array [slot × STATUSES]  — one increment per event at its fate, no allocation
  *
- * The type is read once per event after decoding (`metrics.eventTypes.field`) and its slot looked up in a
+ * The type is read once per event by the decoder (`metrics.eventTypes.field`, a projected field: no whole
+ * body decode for it) and its slot looked up in a
  * Map: a handful of types is the common case. Past `known + maxTypes` slots a new type counts in slot 0
  * ("other"), so a producer sending a random type per event costs one Map miss, never memory.
  * Without `metrics.eventTypes` there is one slot, type "" (Prometheus shows no `type` label then).
  */
-import type { Body, Getter } from './stages/decode.js';
-import { compilePath } from './stages/decode.js';
 
 /** An event's fate, the `status` label. Every entry gets exactly one, when it is decided. */
 export const STATUSES = ['ok', 'filtered', 'duplicate', 'rate_limited', 'dead_lettered'] as const;
@@ -38,7 +37,7 @@ export interface EventTypesConfig {
 export type TypeDelta = Array<[string, number, number]>;
 
 export class TypeCounts {
-  private readonly get: Getter | null;
+  private readonly enabled: boolean;
   private readonly slots = new Map<string, number>();
   private readonly names: string[];
   private readonly maxSlots: number;
@@ -47,7 +46,7 @@ export class TypeCounts {
   private current = 0;
 
   constructor(cfg: EventTypesConfig | undefined) {
-    this.get = cfg === undefined ? null : compilePath(cfg.field);
+    this.enabled = cfg !== undefined;
     this.names = cfg === undefined ? [''] : [OTHER_TYPE, UNKNOWN_TYPE];
     this.maxSlots = cfg === undefined ? 1 : 2 + cfg.known.length + cfg.maxTypes;
     this.counts = new Float64Array(this.maxSlots * N);
@@ -56,13 +55,12 @@ export class TypeCounts {
 
   /** The current event's type could not be read (not decoded). */
   unknown(): void {
-    this.current = this.get === null ? 0 : 1;
+    this.current = this.enabled ? 1 : 0;
   }
 
-  /** Reads the current event's type from its decoded body. */
-  read(body: Body): void {
-    if (this.get === null) return;
-    const v = this.get(body);
+  /** The current event's type: the raw value the decoder read at the type path (decode.ts `event.type`). */
+  read(v: unknown): void {
+    if (!this.enabled) return;
     const t = typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : '';
     this.current = t === '' ? 1 : this.slotOf(t);
   }
