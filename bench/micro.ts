@@ -97,13 +97,13 @@ let k = 0;
 const next = <T>(xs: T[]): T => xs[k++ % xs.length] as T;
 
 /** Feeds the batches in stream order, starting a fresh shard when the input wraps (no replayed duplicates). */
-function shardRunner(withCommit: boolean): () => void {
-  let shard = new Shard(config);
+function shardRunner(withCommit: boolean, c = config): () => void {
+  let shard = new Shard(c);
   const builder = new CommitBuilder(config, 0);
   let n = 0;
   return () => {
     if (n === open.length) {
-      shard = new Shard(config);
+      shard = new Shard(c);
       n = 0;
     }
     const b = open[n++] as OpenBatch;
@@ -431,6 +431,15 @@ const tasks: Array<{ name: string; items: number; unit: string; fn: () => void; 
     items: BATCH,
     unit: 'events',
     fn: shardRunner(true),
+  },
+  {
+    name: 'shard: the above with metrics.eventTypes (type label per event)',
+    items: BATCH,
+    unit: 'events',
+    fn: shardRunner(true, {
+      ...config,
+      metrics: { ...config.metrics, eventTypes: { field: 'type', known: ['order'], maxTypes: 50 } },
+    }),
   },
 ];
 
