@@ -20,6 +20,7 @@ import type { BatchResult } from '../src/shard/protocol.js';
 import { Shard } from '../src/shard/shard.js';
 import { EventDecoder } from '../src/shard/stages/decode.js';
 import { OrderStage, type Released } from '../src/shard/stages/order/orderStage.js';
+import { ProjectStage } from '../src/shard/stages/project/projectStage.js';
 import { RateLimitStage } from '../src/shard/stages/rateLimit/rateLimitStage.js';
 import { contentKey } from '../src/shard/stages/dedup/contentKey.js';
 import { DedupStage } from '../src/shard/stages/dedup/dedupStage.js';
@@ -97,13 +98,13 @@ let k = 0;
 const next = <T>(xs: T[]): T => xs[k++ % xs.length] as T;
 
 /** Feeds the batches in stream order, starting a fresh shard when the input wraps (no replayed duplicates). */
-function shardRunner(withCommit: boolean): () => void {
-  let shard = new Shard(config);
+function shardRunner(withCommit: boolean, c = config): () => void {
+  let shard = new Shard(c);
   const builder = new CommitBuilder(config, 0);
   let n = 0;
   return () => {
     if (n === open.length) {
-      shard = new Shard(config);
+      shard = new Shard(c);
       n = 0;
     }
     const b = open[n++] as OpenBatch;
@@ -265,6 +266,49 @@ function keyedRunner(type: 'session' | 'sliding'): () => void {
   };
 }
 
+/**
+ * The project stage's worker side for one batch: 7 reducers (every kind) per event, then the batch's
+ * PROJECT ops (one per key) encoded into the commit. The merge into the hashes is Redis' work: see
+ * bench/projectCommit.ts.
+ */
+function projectRunner(): () => void {
+  const fields = {
+    orders: { fn: 'count' as const },
+    total: { fn: 'sum' as const, field: 'amount' },
+    smallest: { fn: 'min' as const, field: 'amount' },
+    largest: { fn: 'max' as const, field: 'amount' },
+    status: { fn: 'latest' as const, field: 'status' },
+    firstId: { fn: 'first' as const, field: 'id' },
+    lastSeen: { fn: 'last_seen' as const },
+  };
+  const stage = new ProjectStage({ key: 'proj:{tag}:{key}', fields }, '{in}');
+  const bodies = facts.map((b) => b.map((e) => ({ id: e.id, amount: e.amount, status: 'paid' })));
+  const keys = facts.map((b) => b.map((e) => latin1(e.keyBytes, 0, e.keyBytes.length)));
+  const pos = encoder.encode('1700000000000-0');
+  const builder = new CommitBuilder(config, 0);
+  const result: BatchResult = {
+    ...(outputs[0] as BatchResult),
+    results: [],
+    passThrough: [],
+    deadLetters: [],
+    entryIds: [],
+    state: emptyStateDelta(),
+  };
+  let i = 0;
+  return () => {
+    const n = i++ % facts.length;
+    const b = facts[n] as EventFacts[];
+    const bs = bodies[n] as Array<Record<string, unknown>>;
+    const ks = keys[n] as string[];
+    for (let j = 0; j < b.length; j++) {
+      if (stage.check(bs[j] as Record<string, unknown>, (b[j] as EventFacts).ts))
+        stage.add(ks[j] as string, pos);
+    }
+    result.projections = stage.drain();
+    builder.build(result);
+  };
+}
+
 /** A fresh window holding the keys one 10 s window of this input holds, closed in the timed part. */
 let toClose = new WindowStage(window);
 function fillWindow(): void {
@@ -330,6 +374,12 @@ const tasks: Array<{ name: string; items: number; unit: string; fn: () => void; 
     unit: 'events',
     fn: orderRunner(),
   },
+  {
+    name: 'project: 7 reducers (latest, first, count, sum, min, max, last_seen) + PROJECT ops + commit build',
+    items: BATCH,
+    unit: 'events',
+    fn: projectRunner(),
+  },
   { name: 'window: update count/sum/min/max + delta', items: BATCH, unit: 'events', fn: windowAddRunner() },
   {
     name: 'session window (1 s gap): add, close due, delta',
@@ -382,6 +432,15 @@ const tasks: Array<{ name: string; items: number; unit: string; fn: () => void; 
     items: BATCH,
     unit: 'events',
     fn: shardRunner(true),
+  },
+  {
+    name: 'shard: the above with metrics.eventTypes (type label per event)',
+    items: BATCH,
+    unit: 'events',
+    fn: shardRunner(true, {
+      ...config,
+      metrics: { ...config.metrics, eventTypes: { field: 'type', known: ['order'], maxTypes: 50 } },
+    }),
   },
 ];
 

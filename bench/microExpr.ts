@@ -47,7 +47,7 @@ const CONCAT = 'type + "/" + customer';
 
 export function expressionTasks(): ExprTask[] {
   const bs = bodies();
-  const ev: DecodedEvent = { body: {}, ts: 0, id: '', values: new Float64Array(0) };
+  const ev: DecodedEvent = { body: {}, ts: 0, id: '', values: new Float64Array(0), type: undefined };
   const sink = { n: 0 };
   const run = (f: (b: Record<string, unknown>) => unknown) => () => {
     for (const b of bs) if (f(b) !== undefined) sink.n++;

@@ -20,7 +20,7 @@ export const DeadLetterCode = {
   FutureTime: 'E_FUTURE_TIME',
   /** The event-ID field is missing or not a string/number (only when a dedup stage is configured). */
   MissingId: 'E_MISSING_ID',
-  /** An aggregated field is missing or not a finite number. */
+  /** An aggregated field, or a projected `sum`/`min`/`max` field, is missing or not a finite number. */
   BadField: 'E_BAD_FIELD',
   /**
    * Over a `rateLimit` stage's rate (its token bucket, in event time, was empty) with `onExcess:

@@ -18,7 +18,9 @@ import {
   useTestHooks,
   waitForDrain,
 } from './helpers/pipeline.js';
+import { expectProjectionsMatch } from './helpers/projections.js';
 import { reference } from './helpers/reference.js';
+import { hashTagOf } from '../src/shard/stages/project/keyTemplate.js';
 
 useTestHooks();
 
@@ -42,6 +44,8 @@ it.each(examples)('config/%s: output equals the reference', async (file) => {
     SESSION_GAP: '1s',
     SLIDING_SIZE: '1s',
     HOSTNAME: n.consumer,
+    // customer-projection.yaml: its hashes under the test's own names
+    PROJECTION_PREFIX: n.sink,
   };
   const text = readFileSync(join(ROOT, 'config', file), 'utf8');
   const config = parseConfig(text, file, { env });
@@ -73,5 +77,12 @@ it.each(examples)('config/%s: output equals the reference', async (file) => {
   expect(await p.stop()).toBe(0);
   const windowed = config.stages.some((s) => 'window' in s);
   await expectOutputsMatch(redis, n, expected, windowed ? 'windows' : 'pass-through');
+  for (const s of config.stages) {
+    if (!('project' in s)) continue;
+    const pattern = s.project.key.replaceAll('{tag}', hashTagOf(config.source.stream)).replace('{key}', '*');
+    const sums = Object.entries(s.project.fields).filter(([, r]) => r.fn === 'sum');
+    expect(expected.projections.size).toBeGreaterThan(0);
+    await expectProjectionsMatch(redis, pattern, expected.projections, new Set(sums.map(([f]) => f)));
+  }
   expect(state).toMatchObject({ done: true, group: { pending: 0, caughtUp: true } });
 });

@@ -15,6 +15,7 @@ import type { DecodedEvent } from '../src/shard/stages/decode.js';
 const ev = (body: Record<string, unknown>): DecodedEvent => ({
   body,
   ts: 0,
+  type: undefined,
   id: '',
   values: new Float64Array(0),
 });

@@ -124,7 +124,7 @@ function problemsFrom(error: z.ZodError): ConfigProblem[] {
 function hintForUnion(path: ReadonlyArray<PropertyKey>): string {
   const last = path[0];
   if (last === 'stages')
-    return 'a stage is one of { filter: {...} }, { map: {...} }, { dedup: {...} }, { rateLimit: {...} }, { order: {...} }, { window: {...} }';
+    return 'a stage is one of { filter: {...} }, { map: {...} }, { dedup: {...} }, { rateLimit: {...} }, { order: {...} }, { project: {...} }, { window: {...} }';
   if (last === 'sink') return 'sink is { stream: name } or { type: stdout }';
   return 'see schema/pipeline.schema.json';
 }

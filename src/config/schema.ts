@@ -130,6 +130,34 @@ const configSchema = z
         statsEvery: duration('Interval of the periodic stats log line; 0 turns it off.', { min: 0 }).default(
           60_000,
         ),
+        /**
+         * Labels `events_processed_total` with the event's `type`, read from the body (docs/metrics.md).
+         * Unset: one `type=""` series per status. TODO(issue 14): default `field` to `body.envelope.type`.
+         */
+        eventTypes: z
+          .object({
+            /** Dot path of the event type in the body, e.g. `type`. */
+            field: name('Dot path of the event type in the body.'),
+            /** Types that always keep their own label. @defaultValue [] */
+            known: z
+              .array(name('An event type.'))
+              .default([])
+              .describe('Types that always keep their label.'),
+            /**
+             * How many other types keep their own label, first seen first (across shards); later ones count as
+             * `other`. Bounds the series to (known + maxTypes + 2) × 5 statuses. @defaultValue 50
+             */
+            maxTypes: z
+              .number()
+              .int()
+              .min(0)
+              .max(1000)
+              .default(50)
+              .describe('Unlisted types that get their own label (first seen); the rest count as "other".'),
+          })
+          .strict()
+          .optional()
+          .describe('Per event type metrics.'),
       })
       .strict()
       .default({ port: 9464, host: '0.0.0.0', prefix: 'streamshard_', statsEvery: 60_000 }),
@@ -167,6 +195,8 @@ function crossFieldChecks(c: LooseConfig, ctx: z.RefinementCtx): void {
   let dedups = 0;
   let rateLimits = 0;
   let orders = 0;
+  const projectKeys = new Set<unknown>();
+  let projectAt = -1;
   stages.forEach((s, i) => {
     if (s === null || typeof s !== 'object') return;
     if ('window' in s) {
@@ -179,6 +209,18 @@ function crossFieldChecks(c: LooseConfig, ctx: z.RefinementCtx): void {
     if ('map' in s && stages.slice(i + 1).some((t) => t !== null && typeof t === 'object' && 'order' in t)) {
       // the order stage holds entries as bytes and re-decodes them on release, after any map before it
       issue(['stages', i], 'a map stage must come after the order stage (held events are re-read raw)');
+    }
+    if ('project' in s) {
+      if (projectAt < 0) projectAt = i;
+      const key = (s.project as { key?: unknown } | null)?.key;
+      if (projectKeys.has(key))
+        issue(['stages', i, 'project', 'key'], 'two project stages write the same key');
+      projectKeys.add(key);
+    } else if (projectAt >= 0 && !('window' in s)) {
+      issue(
+        ['stages', i],
+        `a ${Object.keys(s)[0]} stage cannot follow the project stage (stages[${projectAt}]): put project after filter, dedup, rateLimit and order; only a window may follow it`,
+      );
     }
   });
   if (windows > 1) issue(['stages'], 'only one window stage is allowed');
@@ -222,6 +264,7 @@ export type DedupConfig = Extract<Stage, { dedup: unknown }>['dedup'];
 export type WindowConfig = Extract<Stage, { window: unknown }>['window'];
 export type RateLimitConfig = Extract<Stage, { rateLimit: unknown }>['rateLimit'];
 export type OrderConfig = Extract<Stage, { order: unknown }>['order'];
+export type ProjectConfig = Extract<Stage, { project: unknown }>['project'];
 export type Aggregate = WindowConfig['aggregates'][number];
 export type BodyConfig = ParsedConfig['body'];
 

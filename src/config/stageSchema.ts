@@ -1,11 +1,12 @@
 /**
  * The stages a pipeline runs per event, in config order: `filter`, `map` (mapSchema.ts), `dedup`,
- * `rateLimit`, `order` and `window` (part of the
+ * `rateLimit`, `order`, `project` (projectSchema.ts) and `window` (part of the
  * pipeline file's schema, schema.ts; which stage may stand where is checked there).
  */
 import { z } from 'zod';
 import { duration, name } from './fields.js';
 import { expression, mapStage } from './mapSchema.js';
+import { projectStage } from './projectSchema.js';
 
 const scalar = z.union([z.string(), z.number(), z.boolean()]);
 
@@ -255,5 +256,6 @@ export const stageSchema = z.union([
   dedupStage,
   rateLimitStage,
   orderStage,
+  projectStage,
   windowStage,
 ]);

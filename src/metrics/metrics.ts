@@ -1,13 +1,16 @@
 /**
  * The metrics registry. prom-client lives on the main thread only; workers count into plain numbers and
  * send them with each batch result (`ShardCounts`), which `recordBatch` adds here. No label carries a key
- * or an entry: labels are `shard` (bounded by the shard count) and `reason` (the dead-letter codes).
+ * or an entry: labels are `shard` (bounded by the shard count), `reason` (the dead-letter codes), and
+ * `type`/`status` of `events_processed_total` (bounded by metrics.eventTypes, typeLabels.ts).
  *
  * Our own metrics carry `metrics.prefix`; the Node.js and process metrics keep their standard names
  * (`process_*`, `nodejs_*`), which the usual dashboards look for.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { ShardCounts } from '../shard/protocol.js';
+import { type EventTypesConfig, STATUSES } from '../shard/typeCounts.js';
+import { TypeLabels } from './typeLabels.js';
 import { packageVersion } from '../util/version.js';
 
 /** Live values the registry reads at scrape time. */
@@ -53,7 +56,8 @@ export class Metrics {
   readonly recoverySeconds: Gauge;
   readonly leaseWaitSeconds: Gauge;
   readonly entriesTrimmed: Counter;
-  private readonly processed: Counter;
+  private readonly processed: Counter<'type' | 'status'>;
+  private readonly typeLabels: TypeLabels;
   private readonly filtered: Counter;
   private readonly deduplicated: Counter;
   private readonly late: Counter;
@@ -64,12 +68,19 @@ export class Metrics {
   private readonly processingSeconds: Histogram;
   private readonly endToEnd: Histogram;
 
-  constructor(prefix: string, shards: number, probe: MetricsProbe) {
+  /** @param eventTypes `metrics.eventTypes`: the `type` label's path and bound (typeLabels.ts) */
+  constructor(prefix: string, shards: number, probe: MetricsProbe, eventTypes?: EventTypesConfig) {
     const registers = [this.registry];
     const p = prefix;
     const counter = (name: string, help: string) => new Counter({ name: p + name, help, registers });
     this.eventsRead = counter('events_read_total', 'Entries read from the input stream.');
-    this.processed = counter('events_processed_total', 'Entries handled by the shard workers (any outcome).');
+    this.processed = new Counter({
+      name: `${p}events_processed_total`,
+      help: 'Entries handled by the shard workers, by event type (bounded: metrics.eventTypes) and outcome.',
+      labelNames: ['type', 'status'],
+      registers,
+    });
+    this.typeLabels = new TypeLabels(eventTypes);
     this.eventsAcked = counter(
       'events_acked_total',
       'Entries acknowledged after their effect was committed.',
@@ -266,7 +277,9 @@ export class Metrics {
   ): void {
     if (batchSize > 0) this.batchSize.observe(batchSize);
     this.processingSeconds.observe(busyMs / 1000);
-    this.processed.inc(counts.processed);
+    for (const [type, status, n] of counts.byType) {
+      this.processed.inc({ type: this.typeLabels.label(type), status: STATUSES[status] as string }, n);
+    }
     if (counts.filtered) this.filtered.inc(counts.filtered);
     if (counts.deduplicated) this.deduplicated.inc(counts.deduplicated);
     if (counts.rateLimited) this.rateLimited.inc(counts.rateLimited);

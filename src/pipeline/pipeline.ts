@@ -75,15 +75,20 @@ export class Pipeline {
     this.runners = [];
     const owned = new OwnedPartitions(this.runners);
     this.owned = owned;
-    this.metrics = new Metrics(c.metrics.prefix, c.shards, {
-      groupInfo: () => owned.groupInfo(),
-      inFlight: (s) => owned.inFlight(s),
-      utilization: (s) => owned.utilization(s),
-      workerHeap: (s) => owned.workerHeap(s),
-      redisConnected: () => owned.readiness()?.redis ?? this.leaseRedis.status === 'ready',
-      isLeader: () => this.currentRole === 'leader',
-      leaseEpoch: () => owned.epoch(),
-    });
+    this.metrics = new Metrics(
+      c.metrics.prefix,
+      c.shards,
+      {
+        groupInfo: () => owned.groupInfo(),
+        inFlight: (s) => owned.inFlight(s),
+        utilization: (s) => owned.utilization(s),
+        workerHeap: (s) => owned.workerHeap(s),
+        redisConnected: () => owned.readiness()?.redis ?? this.leaseRedis.status === 'ready',
+        isLeader: () => this.currentRole === 'leader',
+        leaseEpoch: () => owned.epoch(),
+      },
+      c.metrics.eventTypes,
+    );
     registerStateGauges(this.metrics.registry, c.metrics.prefix, c.shards, {
       shard: (s) => owned.shardState(s),
       sample: () => owned.sample(),

@@ -27,6 +27,7 @@ export function emptyOutput(): BatchResult {
   return {
     results: [],
     passThrough: [],
+    projections: [],
     deadLetters: [],
     state: emptyStateDelta(),
     counts: {
@@ -38,6 +39,7 @@ export function emptyOutput(): BatchResult {
       stageRetries: 0,
       rateLimited: 0,
       deadLettered: {},
+      byType: [],
     },
     entryIds: [],
     releasedIds: [],

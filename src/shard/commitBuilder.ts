@@ -2,9 +2,10 @@
  * Builds the commit of one shard batch, in the worker: the writes as an op list, encoded with msgpack
  * (opsCodec.ts) into ONE binary argument for the commit script (commit/applyOps.ts), in this order:
  *   1. results (sink XADDs) and dead-letter XADDs,
- *   2. the checkpoint delta (windows, dedup memory, rate-limit buckets, stream time),
- *   3. XACK of every entry of the batch.
- * Each entry's effect — a result, a dead-letter entry, a state change, or a deliberate drop (filtered,
+ *   2. projections (the project stage's `PROJECT` ops, merged into their hashes by the script),
+ *   3. the checkpoint delta (windows, dedup memory, rate-limit buckets, stream time),
+ *   4. XACK of every entry of the batch.
+ * Each entry's effect — a result, a dead-letter entry, a projection or state change, or a deliberate drop (filtered,
  * duplicate) — is applied in the same script as its ack: an entry is acked iff its effect is in Redis.
  *
  * Why here and not on the main thread: building ~5 arguments per event with ioredis cost the main thread
@@ -16,6 +17,7 @@ import { CheckpointKeys } from '../redis/checkpointKeys.js';
 import { shardKeyGroups } from '../routing/hash.js';
 import { type OpArg, OpsWriter } from './opsCodec.js';
 import type { BatchResult } from './protocol.js';
+import type { ProjectOp } from './stages/project/projectStage.js';
 
 /** Longest argument list of one op; keeps Lua's `unpack` well inside its ~8,000-value stack limit. */
 export const MAX_OP_ARGS = 6000;
@@ -66,6 +68,7 @@ export class CommitBuilder {
       fields.push((d.index < n ? r.entryIds[d.index] : r.releasedIds[d.index - n]) as Uint8Array);
       this.xadd(this.dlqHead, fields);
     }
+    for (const p of r.projections) this.whole(p);
     this.state(r);
     if (r.entryIds.length > 0) this.op(this.ackHead, r.entryIds);
     if (this.ops === 0) return null;
@@ -111,6 +114,22 @@ export class CommitBuilder {
       throw new Error(`an XADD of ${fields.length} fields exceeds the ${MAX_OP_ARGS} arguments of one op`);
     }
     this.op(head, fields);
+  }
+
+  /**
+   * A projection op as it is, null as msgpack false: the stage keeps it within {@link MAX_OP_ARGS} (its
+   * parts merge only whole).
+   */
+  private whole(op: ProjectOp): void {
+    if (op.length > MAX_OP_ARGS)
+      throw new Error(`a ${op[0]} op of ${op.length} arguments exceeds ${MAX_OP_ARGS}`);
+    const w = this.writer;
+    w.array(op.length);
+    for (const a of op) {
+      if (a === null) w.false();
+      else w.arg(a);
+    }
+    this.ops++;
   }
 
   /**

@@ -47,6 +47,12 @@ export class OpsWriter extends ByteWriter {
     }
   }
 
+  /** msgpack `false` (Lua `false` after `cmsgpack.unpack`: unlike nil it leaves no hole in a table). */
+  false(): void {
+    this.ensure(1);
+    this.buf[this.pos++] = 0xc2;
+  }
+
   /** A string or byte string, as msgpack raw. */
   arg(a: OpArg): void {
     if (typeof a !== 'string') {

@@ -7,6 +7,8 @@ import type { PipelineConfig } from '../config/load.js';
 import type { ByteString } from '../util/bytes.js';
 import type { DedupDelta, DedupLog } from './stages/dedup/checkpoint.js';
 import type { RateLimitDelta, RateLimitState } from './stages/rateLimit/rateLimitStage.js';
+import type { ProjectOp } from './stages/project/projectStage.js';
+import type { TypeDelta } from './typeCounts.js';
 
 /** A shard's state as loaded from its checkpoint keys. */
 export interface RestoredState {
@@ -77,6 +79,8 @@ export interface ShardCounts {
   rateLimited: number;
   /** Dead-lettered events by error code. */
   deadLettered: Record<string, number>;
+  /** `[type, status, count]` of the events whose fate was decided (typeCounts.ts). */
+  byType: TypeDelta;
 }
 
 /** Checkpoint changes of one batch: exactly what the commit writes besides results and acks. */
@@ -123,6 +127,11 @@ export interface BatchResult {
   results: ByteString[][];
   /** Pass-through mode (no window stage): indexes of the batch entries to copy to the sink, in order. */
   passThrough: number[];
+  /**
+   * Project stages: `PROJSPEC` and `PROJECT` ops of the commit script (stages/project/projectStage.ts),
+   * per stage its spec then one per key, written in the commit before the XACK.
+   */
+  projections: ProjectOp[];
   deadLetters: DeadLetter[];
   state: StateDelta;
   counts: ShardCounts;

@@ -28,9 +28,11 @@ import { MAX_COPY_FIELDS } from './commitBuilder.js';
 import { DeadLetterEnvelope, ENVELOPE_FIELDS, envelopeScope } from './envelope.js';
 import { compileExpression } from './expr/expression.js';
 import type { BatchResult, RestoredState } from './protocol.js';
-import { type Body, EventDecoder } from './stages/decode.js';
+import { type Body, type DecodeFailure, EventDecoder } from './stages/decode.js';
 import { contentKey } from './stages/dedup/contentKey.js';
 import { DedupStage } from './stages/dedup/dedupStage.js';
+import { hashTagOf } from './stages/project/keyTemplate.js';
+import { ProjectStage } from './stages/project/projectStage.js';
 import { compileFilter } from './stages/filter.js';
 import { type BodyFields, bodyFields } from './stages/map/encodeBody.js';
 import { compileMap } from './stages/map/mapStage.js';
@@ -39,6 +41,7 @@ import { RateLimitStage } from './stages/rateLimit/rateLimitStage.js';
 import { windowOperator } from './stages/window/operator.js';
 import { ADDED, LATE, type WindowOperator } from './stages/window/windowStage.js';
 import {
+  DROP,
   EXPRESSION,
   FAILED,
   keyLatin1,
@@ -49,6 +52,7 @@ import {
   Steps,
   type Verdict,
 } from './steps.js';
+import { DEAD_LETTERED, DUPLICATE, OK, TypeCounts } from './typeCounts.js';
 
 /**
  * Most window results a tick (no events) emits. A tick's commit holds up the events that arrive meanwhile,
@@ -64,6 +68,10 @@ export class Shard {
   private readonly window: WindowOperator | null = null;
   private readonly rateLimit: RateLimitStage | null = null;
   private readonly order: OrderStage | null = null;
+  /** Per type and status counts (`events_processed_total{type, status}`). */
+  private readonly types: TypeCounts;
+  /** Project stages, in config order: after every other stage but the window (schema.ts). */
+  private readonly projects: ProjectStage[] = [];
   /** The steps after the order stage (empty without one): they run when an event is applied in order. */
   private readonly after: Steps;
   /** Entries the order stage releases or gives up, reused. */
@@ -126,6 +134,8 @@ export class Shard {
       } else if ('map' in s) {
         hasMap = true;
         steps.push({ kind: 'map', map: compileMap(s.map, `stages[${i}].map`, scope) });
+      } else if ('project' in s) {
+        this.projects.push(new ProjectStage(s.project, hashTagOf(config.source.stream)));
       } else if ('dedup' in s) {
         this.dedup = new DedupStage(s.dedup);
         const keyOf = s.dedup.by === 'content' ? contentKey(config.body, s.dedup.fields) : null;
@@ -144,6 +154,7 @@ export class Shard {
       }
     }
     this.idleClose = idleClose;
+    this.types = new TypeCounts(config.metrics.eventTypes);
     this.maxSlice = config.commit.maxEvents;
     this.tickSlice = Math.min(TICK_SLICE, this.maxSlice);
     this.maxDeliveries = config.source.maxDeliveries;
@@ -163,8 +174,13 @@ export class Shard {
         this.envelope !== null ||
         config.stages.some(
           (s) =>
-            'filter' in s || 'map' in s || 'order' in s || ('dedup' in s && s.dedup.fields !== undefined),
+            'filter' in s ||
+            'map' in s ||
+            'order' in s ||
+            'project' in s ||
+            ('dedup' in s && s.dedup.fields !== undefined),
         ),
+      typePath: config.metrics.eventTypes?.field,
     });
     this.steps = new Steps(before, config.retry, this.decoder.event);
     this.after = new Steps(afterOrder, config.retry, this.decoder.event);
@@ -222,27 +238,28 @@ export class Shard {
     this.nextReleased = r.count;
     while (r.next()) {
       counts.processed++;
+      this.types.unknown();
       out.entryIds.push(r.idBytes());
       const deliveries = r.deliveries;
       if (r.oversizedBytes >= 0) {
         // The router copied only its key (see routing/batchCodec.ts OVERSIZED).
         const msg = `entry of ${r.oversizedBytes} bytes (field names and values) is larger than source.maxEntryBytes (${this.maxEntryBytes})`;
-        deadLetter(out, r, DeadLetterCode.EntryTooLarge, msg);
+        this.dead(out, r, DeadLetterCode.EntryTooLarge, msg);
         continue;
       }
       if (r.wrongPartition) {
         const msg = `its key belongs to another partition than this stream's (${this.partitionStream}); see docs/partitions.md for the partition function`;
-        deadLetter(out, r, DeadLetterCode.WrongPartition, msg);
+        this.dead(out, r, DeadLetterCode.WrongPartition, msg);
         continue;
       }
       if (r.poison) {
         const msg = `the shard worker crashed on each of ${this.retry.attempts} tries of this entry alone`;
-        deadLetter(out, r, DeadLetterCode.WorkerCrash, msg, deliveries);
+        this.dead(out, r, DeadLetterCode.WorkerCrash, msg, deliveries);
         continue;
       }
       if (deliveries > this.maxDeliveries) {
         const msg = `delivered ${deliveries} times (source.maxDeliveries is ${this.maxDeliveries})`;
-        deadLetter(out, r, DeadLetterCode.MaxDeliveries, msg, deliveries);
+        this.dead(out, r, DeadLetterCode.MaxDeliveries, msg, deliveries);
         continue;
       }
       const failure = this.decode(r);
@@ -275,10 +292,15 @@ export class Shard {
     return out;
   }
 
-  /** Decodes the entry of `r` into the shared event, noting its body for the envelope of its dead letters. */
-  private decode(r: BatchReader) {
+  /**
+   * Decodes the entry of `r` into the shared event, noting its body for the envelope of its dead letters,
+   * and reads its type (per-type metrics).
+   */
+  private decode(r: BatchReader): DecodeFailure | null {
+    this.types.unknown();
     const failure = this.decoder.decode(r);
     this.inputBody = this.decoder.bodyDecoded ? this.decoder.event.body : null;
+    if (failure === null) this.types.read(this.decoder.event.type);
     return failure;
   }
 
@@ -295,6 +317,7 @@ export class Shard {
     body: Body | null = this.inputBody,
   ): void {
     deadLetter(out, r, code, message, deliveries);
+    this.types.count(DEAD_LETTERED);
     if (this.envelope !== null && body !== null && r.fieldCount <= MAX_COPY_FIELDS - ENVELOPE_FIELDS) {
       this.envelope.appendTo(out.entryFields[r.index] as Uint8Array[], body);
     }
@@ -304,6 +327,7 @@ export class Shard {
   private passes(steps: Steps, r: BatchReader, out: BatchResult): boolean {
     const verdict: Verdict = steps.run(r, out.counts, this.streamTime);
     if (verdict === PASS) return true;
+    if (verdict === DROP) this.types.count(steps.dropStatus);
     if (verdict === FAILED) {
       this.deadLetter(out, r, DeadLetterCode.StageFailed, steps.failureMessage(), r.deliveries);
     } else if (verdict === LIMITED) {
@@ -323,7 +347,10 @@ export class Shard {
     }
     const bytes = r.bytes.subarray(r.entryStart, r.entryEnd);
     const offered = order.offer(keyLatin1(r), r.keyGroup, version, bytes, this.streamTime, this.released);
-    if (offered === STALE) out.counts.deduplicated++;
+    if (offered === STALE) {
+      out.counts.deduplicated++;
+      this.types.count(DUPLICATE);
+    }
     if (offered === APPLY || this.released.length > 0) this.settleReleased(out, r);
   }
 
@@ -346,6 +373,8 @@ export class Shard {
       const held = heldReader(item.entry, this.nextReleased++);
       out.releasedIds.push(held.idBytes());
       if (item.gap) {
+        decoded = false;
+        this.decode(held); // for its type only
         this.deadLetter(
           out,
           held,
@@ -365,10 +394,17 @@ export class Shard {
     return !decoded;
   }
 
-  /** The last stage for an event that got through: its window, or a pass-through copy. */
+  /** The last stages for an event that got through: its projections, then its window or a pass-through copy. */
   private apply(r: BatchReader, out: BatchResult): void {
     const ev = this.decoder.event;
     const counts = out.counts;
+    for (const p of this.projects) {
+      if (!p.check(ev.body, ev.ts)) {
+        this.deadLetter(out, r, DeadLetterCode.BadField, p.failureMessage());
+        return;
+      }
+      p.add(keyLatin1(r), r.idBytes());
+    }
     {
       if (this.window === null) {
         if (r.fieldCount > MAX_COPY_FIELDS) {
@@ -380,6 +416,7 @@ export class Shard {
           this.deadLetter(out, r, DeadLetterCode.EntryTooLarge, tooManyFields(fields.length));
           return;
         }
+        this.types.count(OK);
         out.passThrough.push(r.index);
         out.entryFields[r.index] = fields;
         out.eventTimes.push(ev.ts);
@@ -412,8 +449,15 @@ export class Shard {
         } else this.deadLetter(out, r, DeadLetterCode.Overflow, this.window.overflowMessage());
         return;
       }
+      this.types.count(OK);
       out.eventTimes.push(ev.ts);
     }
+  }
+
+  /** Dead-letters the current entry of `r` (batchOutput.ts) and counts it for its type; no envelope (for entries not decoded). */
+  private dead(out: BatchResult, r: BatchReader, code: string, message: string, deliveries?: number): void {
+    deadLetter(out, r, code, message, deliveries);
+    this.types.count(DEAD_LETTERED);
   }
 
   /**
@@ -460,6 +504,8 @@ export class Shard {
     if (this.dedup !== null) state.dedup = this.dedup.drain(this.streamTime);
     if (this.rateLimit !== null) state.rateLimit = this.rateLimit.drain(this.streamTime);
     if (this.order !== null) state.order = this.order.drain();
+    for (const p of this.projects) for (const op of p.drain()) out.projections.push(op);
+    out.counts.byType = this.types.drain();
     if (this.streamTimeChanged) {
       state.streamTime = this.streamTime;
       this.streamTimeChanged = false;

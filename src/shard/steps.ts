@@ -16,6 +16,7 @@ import type { DedupStage } from './stages/dedup/dedupStage.js';
 import type { Predicate } from './stages/filter.js';
 import type { MapFn } from './stages/map/mapStage.js';
 import type { RateLimitStage } from './stages/rateLimit/rateLimitStage.js';
+import { DUPLICATE, FILTERED, RATE_LIMITED } from './typeCounts.js';
 
 export type Step =
   | { kind: 'filter'; pred: Predicate }
@@ -45,6 +46,8 @@ function sleepSync(ms: number): void {
 }
 
 export class Steps {
+  /** The `status` of the last event a step dropped (typeCounts.ts: FILTERED, DUPLICATE or RATE_LIMITED). */
+  dropStatus = FILTERED;
   /** The error of the last event whose steps failed on every try. */
   private lastError: unknown = null;
   /** Tries so far per entry ID, for the `stage-throw` fault only. */
@@ -102,6 +105,7 @@ export class Steps {
         if (!s.pred(ev.body)) {
           verdict = DROP;
           counts.filtered++;
+          this.dropStatus = FILTERED;
           break;
         }
         continue;
@@ -122,6 +126,7 @@ export class Steps {
         if (!s.limit.admits(keyLatin1(r), r.keyGroup, ev.ts, streamTime)) {
           verdict = s.deadLetter ? LIMITED : DROP;
           counts.rateLimited++;
+          this.dropStatus = RATE_LIMITED;
           break;
         }
         limited = s.limit;
@@ -131,6 +136,7 @@ export class Steps {
       if (s.dedup.isDuplicate(key, streamTime)) {
         verdict = DROP;
         counts.deduplicated++;
+        this.dropStatus = DUPLICATE;
         break;
       }
       admitted = s.dedup;

@@ -24,6 +24,7 @@ import type {
 } from '../../src/config/schema.js';
 import { fnv1a, keyGroupOf, shardOfKeyGroup } from '../../src/routing/hash.js';
 import { type ExpressionOracle, refEnvelope, refMap, refWhen } from './referenceMap.js';
+import { ProjectionReference } from './projectionReference.js';
 
 /** A stream entry as XRANGE returns it: its ID and the flat list name, value, name, value… */
 export interface StreamEntry {
@@ -73,6 +74,11 @@ export interface ExpectedCounts {
   windowsEmitted: number;
   /** Events that reached the sink or a window. */
   passed: number;
+  /**
+   * `events_processed_total{type, status}` before the label bound: raw type (`metrics.eventTypes.field`;
+   * "unknown" when not decoded or absent, "" without the option) → status → count.
+   */
+  byType: Record<string, Record<string, number>>;
 }
 
 export interface Expected {
@@ -80,6 +86,11 @@ export interface Expected {
   sink: FieldPair[][];
   deadLetters: ExpectedDeadLetter[];
   counts: ExpectedCounts;
+  /**
+   * Project stages: hash key (latin1 of its bytes) → its fields, sorted, `sum` fields as the shortest
+   * decimal of their double (projectionReference.ts `normalise`).
+   */
+  projections: Map<string, Record<string, string>>;
 }
 
 /** Lossless string form of a raw field value. */
@@ -312,6 +323,7 @@ export function reference(
   const windows = new Map<string, WindowAcc>();
   const sink: FieldPair[][] = [];
   const deadLetters: ExpectedDeadLetter[] = [];
+  const projections = new ProjectionReference(config.source.stream);
   const counts: ExpectedCounts = {
     read: entries.length,
     acked: entries.length,
@@ -322,6 +334,20 @@ export function reference(
     deadLettered: {},
     windowsEmitted: 0,
     passed: 0,
+    byType: {},
+  };
+  // the type of the event being decided (docs/metrics.md): read from a decoded, valid event only
+  const typeField = config.metrics.eventTypes?.field;
+  let curType = typeField === undefined ? '' : 'unknown';
+  const typeOf = (body: Record<string, unknown>): string => {
+    if (typeField === undefined) return '';
+    const v = getPath(body, typeField);
+    const t = typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : '';
+    return t === '' ? 'unknown' : t;
+  };
+  const fate = (status: string) => {
+    const row = (counts.byType[curType] ??= {});
+    row[status] = (row[status] ?? 0) + 1;
   };
   // An entry is copied (passed through, dead-lettered) as ONE XADD of at most this many fields; a wider
   // one, or one over source.maxEntryBytes, is dead-lettered E_ENTRY_TOO_LARGE with its key only (when
@@ -332,6 +358,7 @@ export function reference(
     const fields: FieldPair[] =
       key === undefined || key.length > keyLimit ? [] : [[config.key.field, raw(key)]];
     deadLetters.push({ sourceId: e.id, code: 'E_ENTRY_TOO_LARGE', fields });
+    fate('dead_lettered');
     counts.deadLettered.E_ENTRY_TOO_LARGE = (counts.deadLettered.E_ENTRY_TOO_LARGE ?? 0) + 1;
   };
   /** `body`: the decoded body (as decoded, before any map), whose envelope fields the entry carries. */
@@ -343,6 +370,7 @@ export function reference(
       fields.push(...refEnvelope(config.body.envelope, body, getPath));
     }
     deadLetters.push({ sourceId: e.id, code, fields });
+    fate('dead_lettered');
     counts.deadLettered[code] = (counts.deadLettered[code] ?? 0) + 1;
   };
 
@@ -350,6 +378,7 @@ export function reference(
   const runFrom = (ev: RefEvent, from: number): void => {
     const { e, ts, key, id, shard } = ev;
     let { body, aggValues } = ev;
+    curType = typeOf(body);
     // 3.–5. the stages, in config order (from `from`: an event the order stage releases goes on after it)
     let dropped = false;
     for (let si = from; si < config.stages.length; si++) {
@@ -393,6 +422,7 @@ export function reference(
       } else if ('filter' in stage) {
         if (!(stage.filter.where ?? []).every((c) => holds(body, c))) {
           counts.filtered++;
+          fate('filtered');
           dropped = true;
           break;
         }
@@ -401,6 +431,7 @@ export function reference(
           stage.dedup.by === 'id' ? `id:${String(id)}` : contentIdentity(e, body, stage.dedup, config);
         if (isDuplicate(shard, same, stage.dedup)) {
           counts.deduplicated++;
+          fate('duplicate');
           dropped = true;
           break;
         }
@@ -408,6 +439,13 @@ export function reference(
         if (!rateAdmits(shard, stage.rateLimit, key, ts)) {
           counts.rateLimited++;
           if (stage.rateLimit.onExcess === 'deadLetter') deadLetter(e, 'E_RATE_LIMITED', ev.body);
+          else fate('rate_limited');
+          dropped = true;
+          break;
+        }
+      } else if ('project' in stage) {
+        if (!projections.apply(stage.project, body, ts, key, e.id)) {
+          deadLetter(e, 'E_BAD_FIELD', ev.body);
           dropped = true;
           break;
         }
@@ -471,6 +509,7 @@ export function reference(
     }
     if (!windowStage && mapped) throw new Error('the reference does not model a mapped pass-through body');
     counts.passed++;
+    fate('ok');
     if (!windowStage) sink.push(pairsOf(e.fields));
   };
 
@@ -495,12 +534,16 @@ export function reference(
     const stale = (kk: RefOrderKey) => version < kk.next || kk.held.has(version);
     if (stale(k)) {
       counts.deduplicated++;
+      curType = typeOf(ev.body);
+      fate('duplicate');
       return;
     }
     if (version !== k.next && k.held.size >= o.maxBuffered) {
       resolveGap(k, o, si, S);
       if (stale(k)) {
         counts.deduplicated++;
+        curType = typeOf(ev.body);
+        fate('duplicate');
         return;
       }
     }
@@ -529,7 +572,11 @@ export function reference(
     const versions = [...k.held.keys()].sort((a, b) => a - b);
     k.touched = S;
     if (o.onGap === 'deadLetter') {
-      for (const v of versions) deadLetter((k.held.get(v) as RefEvent).e, 'E_VERSION_GAP');
+      for (const v of versions) {
+        const held = k.held.get(v) as RefEvent;
+        curType = typeOf(held.body);
+        deadLetter(held.e, 'E_VERSION_GAP');
+      }
       k.held.clear();
       k.next = (versions[versions.length - 1] as number) + 1;
     } else {
@@ -555,6 +602,7 @@ export function reference(
   };
 
   for (const e of entries) {
+    curType = typeField === undefined ? '' : 'unknown';
     // 0. size: an entry over source.maxEntryBytes (names and values summed) is not processed at all
     if (e.fields.reduce((n, f) => n + f.length, 0) > config.source.maxEntryBytes) {
       tooLarge(e, 4096);
@@ -599,6 +647,7 @@ export function reference(
       deadLetter(e, 'E_BAD_FIELD', body);
       continue;
     }
+    curType = typeOf(body);
     const skew = config.body.maxFutureSkew;
     if (skew > 0 && ts > now + skew) {
       deadLetter(e, 'E_FUTURE_TIME', body); // moves no stream time
@@ -635,7 +684,16 @@ export function reference(
     for (const acc of windows.values()) sink.push(windowResult(acc, windowStage));
     counts.windowsEmitted = windows.size;
   }
-  return { sink, deadLetters, counts };
+  const sumFields = new Set(
+    config.stages.flatMap((s) =>
+      'project' in s
+        ? Object.entries(s.project.fields)
+            .filter(([, r]) => r.fn === 'sum')
+            .map(([n]) => n)
+        : [],
+    ),
+  );
+  return { sink, deadLetters, counts, projections: projections.result(sumFields) };
 }
 
 function isDuplicate(shard: ShardState, id: string, dedup: DedupConfig): boolean {

@@ -26,6 +26,7 @@ export type StageNode =
       timeoutMs: number;
       onGap: 'deadLetter' | 'skip';
     }
+  | { kind: 'project'; key: string; fields: string[]; ttlMs: number | null }
   | {
       kind: 'window';
       type: 'tumbling' | 'hopping' | 'session' | 'sliding';
@@ -98,6 +99,11 @@ function stageNode(s: Stage): StageNode {
       timeoutMs: o.timeout,
       onGap: o.onGap,
     };
+  }
+  if ('project' in s) {
+    const p = s.project;
+    const fields = Object.entries(p.fields).map(([name, r]) => `${name}=${r.fn}(${r.field ?? ''})`);
+    return { kind: 'project', key: p.key, fields, ttlMs: p.ttl ?? null };
   }
   const w = s.window;
   return {

@@ -96,6 +96,8 @@ export interface DecodedEvent {
   id: string;
   /** Values of the window's aggregated fields, in aggregate order (count slots unused). */
   values: Float64Array;
+  /** The raw value at `typePath` (per-type metrics), undefined without one or when absent. */
+  type: unknown;
 }
 
 export interface DecodeFailure {
@@ -119,6 +121,8 @@ export interface DecodeOptions {
    * {@link EventDecoder.readValues} after the steps, not checked at decode. @defaultValue false
    */
   valuesAfterMap?: boolean;
+  /** Read this path into `event.type` (`metrics.eventTypes.field`), projected like the rest. */
+  typePath?: string | undefined;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: false });
@@ -134,6 +138,7 @@ interface Projection {
   names: Uint8Array[];
   time: number;
   id: number;
+  type: number;
   values: Int32Array;
 }
 
@@ -144,6 +149,7 @@ export class EventDecoder {
   private readonly msgpack: MsgpackBodyDecoder | null;
   private readonly getTime: Getter;
   private readonly getId: Getter;
+  private readonly getType: Getter | null;
   private readonly needId: boolean;
   private readonly valueGetters: Array<Getter | null>;
   private readonly valuePaths: string[];
@@ -164,18 +170,25 @@ export class EventDecoder {
     this.msgpack = opts.body.encoding === 'msgpack' ? new MsgpackBodyDecoder() : null;
     this.getTime = compilePath(opts.body.timePath);
     this.getId = compilePath(opts.body.idPath);
+    this.getType = opts.typePath === undefined ? null : compilePath(opts.typePath);
     this.needId = opts.needId;
     this.valueGetters = opts.aggregates.map((a) =>
       a.fn === 'count' || a.field === undefined ? null : compilePath(a.field),
     );
     this.valuePaths = opts.aggregates.map((a) => a.field ?? '');
-    this.event = { body: {}, ts: 0, id: '', values: new Float64Array(opts.aggregates.length) };
+    this.event = {
+      body: {},
+      ts: 0,
+      id: '',
+      values: new Float64Array(opts.aggregates.length),
+      type: undefined,
+    };
     const projected = opts.aggregates.map((a) =>
       a.fn === 'count' || a.field === undefined ? null : a.field,
     );
     this.projection =
       this.msgpack !== null && opts.needBody === false
-        ? projectionOf(opts.body, opts.needId, projected)
+        ? projectionOf(opts.body, opts.needId, projected, opts.typePath)
         : null;
     this.projected = new Array(this.projection?.names.length ?? 0);
     this.fields = new Array(2 + opts.aggregates.length);
@@ -222,6 +235,7 @@ export class EventDecoder {
     }
     ev.body = body as Body;
     this.bodyDecoded = true;
+    ev.type = this.getType?.(ev.body);
     const f = this.fields;
     f[0] = this.getTime(ev.body);
     f[1] = this.needId ? this.getId(ev.body) : undefined;
@@ -233,6 +247,7 @@ export class EventDecoder {
   private checkProjected(p: Projection): DecodeFailure | null {
     const f = this.fields;
     const v = this.projected;
+    this.event.type = p.type === NO_SLOT ? undefined : v[p.type];
     f[0] = v[p.time];
     f[1] = this.needId ? v[p.id] : undefined;
     for (let i = 0; i < p.values.length; i++) {
@@ -312,6 +327,7 @@ function projectionOf(
   body: BodyConfig,
   needId: boolean,
   valuePaths: Array<string | null>,
+  typePath: string | undefined,
 ): Projection | null {
   const names: string[] = [];
   const slot = (path: string): number => {
@@ -324,9 +340,10 @@ function projectionOf(
   const time = slot(body.timePath);
   const id = needId ? slot(body.idPath) : NO_SLOT;
   const values = valuePaths.map((p) => (p === null ? NO_SLOT : slot(p)));
-  if ([time, id, ...values].some(Number.isNaN)) return null;
+  const type = typePath === undefined ? NO_SLOT : slot(typePath);
+  if ([time, id, type, ...values].some(Number.isNaN)) return null;
   const encoder = new TextEncoder();
-  return { names: names.map((n) => encoder.encode(n)), time, id, values: Int32Array.from(values) };
+  return { names: names.map((n) => encoder.encode(n)), time, id, type, values: Int32Array.from(values) };
 }
 
 function preview(v: unknown): string {
