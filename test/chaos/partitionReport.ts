@@ -4,7 +4,7 @@
  * (test/chaos/last-report-partitions.{json,md}) and printed. The two-pipeline scenario's report is
  * report.ts; the checks of the output are the same (oracle.ts).
  */
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Failure } from './cluster.js';
 import type { DeadLetterCheck, InputCheck, OutputCheck } from './oracle.js';
@@ -84,7 +84,9 @@ export interface PartitionChaosReport {
     aliveMax: number;
   };
   /** Settling times in ms per kind of action: how many were measured, median, max. */
-  settled: Record<PartitionActionKind, { n: number; medianMs: number | null; maxMs: number | null }>;
+  settled: Record<PartitionActionKind, Stats>;
+  /** Hand-overs and acquisitions as the instances logged them. */
+  figures: LogFigures;
   instancesStarted: number;
   output: OutputCheck;
   deadLetters: DeadLetterCheck;
@@ -97,21 +99,66 @@ export interface PartitionChaosReport {
   redisDataCopy: string | null;
 }
 
-/** Median and max of the settling times of one kind of action. */
-export function settleStats(
-  log: PartitionActionRecord[],
-  kind: PartitionActionKind,
-): { n: number; medianMs: number | null; maxMs: number | null } {
-  const ms = log
-    .filter((a) => a.kind === kind && a.settledMs !== undefined)
-    .map((a) => a.settledMs as number)
-    .sort((a, b) => a - b);
-  if (ms.length === 0) return { n: 0, medianMs: null, maxMs: null };
-  return {
-    n: ms.length,
-    medianMs: ms[Math.floor(ms.length / 2)] as number,
-    maxMs: ms[ms.length - 1] as number,
+export interface Stats {
+  n: number;
+  medianMs: number | null;
+  maxMs: number | null;
+}
+
+function stats(values: number[]): Stats {
+  const v = [...values].sort((x, y) => x - y);
+  if (v.length === 0) return { n: 0, medianMs: null, maxMs: null };
+  return { n: v.length, medianMs: v[Math.floor(v.length / 2)] as number, maxMs: v[v.length - 1] as number };
+}
+
+/** The settling times of one kind of action. */
+export function settleStats(log: PartitionActionRecord[], kind: PartitionActionKind): Stats {
+  return stats(
+    log.filter((a) => a.kind === kind && a.settledMs !== undefined).map((a) => a.settledMs as number),
+  );
+}
+
+/** What the instances' own log lines say about moving partitions (every log file of the run). */
+export interface LogFigures {
+  /** `ready` per reason: from assigned to reading (`leaseWaitMs` + `startMs`). */
+  acquired: Record<'free' | 'resume' | 'hand-over' | 'take-over', Stats>;
+  /** `partition released` per reason: stop reading, commit, release (`handOverMs`). */
+  released: Record<'rebalance' | 'stop', Stats>;
+  /** `lease lost to another instance` lines (a paused owner fenced; none expected here). */
+  leasesLost: number;
+}
+
+interface MoveLine {
+  msg: string;
+  reason?: string;
+  leaseWaitMs?: number;
+  startMs?: number;
+  handOverMs?: number;
+}
+
+export function logFigures(logDir: string): LogFigures {
+  const acq: Record<keyof LogFigures['acquired'], number[]> = {
+    free: [],
+    resume: [],
+    'hand-over': [],
+    'take-over': [],
   };
+  const rel: Record<keyof LogFigures['released'], number[]> = { rebalance: [], stop: [] };
+  let leasesLost = 0;
+  for (const file of readdirSync(logDir).filter((f) => f.endsWith('.log'))) {
+    for (const line of readFileSync(join(logDir, file), 'utf8').split('\n')) {
+      if (line.includes('lease lost to another instance')) leasesLost++;
+      const ready = line.includes('"msg":"ready"');
+      if (!ready && !line.includes('"msg":"partition released"')) continue;
+      const r = JSON.parse(line) as MoveLine;
+      const why = (r.reason ?? '').split(' ')[0] as string;
+      if (ready && why in acq) acq[why as keyof typeof acq].push((r.leaseWaitMs ?? 0) + (r.startMs ?? 0));
+      if (!ready) rel[why.startsWith('rebalance') ? 'rebalance' : 'stop'].push(r.handOverMs ?? 0);
+    }
+  }
+  const of = <K extends string>(rec: Record<K, number[]>) =>
+    Object.fromEntries(Object.entries<number[]>(rec).map(([k, v]) => [k, stats(v)])) as Record<K, Stats>;
+  return { acquired: of(acq), released: of(rel), leasesLost };
 }
 
 /** Everything that makes the run fail; empty when it passed. */
@@ -140,8 +187,7 @@ export function partitionProblems(r: Omit<PartitionChaosReport, 'ok'>): string[]
   return problems;
 }
 
-const ms = (s: { n: number; medianMs: number | null; maxMs: number | null }) =>
-  s.n === 0 ? '—' : `${s.n} measured: median ${s.medianMs} ms, max ${s.maxMs} ms`;
+const ms = (s: Stats) => (s.n === 0 ? '—' : `${s.n} measured: median ${s.medianMs} ms, max ${s.maxMs} ms`);
 
 /** The markdown summary. */
 export function partitionsToMarkdown(r: PartitionChaosReport): string {
@@ -178,6 +224,17 @@ export function partitionsToMarkdown(r: PartitionChaosReport): string {
     `| … of which while the producer was writing | ${a.duringProduction} | |`,
     '',
     `Instances alive between actions: ${a.aliveMin}–${a.aliveMax}; instances started: ${r.instancesStarted}.`,
+    '',
+    'As the instances logged it (per partition):',
+    '',
+    '| what | figures |',
+    '| --- | --- |',
+    `| graceful hand-over on a rebalance (stop reading, commit, release) | ${ms(r.figures.released.rebalance)} |`,
+    `| graceful hand-over on SIGTERM | ${ms(r.figures.released.stop)} |`,
+    `| acquired after a hand-over (assigned → reading) | ${ms(r.figures.acquired['hand-over'])} |`,
+    `| taken over from a dead instance (assigned → reading, lease TTL included) | ${ms(r.figures.acquired['take-over'])} |`,
+    `| acquired free (start, or after a leave) | ${ms(r.figures.acquired.free)} |`,
+    `| leases lost to another instance (fenced) | ${r.figures.leasesLost} |`,
     '',
     '## Results',
     '',

@@ -24,7 +24,7 @@ import { CheckpointKeys } from '../../src/redis/checkpointKeys.js';
 import { startLocalRedis } from '../../src/tools/localRedis.js';
 import { mulberry32 } from '../../src/tools/produce/generator.js';
 import type { Failure } from './cluster.js';
-import { generatorOptions, groupProgress, ID_MS, xpending } from './harness.js';
+import { generatorOptions, groupProgress, ID_MS } from './harness.js';
 import { checkDeadLetters, checkWindows } from './oracle.js';
 import {
   PARTITIONS,
@@ -35,12 +35,14 @@ import {
   START_ALIVE,
 } from './partitionConfigs.js';
 import { expectPartitioned, readPartitionedInput } from './partitionInput.js';
-import { type PartitionInstance, PartitionInstances } from './partitionInstances.js';
+import { type ActionContext, drainPartitions, performAction } from './partitionActions.js';
+import { PartitionInstances } from './partitionInstances.js';
 import { type PlannedPartitionAction, planPartitionActions } from './partitionPlan.js';
 import {
   type PartitionActionRecord,
   type PartitionChaosReport,
   type PerPartition,
+  logFigures,
   partitionProblems,
   settleStats,
   writePartitionReport,
@@ -110,65 +112,12 @@ export async function runPartitionChaos(opts: PartitionChaosOptions): Promise<Pa
     logDir,
     fail,
   );
+  const ctx: ActionContext = { redis, instances, streams, group: names.group, rand, readyTimeout, log, fail };
   const records: PartitionActionRecord[] = [];
   const seconds = { total: 0, chaos: 0, drain: 0, oracle: 0 };
   let producerDone = false;
   let aliveMin = START_ALIVE;
   let aliveMax = START_ALIVE;
-
-  /** Entries delivered to `consumer` and not acked, over every partition. */
-  const pendingOf = async (consumer: string): Promise<number> => {
-    let n = 0;
-    for (const s of streams) n += (await xpending(redis, s, names.group)).byConsumer[consumer] ?? 0;
-    return n;
-  };
-
-  /** One action; returns when it is done (not settled). */
-  const act = async (p: PlannedPartitionAction, rec: PartitionActionRecord, quickNext: boolean) => {
-    if (p.kind === 'join') {
-      const { consumer, reused } = instances.consumerFor(rand() < 0.4, rand());
-      rec.reusedName = reused;
-      const inst = instances.spawn(consumer);
-      Object.assign(rec, { consumer, pid: inst.proc.pid });
-      log(
-        `#${rec.n} at ${rec.at.toFixed(1)} s: join ${consumer}${rec.reusedName ? ' (a dead one’s name)' : ''}`,
-      );
-      if (quickNext) return;
-      const started = Date.now();
-      await inst.proc.waitForMsg(['ready'], readyTimeout).then(
-        () => (rec.readyMs = Date.now() - started),
-        (e: Error) => fail({ what: 'joined instance never led a partition', consumer, detail: e.message }),
-      );
-      return;
-    }
-    const alive = instances.alive;
-    const victim = (
-      p.quick ? alive[alive.length - 1] : alive[Math.floor(rand() * alive.length)]
-    ) as PartitionInstance;
-    Object.assign(rec, { consumer: victim.consumer, pid: victim.proc.pid });
-    rec.ledBefore = await PartitionInstances.ledBy(victim);
-    if (p.kind === 'leave') {
-      const started = Date.now();
-      const r = await instances.leave(victim, 60_000);
-      rec.leaveMs = Date.now() - started;
-      rec.released = r.released;
-      log(
-        `#${rec.n} at ${rec.at.toFixed(1)} s: SIGTERM ${victim.consumer}: exit ${r.code}, released ${r.released}`,
-      );
-      return;
-    }
-    if (!p.quick) {
-      // land the kill while it holds a read (entries pending on it), for up to 3 s
-      const deadline = Date.now() + 3000;
-      while ((await pendingOf(victim.consumer)) === 0 && Date.now() < deadline) await sleep(5);
-    }
-    await instances.kill9(victim);
-    rec.victimPending = await pendingOf(victim.consumer);
-    log(
-      `#${rec.n} at ${rec.at.toFixed(1)} s: kill -9 ${victim.consumer} leading ${JSON.stringify(rec.ledBefore)} ` +
-        `(${rec.victimPending} unacked)${p.quick ? ' right after its join' : ''}`,
-    );
-  };
 
   try {
     for (let i = 0; i < START_ALIVE; i++) instances.spawn(instances.consumerFor(false, 0).consumer);
@@ -222,7 +171,7 @@ export async function runPartitionChaos(opts: PartitionChaosOptions): Promise<Pa
       };
       records.push(rec);
       const started = Date.now();
-      await act(p, rec, quickNext);
+      await performAction(ctx, p, rec, quickNext);
       rec.aliveAfter = instances.alive.length;
       aliveMin = Math.min(aliveMin, rec.aliveAfter);
       aliveMax = Math.max(aliveMax, rec.aliveAfter);
@@ -250,7 +199,12 @@ export async function runPartitionChaos(opts: PartitionChaosOptions): Promise<Pa
 
     /* ---------------------------------------------- drain ----------------------------------------------- */
     const tDrain = Date.now();
-    const drained = await drain();
+    const drained = await drainPartitions(ctx, {
+      configs,
+      outputs: [names.sink, names.dlq],
+      timeoutMs: opts.drainTimeoutMs ?? 120_000 + opts.events / 5,
+      standstillMs: IDLE_CLOSE_MS + 20_000,
+    });
     seconds.drain = (Date.now() - tDrain) / 1000;
     const ownershipAtEnd = (await instances.waitSettled(redis, 30_000)).last;
     const perPartition: PerPartition[] = [];
@@ -296,6 +250,7 @@ export async function runPartitionChaos(opts: PartitionChaosOptions): Promise<Pa
         leave: settleStats(records, 'leave'),
         join: settleStats(records, 'join'),
       },
+      figures: logFigures(logDir),
       instancesStarted: instances.started.length,
       output: await checkWindows(redis, names.sink, expected.sink),
       deadLetters: await checkDeadLetters(redis, names.dlq, expected.deadLetters),
@@ -319,44 +274,6 @@ export async function runPartitionChaos(opts: PartitionChaosOptions): Promise<Pa
     await instances.killAll();
     redis.disconnect();
     await server.stop();
-  }
-
-  /**
-   * Waits until every partition's group has read and acked every entry and no window is open in any
-   * partition's checkpoint. Gives up at the deadline, or when nothing has moved for idleClose + 20 s.
-   */
-  async function drain(): Promise<boolean> {
-    const deadline = Date.now() + (opts.drainTimeoutMs ?? 120_000 + opts.events / 5);
-    let last = '';
-    let lastChange = Date.now();
-    for (;;) {
-      if (instances.alive.length === 0) {
-        fail({ what: 'no instance alive for the drain' });
-        instances.spawn(instances.consumerFor(false, 0).consumer);
-      }
-      const state: unknown[] = [await redis.xlen(names.sink), await redis.xlen(names.dlq)];
-      let done = true;
-      for (const [p, c] of configs.entries()) {
-        const g = await groupProgress(redis, c.source.stream, names.group);
-        const batch = redis.pipeline();
-        for (let kg = c.partition.from; kg < c.partition.to; kg++)
-          batch.scard((keys[p] as CheckpointKeys).windowIndex(kg));
-        const open = ((await batch.exec()) ?? []).reduce((n, [, v]) => n + Number(v ?? 0), 0);
-        done &&= g.pending === 0 && g.deliveredAll && open === 0;
-        state.push(g.lastDelivered, g.pending, open);
-      }
-      if (done) return true;
-      const now = JSON.stringify(state);
-      if (now !== last) {
-        last = now;
-        lastChange = Date.now();
-      }
-      if (Date.now() > deadline || Date.now() - lastChange > IDLE_CLOSE_MS + 20_000) {
-        log(`drain gave up: ${now}`);
-        return false;
-      }
-      await sleep(500);
-    }
   }
 }
 
