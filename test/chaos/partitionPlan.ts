@@ -1,7 +1,7 @@
 /**
  * The seeded schedule of the `partitions` scenario: kill -9s, SIGTERM leaves and joins, keeping between
  * {@link MIN_ALIVE} and {@link MAX_ALIVE} instances alive, until `kills` kills are planned, with at least
- * `minLeaves` leaves. The mix leans towards joins when few instances live and towards kills and leaves
+ * `minLeaves` leaves and one join. The mix leans towards joins when few instances live and towards kills and leaves
  * when many do, so the run spends its time at 2–4 instances; about a third of the joins are followed at
  * once by a kill of the instance that just joined (a "quick" kill, during its restore or hand-over).
  */
@@ -48,5 +48,7 @@ export function planPartitionActions(
     if (alive <= MIN_ALIVE) push('join');
     push('leave');
   }
+  // a join at least (a short plan can be all kills and leaves); alive < MAX_ALIVE here without one
+  if (!plan.some((p) => p.kind === 'join')) push('join');
   return plan;
 }
