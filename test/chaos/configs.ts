@@ -52,6 +52,28 @@ export interface TemplateOptions {
 /** Key groups of both pipelines (the harness counts open windows per key group in the checkpoint). */
 export const KEY_GROUPS = 256;
 
+/** The windows pipeline's stages: dedup, then 10 s tumbling windows of `amount` (see the module comment). */
+export function windowStages(idleClose: string): unknown[] {
+  return [
+    { dedup: { ttl: '1m', maxEntries: 100_000 } },
+    {
+      window: {
+        type: 'tumbling',
+        size: '10s',
+        grace: '1s',
+        idleClose,
+        aggregates: [
+          { fn: 'count' },
+          { fn: 'sum', field: 'amount' },
+          { fn: 'min', field: 'amount' },
+          { fn: 'max', field: 'amount' },
+          { fn: 'avg', field: 'amount' },
+        ],
+      },
+    },
+  ];
+}
+
 /**
  * The YAML file of one instance of a pipeline. Redis comes from `$REDIS_URL`; metrics listen on a free
  * loopback port (the instance logs it).
@@ -62,27 +84,7 @@ export function pipelineYaml(
   consumer: string,
   opts: TemplateOptions,
 ): string {
-  const stages =
-    kind === 'windows'
-      ? [
-          { dedup: { ttl: '1m', maxEntries: 100_000 } },
-          {
-            window: {
-              type: 'tumbling',
-              size: '10s',
-              grace: '1s',
-              idleClose: opts.idleClose ?? '10s',
-              aggregates: [
-                { fn: 'count' },
-                { fn: 'sum', field: 'amount' },
-                { fn: 'min', field: 'amount' },
-                { fn: 'max', field: 'amount' },
-                { fn: 'avg', field: 'amount' },
-              ],
-            },
-          },
-        ]
-      : [];
+  const stages = kind === 'windows' ? windowStages(opts.idleClose ?? '10s') : [];
   const config = {
     name: `chaos-${kind}`,
     redis: { keyPrefix: names.keyPrefix },

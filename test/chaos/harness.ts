@@ -113,7 +113,7 @@ export function generatorOptions(o: ChaosOptions): GeneratorOptions {
 
 const START_TS = 1_700_000_000_000;
 /** Input entry IDs are `<START_TS>-<i + 1>`: the position of an entry is readable in its ID. */
-const ID_MS = START_TS;
+export const ID_MS = START_TS;
 const IDLE_CLOSE_MS = 10_000;
 const LEASE_TTL_MS = 2_000;
 
@@ -632,7 +632,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
 }
 
 /** XPENDING summary: how many entries are pending, per consumer. */
-async function xpending(
+export async function xpending(
   redis: Redis,
   stream: string,
   group: string,
@@ -653,7 +653,7 @@ async function xpending(
  * (XINFO's entries-read and lag are not used to decide: after a restart from the AOF, Redis 7.0 reported
  * entries-read far below what the group had read — 1,659,424 of 2,000,000 delivered — and a lag to match.)
  */
-async function groupProgress(
+export async function groupProgress(
   redis: Redis,
   stream: string,
   group: string,

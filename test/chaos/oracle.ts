@@ -37,7 +37,7 @@ export interface InputCheck {
 }
 
 /** Reads a stream in chunks (Buffer fields), calling `each` per entry; returns how many there were. */
-async function scanStream(
+export async function scanStream(
   redis: Redis,
   key: string,
   each: (id: string, fields: Buffer[]) => void,
@@ -57,17 +57,12 @@ async function scanStream(
 }
 
 /**
- * The whole input stream, with small field values (names, keys) shared between entries to keep millions
- * of entries affordable, checked entry by entry against a fresh run of the generator.
+ * Shares small field values (names, keys) between entries: millions of entries stay affordable. Returns
+ * the same Buffer for the same bytes of up to 16 bytes; longer values are kept as they are.
  */
-export async function readInput(
-  redis: Redis,
-  stream: string,
-  gen: GeneratorOptions,
-  idMs: number,
-): Promise<{ entries: StreamEntry[]; check: InputCheck }> {
+export function interner(): (b: Buffer) => Buffer {
   const interned = new Map<string, Buffer>();
-  const intern = (b: Buffer): Buffer => {
+  return (b) => {
     if (b.length > 16) return b;
     const s = b.toString('latin1');
     let shared = interned.get(s);
@@ -77,6 +72,19 @@ export async function readInput(
     }
     return shared;
   };
+}
+
+/**
+ * The whole input stream, with small field values (names, keys) shared between entries to keep millions
+ * of entries affordable, checked entry by entry against a fresh run of the generator.
+ */
+export async function readInput(
+  redis: Redis,
+  stream: string,
+  gen: GeneratorOptions,
+  idMs: number,
+): Promise<{ entries: StreamEntry[]; check: InputCheck }> {
+  const intern = interner();
   const generated = generateEvents(gen);
   const entries: StreamEntry[] = [];
   let firstMismatch: string | null = null;

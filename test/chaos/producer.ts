@@ -41,6 +41,30 @@ while i <= n do
 end
 return seq - first`;
 
+/**
+ * {@link XADD_CHUNK_1} over several streams (the partition streams): KEYS = the streams; ARGV[1], ARGV[2]
+ * as there; then per entry: the 1-based index of its stream in KEYS, its field count c and its c names and
+ * values. One script call, so the chunk lands in all its streams or in none; it already landed when any
+ * stream ends at or after the chunk's first sequence number (sequence numbers are global, so every
+ * earlier chunk's are smaller).
+ */
+export const XADD_CHUNK_N = `local ms, first = ARGV[1], tonumber(ARGV[2])
+for k = 1, #KEYS do
+  local last = redis.call('XREVRANGE', KEYS[k], '+', '-', 'COUNT', 1)
+  if #last > 0 then
+    local lms, lseq = string.match(last[1][1], '^(%d+)-(%d+)$')
+    if lms == ms and tonumber(lseq) >= first then return 0 end
+  end
+end
+local i, n, seq = 3, #ARGV, first
+while i <= n do
+  local s, c = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+  redis.call('XADD', KEYS[s], ms .. '-' .. seq, unpack(ARGV, i + 2, i + 1 + c))
+  i = i + c + 2
+  seq = seq + 1
+end
+return seq - first`;
+
 export interface ChaosProducerOptions {
   /** Events per second. */
   rate: number;
@@ -48,6 +72,11 @@ export interface ChaosProducerOptions {
   idMs: number;
   /** Give up when one chunk has not been written after this long. @defaultValue 120 s */
   chunkDeadlineMs?: number;
+  /**
+   * Write to several streams instead of one (the `stream` argument is then unused): entry i goes to
+   * `streams[route(fields, i)]`, with {@link XADD_CHUNK_N}.
+   */
+  routed?: { streams: string[]; route: (fields: ReadonlyArray<string | Buffer>, i: number) => number };
 }
 
 export interface ChaosProducerResult {
@@ -81,6 +110,7 @@ export function startProducer(
   opts: ChaosProducerOptions,
 ): ChaosProducer {
   let produced = 0;
+  const routed = opts.routed;
   const run = async (): Promise<ChaosProducerResult> => {
     const events = generateEvents(gen);
     const chunkSize = Math.max(1, Math.min(1000, Math.ceil(opts.rate / CHUNKS_PER_SECOND)));
@@ -97,11 +127,14 @@ export function startProducer(
         const next = events.next();
         if (next.done) break;
         byKind[next.value.kind]++;
-        args.push(String(next.value.fields.length), ...next.value.fields);
+        const { fields } = next.value;
+        if (routed) args.push(String(routed.route(fields, sent + n) + 1));
+        args.push(String(fields.length), ...fields);
         n++;
       }
       if (n === 0) break;
-      await writeChunk(redis, stream, args, opts.chunkDeadlineMs ?? 120_000, result);
+      const keys = routed ? routed.streams : [stream];
+      await writeChunk(redis, keys, args, opts.chunkDeadlineMs ?? 120_000, result);
       sent += n;
       produced = sent;
     }
@@ -112,7 +145,7 @@ export function startProducer(
 
 async function writeChunk(
   redis: Redis,
-  stream: string,
+  keys: string[],
   args: Array<string | Buffer>,
   deadlineMs: number,
   stats: { retries: number; alreadyWritten: number; errors: string[] },
@@ -121,7 +154,8 @@ async function writeChunk(
   for (let attempt = 1; ; attempt++) {
     try {
       // 0 also on a first try: ioredis re-sends a command whose reply a reconnect lost, by itself
-      const added = Number(await redis.eval(XADD_CHUNK_1, 1, stream, ...args));
+      const script = keys.length === 1 ? XADD_CHUNK_1 : XADD_CHUNK_N;
+      const added = Number(await redis.eval(script, keys.length, ...keys, ...args));
       if (added === 0) stats.alreadyWritten++;
       return;
     } catch (e) {
