@@ -34,7 +34,9 @@ const USAGE = `npm run bench:scale -- [flags]        (each flag also as BENCH_<N
   --contenders LIST     default raw,raw+write,1x1,1x4,2x4 (IxP[sS]: I instances, P partitions, S shards each)
   --window-ms N         tumbling window size (default 10000), --grace-ms N (default 1000)
   --commit-max-delay-ms N   streamshard commit.maxDelay (default 10, the product default)
-  --poll-ms N           group-state poll interval of the drain timing (default 50)`;
+  --poll-ms N           group-state poll interval of the drain timing (default 50)
+  --cpu-prof DIR        run the streamshard instances with node --cpu-prof, profiles into DIR (then
+                        node dist/bench/profileSplit.js DIR/<main thread's file>; slows them down)`;
 
 const o = parseFlags(
   process.argv.slice(2),
@@ -47,6 +49,7 @@ const o = parseFlags(
     graceMs: 1000,
     commitMaxDelayMs: 10,
     pollMs: 50,
+    cpuProf: '',
   },
   USAGE,
 );
@@ -105,7 +108,14 @@ try {
   for (let r = 0; r < o.rounds; r++) {
     const order = specs.map((_, i) => specs[(i + r) % specs.length] as ScaleSpec);
     for (const spec of order) {
-      const settings = { ...o, url: local.url, stream, expectedResults: expected, tag: `r${r + 1}` };
+      const settings = {
+        ...o,
+        url: local.url,
+        stream,
+        expectedResults: expected,
+        cpuProfDir: o.cpuProf,
+        tag: `r${r + 1}`,
+      };
       runs.push(await measureScale(redis, spec, settings, progress));
       // Every contender must see the same input: nothing may have trimmed or deleted entries.
       let left = 0;

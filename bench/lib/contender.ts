@@ -23,6 +23,8 @@ export interface ContenderSpec {
   shards?: number;
   /** streamshard only: the pipeline file (default bench/streamshard.yaml), relative to the repository root. */
   config?: string;
+  /** Node options before the script (`--cpu-prof`…; NODE_OPTIONS refuses some of them). */
+  nodeArgs?: string[];
   /** More environment for the child, set last (the scale bench's PARTITIONS, CONSUMER, RESULTS_PER_EVENT…). */
   env?: Record<string, string>;
 }
@@ -102,7 +104,10 @@ export function start(spec: ContenderSpec, o: RunOptions, log: (line: string) =>
     spec.kind === 'streamshard'
       ? [join(ROOT, 'dist/src/cli/main.js'), 'run', '-c', join(ROOT, spec.config ?? 'bench/streamshard.yaml')]
       : [join(ROOT, `dist/bench/contenders/${spec.kind}.js`)];
-  const child = spawn(process.execPath, args, { env: childEnv(spec, o), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...(spec.nodeArgs ?? []), ...args], {
+    env: childEnv(spec, o),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   // 'close', not 'exit': it comes after the child's stdout has been read to the end (its result line).
   const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   const tail: string[] = [];

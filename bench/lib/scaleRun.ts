@@ -42,6 +42,8 @@ export interface ScaleSettings {
   graceMs: number;
   commitMaxDelayMs: number;
   pollMs: number;
+  /** When set, streamshard instances run with `--cpu-prof` and write their profiles here. */
+  cpuProfDir: string;
   /** Window results the pipeline writes for the input (computed from the generator). */
   expectedResults: number;
   tag: string;
@@ -120,6 +122,7 @@ function childSpec(spec: ScaleSpec, s: ScaleSettings, i: number): ContenderSpec 
     kind: 'streamshard',
     shards: spec.shards,
     config: 'bench/scale.yaml',
+    nodeArgs: s.cpuProfDir === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${s.cpuProfDir}`],
     env: { PARTITIONS: String(spec.partitions), CONSUMER: `bench-${i}` },
   };
 }
