@@ -9,10 +9,19 @@
  * A result entry has the fields and the shape of streamshard's (key, window_start, window_end, count,
  * sum_amount, min_amount, max_amount as decimal strings): the key is the input entry's, the numbers are
  * plausible constants — their value costs Redis nothing more.
+ *
+ * Reads go through ioredis exactly as the raw drain's do; the transaction goes out on a second connection,
+ * streamshard's lean RESP connection (src/redis/respConnection.ts), with its replies left unparsed except
+ * for a check that nothing failed: through ioredis' `multi()` the client's own work (a command object and
+ * a `QUEUED` reply per XADD) capped this contender far below the raw drain, which would make a floor of
+ * the Node client rather than of Redis.
  */
+import { RespConnection } from '../../src/redis/respConnection.js';
 import { AckLatency, connect, entriesOf, finish, readArgs, ready, settings, stopping } from './common.js';
 
 const redis = connect();
+const writer = new RespConnection({ url: settings.url, name: 'bench:raw+write', connectTimeoutMs: 10_000 });
+await writer.connect();
 const latency = new AckLatency();
 const { stream, group, limit, out } = settings;
 const perEvent = Number(process.env.RESULTS_PER_EVENT ?? '0');
@@ -33,10 +42,11 @@ while (!stopping()) {
   owed += entries.length * perEvent;
   const k = Math.min(entries.length, Math.floor(owed + 1e-9));
   owed -= k;
-  const tx = redis.multi();
+  const tx: Array<Array<string | Buffer>> = [['MULTI']];
   for (let i = 0; i < k; i++) {
     const [, fields] = entries[i] as [Buffer, Buffer[]];
-    tx.xadd(
+    tx.push([
+      'XADD',
       out,
       '*',
       'key',
@@ -53,16 +63,19 @@ while (!stopping()) {
       '3',
       'max_amount',
       '998',
-    );
+    ]);
   }
   const ids = entries.map((e) => e[0]);
-  tx.xack(stream, group, ...ids);
-  const replies = await tx.exec();
-  if (replies === null) throw new Error('MULTI discarded');
-  for (const [err] of replies) if (err) throw err;
+  tx.push(['XACK', stream, group, ...ids], ['EXEC']);
+  const replies = await writer.sendRaw(tx);
+  const exec = replies.at(-1) as Buffer;
+  // EXEC answers an array (`*<n>`); an error reply inside it starts a line with `-`.
+  if (exec[0] !== 0x2a || exec[1] === 0x2d || exec.includes('\r\n-'))
+    throw new Error(`EXEC: ${exec.toString()}`);
   latency.recordAcked(ids, Date.now());
   written += k;
   processed += entries.length;
   if (limit > 0 && processed >= limit && !settings.live) break;
 }
+writer.disconnect();
 await finish(redis, t0, processed, latency, { written });
