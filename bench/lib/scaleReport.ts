@@ -1,6 +1,7 @@
 /**
  * The scale bench's table: per contender the median over rounds (min–max beside it) of events/s, the
- * ratios to `1x1`, `raw` and `raw+write` (medians of one run), the CPU per event of its processes (and of
+ * ratios to `1x1`, `raw` and `raw+write` (the median of the per-round ratios: runs of one round are
+ * minutes apart, not tens of minutes, so they share more of the machine's load), the CPU per event of its processes (and of
  * their main threads) and of Redis, Redis commands per event, and the cores each side kept busy — the
  * figures that say what limits the configuration on this machine.
  */
@@ -27,6 +28,20 @@ export interface ScaleSummary {
   redisCores: number;
   resultsPerEvent: number;
   convergeMs: number | null;
+  /** Median over rounds of this contender's events/s over the reference's in the same round. */
+  ratioTo: Record<string, number>;
+}
+
+const REFERENCES = ['1x1', 'raw', 'raw+write'];
+
+function perRoundRatio(runs: ScaleResult[], contender: string, reference: string): number {
+  const ratios: number[] = [];
+  for (const r of runs) {
+    if (r.contender !== contender) continue;
+    const ref = runs.find((x) => x.contender === reference && x.tag === r.tag);
+    if (ref !== undefined) ratios.push(r.eventsPerSecond / ref.eventsPerSecond);
+  }
+  return Number(median(ratios).toFixed(2));
 }
 
 const r2 = (x: number) => Number(x.toFixed(2));
@@ -61,7 +76,8 @@ export function summarizeScale(names: string[], runs: ScaleResult[]): ScaleSumma
       mainThreadCores: cores((r) => r.mainThreadSec),
       redisCores: cores((r) => r.redisCpuSec),
       resultsPerEvent: Number(med((r) => r.resultsWritten / r.events).toFixed(3)),
-      convergeMs: rs[0]?.convergeMs ?? null,
+      convergeMs: rs.length === 0 || rs[0]?.convergeMs === null ? null : med((r) => r.convergeMs ?? 0),
+      ratioTo: Object.fromEntries(REFERENCES.map((ref) => [ref, perRoundRatio(runs, contender, ref)])),
     };
   });
 }
@@ -71,14 +87,13 @@ const f = (x: number, digits = 2): string => (Number.isFinite(x) ? x.toFixed(dig
 const row = (cells: string[]) => `| ${cells.join(' | ')} |`;
 
 export function scaleTable(summaries: ScaleSummary[]): string {
-  const rate = (name: string) => summaries.find((s) => s.contender === name)?.eventsPerSecond ?? Number.NaN;
-  const ratio = (s: ScaleSummary, to: string) => f(s.eventsPerSecond / rate(to), 2);
+  const ratio = (s: ScaleSummary, to: string) => f(s.ratioTo[to] ?? Number.NaN, 2);
   const head = [
     'contender',
     'events/s median (min–max)',
-    '× 1x1',
-    '× raw',
-    '× raw+write',
+    '× 1x1 (per round)',
+    '× raw (per round)',
+    '× raw+write (per round)',
     'process CPU µs/event (main thread)',
     'Redis CPU µs/event',
     'Redis cmds/event',
