@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 /** The repository root (this file runs as dist/bench/lib/contender.js). */
 export const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 
-export type ContenderKind = 'raw' | 'tutorial' | 'single' | 'streamshard';
+export type ContenderKind = 'raw' | 'rawWrite' | 'tutorial' | 'single' | 'streamshard';
 
 export interface ContenderSpec {
   /** Unique label: `raw`, `tutorial`, `single`, `streamshard-2`… */
@@ -21,6 +21,12 @@ export interface ContenderSpec {
   kind: ContenderKind;
   /** streamshard only. */
   shards?: number;
+  /** streamshard only: the pipeline file (default bench/streamshard.yaml), relative to the repository root. */
+  config?: string;
+  /** Node options before the script (`--cpu-prof`…; NODE_OPTIONS refuses some of them). */
+  nodeArgs?: string[];
+  /** More environment for the child, set last (the scale bench's PARTITIONS, CONSUMER, RESULTS_PER_EVENT…). */
+  env?: Record<string, string>;
 }
 
 export interface RunOptions {
@@ -61,6 +67,10 @@ export interface Running {
 const WARN_OR_WORSE = new Set(['warn', 'error', 'fatal']);
 
 function childEnv(spec: ContenderSpec, o: RunOptions): NodeJS.ProcessEnv {
+  return { ...baseEnv(spec, o), ...spec.env };
+}
+
+function baseEnv(spec: ContenderSpec, o: RunOptions): NodeJS.ProcessEnv {
   const common = { ...process.env, REDIS_URL: o.url };
   if (spec.kind !== 'streamshard') {
     return {
@@ -92,9 +102,12 @@ function childEnv(spec: ContenderSpec, o: RunOptions): NodeJS.ProcessEnv {
 export function start(spec: ContenderSpec, o: RunOptions, log: (line: string) => void): Promise<Running> {
   const args =
     spec.kind === 'streamshard'
-      ? [join(ROOT, 'dist/src/cli/main.js'), 'run', '-c', join(ROOT, 'bench/streamshard.yaml')]
+      ? [join(ROOT, 'dist/src/cli/main.js'), 'run', '-c', join(ROOT, spec.config ?? 'bench/streamshard.yaml')]
       : [join(ROOT, `dist/bench/contenders/${spec.kind}.js`)];
-  const child = spawn(process.execPath, args, { env: childEnv(spec, o), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...(spec.nodeArgs ?? []), ...args], {
+    env: childEnv(spec, o),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   // 'close', not 'exit': it comes after the child's stdout has been read to the end (its result line).
   const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   const tail: string[] = [];

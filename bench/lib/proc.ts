@@ -15,7 +15,7 @@ export interface ProcSample {
 }
 
 let clockTicks = 0;
-function ticksPerSecond(): number {
+export function ticksPerSecond(): number {
   if (clockTicks === 0) {
     try {
       clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
